@@ -1,1 +1,23 @@
-//! placeholder
+//! cairn-provenance: signed, verifiable memory of where code came from.
+//! It keeps facts handed to it (suggestions, decisions, edits, commits, reviews) as
+//! in-toto statements in DSSE envelopes on a hash-chained ledger, and in git notes.
+//! It must never know about LSP, models or the index: callers pass plain structs.
+
+pub mod digest;
+pub mod dsse;
+pub mod error;
+pub mod jcs;
+pub mod keys;
+pub mod ledger;
+pub mod record;
+pub mod spans;
+
+pub use dsse::Envelope;
+pub use error::{Error, Result};
+pub use keys::{FileKeyStore, KeyStore, KeyringStore};
+pub use ledger::{
+    ledger_dir, ledger_path, quarantine_torn_tail, verify_ledger_file, Failure, Ledger,
+    LedgerCheck, LedgerEntry, LedgerOptions,
+};
+pub use record::*;
+pub use spans::{SpanTracker, SurvivingSpan, TextChange};

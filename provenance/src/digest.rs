@@ -1,0 +1,103 @@
+//! SHA-256 helpers, line hashes and the RFC 6962 Merkle tree hash used for checkpoints.
+
+use sha2::{Digest, Sha256};
+
+/// Lowercase hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Hash of one source line for matching: SHA-256 of the line with surrounding
+/// whitespace removed (so re-indentation and CRLF do not break attribution),
+/// truncated to 16 hex digits (64 bits). Documented in SCHEMA.md.
+pub fn line_hash(line: &str) -> String {
+    let d = Sha256::digest(line.trim().as_bytes());
+    hex::encode(&d[..8])
+}
+
+/// Line hashes of a text, one per line (`\n` separated; a final newline does not
+/// start another line).
+pub fn line_hashes(text: &str) -> Vec<String> {
+    split_lines(text).map(line_hash).collect()
+}
+
+/// Lines of a text; a trailing newline does not produce an empty last line.
+pub fn split_lines(text: &str) -> impl Iterator<Item = &str> {
+    let t = text.strip_suffix('\n').unwrap_or(text);
+    let empty = text.is_empty();
+    t.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(move |_| !empty)
+}
+
+/// Whether a line carries too little to be matched on its own (`}`, `)`, blank).
+pub fn is_trivial_line(line: &str) -> bool {
+    line.chars().filter(|c| !c.is_whitespace()).count() <= 2
+}
+
+/// RFC 6962 leaf hash: SHA-256(0x00 || data).
+pub fn merkle_leaf(data: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(data);
+    h.finalize().into()
+}
+
+/// RFC 6962 Merkle tree hash over leaf hashes.
+pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    match leaves.len() {
+        0 => sha256(b""),
+        1 => leaves[0],
+        n => {
+            let mut k = 1;
+            while k * 2 < n {
+                k *= 2;
+            }
+            let l = merkle_root(&leaves[..k]);
+            let r = merkle_root(&leaves[k..]);
+            let mut h = Sha256::new();
+            h.update([1u8]);
+            h.update(l);
+            h.update(r);
+            h.finalize().into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merkle_matches_rfc6962_shape() {
+        assert_eq!(
+            hex::encode(merkle_root(&[])),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        let leaves: Vec<_> = (0..3u8).map(|i| merkle_leaf(&[i])).collect();
+        let mut h = Sha256::new();
+        h.update([1u8]);
+        let mut ab = Sha256::new();
+        ab.update([1u8]);
+        ab.update(leaves[0]);
+        ab.update(leaves[1]);
+        h.update(ab.finalize());
+        h.update(leaves[2]);
+        let want: [u8; 32] = h.finalize().into();
+        assert_eq!(merkle_root(&leaves), want);
+    }
+
+    #[test]
+    fn lines_and_hashes() {
+        assert_eq!(split_lines("a\nb\n").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(split_lines("a\r\nb").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(split_lines("").count(), 0);
+        assert_eq!(line_hash("  x = 1;\t"), line_hash("x = 1;"));
+        assert!(is_trivial_line("  });"[..4].trim_end()));
+        assert!(!is_trivial_line("let x"));
+    }
+}

@@ -1,0 +1,363 @@
+//! The facts the engine hands over, and the in-toto statements they become.
+
+use crate::digest::{line_hashes, sha256_hex, split_lines};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// Predicate of every ledger event record (suggested, accepted, …).
+pub const PREDICATE_EVENT: &str = "https://cairn.dev/provenance/event/v1";
+/// Predicate of the first line of every ledger: its id and public key.
+pub const PREDICATE_LEDGER_HEADER: &str = "https://cairn.dev/provenance/ledger-header/v1";
+/// Predicate of the attribution of one commit, kept in `refs/notes/cairn`.
+pub const PREDICATE_AI_COMMIT: &str = "https://cairn.dev/provenance/ai-commit/v1";
+/// Predicate of a reviewer's sign-off, kept in `refs/notes/cairn`.
+pub const PREDICATE_REVIEW: &str = "https://cairn.dev/provenance/review/v1";
+
+/// A record id (UUIDv7, time-ordered).
+pub type RecordId = uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub subject: Vec<Subject>,
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    pub predicate: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub name: String,
+    pub digest: BTreeMap<String, String>,
+}
+
+impl Subject {
+    pub fn new(name: impl Into<String>, algo: &str, digest: impl Into<String>) -> Self {
+        Subject {
+            name: name.into(),
+            digest: BTreeMap::from([(algo.to_string(), digest.into())]),
+        }
+    }
+}
+
+impl Statement {
+    pub fn new(subject: Vec<Subject>, predicate_type: &str, predicate: Value) -> Self {
+        Statement {
+            type_: STATEMENT_TYPE.into(),
+            subject,
+            predicate_type: predicate_type.into(),
+            predicate,
+        }
+    }
+}
+
+/// Where the suggestion came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Generator {
+    /// Cairn's version.
+    pub tool_version: String,
+    /// Model id as the user knows it (e.g. `SmolLM2-135M-Instruct.Q4_1`).
+    pub model_id: String,
+    pub origin: Origin,
+    /// SHA-256 of the GGUF file, for local models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gguf_sha256: Option<String>,
+    /// Endpoint URL, for remote models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Model name as the remote endpoint reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_model: Option<String>,
+    /// Runtime, e.g. `llama.cpp b4000 cpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Sampling parameters (temperature, top_p, seed, max_tokens …).
+    #[serde(default)]
+    pub sampling: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Local,
+    Remote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Fim,
+    Chat,
+}
+
+/// One retrieved context source that went into the prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextSource {
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    /// SHA-256 of the snippet text.
+    pub content_digest: String,
+    pub retriever: String,
+    pub score: f64,
+}
+
+/// The prompt side of a suggestion, as the engine knows it. The prompt itself is
+/// kept only as a salted commitment unless `store_prompt` is set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputFacts {
+    pub mode: Mode,
+    /// SHA-256 of the prompt template.
+    pub template_digest: String,
+    pub prompt: String,
+    pub store_prompt: bool,
+    pub context: Vec<ContextSource>,
+}
+
+/// A position in a document: zero-based line and character (UTF-16 code units, as LSP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Position {
+    pub line: u32,
+    pub character: u32,
+}
+
+impl Position {
+    pub fn new(line: u32, character: u32) -> Self {
+        Position { line, character }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Range {
+    pub start: Position,
+    pub end: Position,
+}
+
+impl Range {
+    pub fn new(start: Position, end: Position) -> Self {
+        Range { start, end }
+    }
+}
+
+/// Where a suggestion was shown or inserted. `path` is relative to the repository
+/// root (an absolute path under the root is made relative).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub base_commit: Option<String>,
+    pub path: String,
+    pub range: Range,
+}
+
+/// State of one line of a tracked span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineClass {
+    Ai,
+    AiModified,
+    Human,
+}
+
+impl LineClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineClass::Ai => "ai",
+            LineClass::AiModified => "ai-modified",
+            LineClass::Human => "human",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineState {
+    pub hash: String,
+    pub class: LineClass,
+}
+
+/// What happened, as the engine reports it. The ledger turns each into a signed record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The assistant produced `output` for the user (before it is shown).
+    Suggested {
+        generator: Generator,
+        input: InputFacts,
+        output: String,
+        location: Location,
+    },
+    /// The user accepted suggestion `record_id` (wholly, or `partial`), inserting `final_text`.
+    Accepted {
+        record_id: RecordId,
+        partial: bool,
+        final_text: String,
+        location: Location,
+    },
+    /// The user dismissed suggestion `record_id`, or it timed out.
+    Rejected { record_id: RecordId, reason: String },
+    /// A person changed an accepted span of suggestion `record_id`; `lines` is the
+    /// span's current content, line by line.
+    Edited {
+        record_id: RecordId,
+        path: String,
+        lines: Vec<LineState>,
+        vanished: bool,
+    },
+    /// A commit was attributed (written by `attest`).
+    Committed {
+        commit: String,
+        note_digest: String,
+        records: Vec<RecordId>,
+    },
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Suggested { .. } => "suggested",
+            Event::Accepted { .. } => "accepted",
+            Event::Rejected { .. } => "rejected",
+            Event::Edited { .. } => "edited",
+            Event::Committed { .. } => "committed",
+        }
+    }
+}
+
+/// Who acted: the git identity and the device key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    pub name: String,
+    pub email: String,
+    #[serde(default)]
+    pub device_key: String,
+}
+
+pub(crate) fn location_json(repo: &str, loc: &Location, text: &str) -> Value {
+    let hashes = line_hashes(text);
+    let n = split_lines(text).count() as u32;
+    serde_json::json!({
+        "repo": repo,
+        "baseCommit": loc.base_commit,
+        "path": loc.path,
+        "range": loc.range,
+        "ranges": [{
+            "startLine": loc.range.start.line + 1,
+            "endLine": loc.range.start.line + n.max(1),
+            "lineHashes": hashes,
+        }],
+    })
+}
+
+/// Build subject and event-specific predicate fields for an event.
+pub(crate) fn event_body(
+    ev: &Event,
+    repo: &str,
+    salt: [u8; 16],
+) -> (Vec<Subject>, serde_json::Map<String, Value>) {
+    let mut p = serde_json::Map::new();
+    p.insert("event".into(), ev.kind().into());
+    let subject = match ev {
+        Event::Suggested {
+            generator,
+            input,
+            output,
+            location,
+        } => {
+            let mut commitment = Vec::with_capacity(16 + input.prompt.len());
+            commitment.extend_from_slice(&salt);
+            commitment.extend_from_slice(input.prompt.as_bytes());
+            let mut inp = serde_json::json!({
+                "mode": input.mode,
+                "templateDigest": input.template_digest,
+                "promptCommitment": {
+                    "algorithm": "sha256(salt||prompt)",
+                    "salt": hex::encode(salt),
+                    "digest": sha256_hex(&commitment),
+                },
+                "context": input.context,
+            });
+            if input.store_prompt {
+                inp["prompt"] = Value::String(input.prompt.clone());
+            }
+            p.insert("generator".into(), serde_json::to_value(generator).unwrap_or_default());
+            p.insert("input".into(), inp);
+            let digest = sha256_hex(output.as_bytes());
+            p.insert(
+                "output".into(),
+                serde_json::json!({"digest": digest, "lines": split_lines(output).count()}),
+            );
+            p.insert("location".into(), location_json(repo, location, output));
+            vec![Subject::new("suggestion", "sha256", digest)]
+        }
+        Event::Accepted {
+            record_id,
+            partial,
+            final_text,
+            location,
+        } => {
+            let digest = sha256_hex(final_text.as_bytes());
+            p.insert("refersTo".into(), record_id.to_string().into());
+            p.insert(
+                "decision".into(),
+                serde_json::json!({"decision": if *partial {"partial"} else {"accept"}}),
+            );
+            p.insert(
+                "output".into(),
+                serde_json::json!({"digest": digest, "lines": split_lines(final_text).count()}),
+            );
+            p.insert("location".into(), location_json(repo, location, final_text));
+            vec![Subject::new(location.path.clone(), "sha256", digest)]
+        }
+        Event::Rejected { record_id, reason } => {
+            p.insert("refersTo".into(), record_id.to_string().into());
+            p.insert(
+                "decision".into(),
+                serde_json::json!({"decision": "reject", "reason": reason}),
+            );
+            vec![record_subject(record_id)]
+        }
+        Event::Edited {
+            record_id,
+            path,
+            lines,
+            vanished,
+        } => {
+            p.insert("refersTo".into(), record_id.to_string().into());
+            p.insert("decision".into(), serde_json::json!({"decision": "edit"}));
+            p.insert(
+                "span".into(),
+                serde_json::json!({"path": path, "lines": lines, "vanished": vanished}),
+            );
+            vec![record_subject(record_id)]
+        }
+        Event::Committed {
+            commit,
+            note_digest,
+            records,
+        } => {
+            p.insert("commit".into(), commit.clone().into());
+            p.insert("noteDigest".into(), note_digest.clone().into());
+            p.insert(
+                "records".into(),
+                records.iter().map(|r| r.to_string()).collect::<Vec<_>>().into(),
+            );
+            vec![Subject::new(
+                format!("git+commit:{commit}"),
+                "gitCommit",
+                commit.clone(),
+            )]
+        }
+    };
+    (subject, p)
+}
+
+fn record_subject(id: &RecordId) -> Subject {
+    Subject::new(
+        format!("cairn:record/{id}"),
+        "sha256",
+        sha256_hex(id.to_string().as_bytes()),
+    )
+}
