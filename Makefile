@@ -1,0 +1,39 @@
+# One entry point for building, running and testing Cairn (see README.md).
+SHELL := /bin/bash
+export CAIRN_CACHE_DIR ?= $(HOME)/.cache/cairn
+# The cargo target dir lives outside the clone so a fresh clone reuses earlier builds.
+export CARGO_TARGET_DIR ?= $(CAIRN_CACHE_DIR)/cargo-target
+export CAIRN_TEST_PYTHON ?= $(CAIRN_CACHE_DIR)/py/bin/python
+
+.PHONY: setup setup-test run build test test-rust lint bench-models fmt
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+build:
+	cargo build --release -p cairn
+
+# Cairn's main job on the embedded default model: chat over the current repository.
+run: setup build
+	$(CARGO_TARGET_DIR)/release/cairn chat
+
+# The whole test suite, as CI runs it.
+test: setup-test lint test-rust
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -q -- -D warnings
+
+# Keyring tests need a store: the kernel keyring in a session of its own (keyctl).
+test-rust:
+	CAIRN_KEYRING=keyutils keyctl session cairn-test cargo test --workspace
+	dbus-run-session -- bash -c 'echo -n cairn | gnome-keyring-daemon --unlock --components=secrets --daemonize >/dev/null && CAIRN_KEYRING=secret-service cargo test -p cairn-models --test keyring'
+
+bench-models:
+	bench/models/run
+
+fmt:
+	cargo fmt --all

