@@ -87,7 +87,9 @@ fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) -> Result<()> {
             .as_f64()
             .ok_or_else(|| Error::Canonical(format!("number {n} is not representable")))?;
         if !f.is_finite() {
-            return Err(Error::Canonical("NaN and infinities have no JSON form".into()));
+            return Err(Error::Canonical(
+                "NaN and infinities have no JSON form".into(),
+            ));
         }
         if f == 0.0 {
             out.push(b'0');

@@ -77,7 +77,13 @@ pub fn ledger_dir(repo_root: &Path, opts: &LedgerOptions) -> Result<PathBuf> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let key = format!(
         "{name}-{}",
@@ -88,9 +94,7 @@ pub fn ledger_dir(repo_root: &Path, opts: &LedgerOptions) -> Result<PathBuf> {
         None => directories::ProjectDirs::from("dev", "cairn", "cairn")
             .map(|p| p.data_dir().to_path_buf())
             .ok_or_else(|| {
-                Error::Invalid(
-                    "no user data directory (HOME unset?); set CAIRN_DATA_DIR".into(),
-                )
+                Error::Invalid("no user data directory (HOME unset?); set CAIRN_DATA_DIR".into())
             })?,
     };
     Ok(base.join("ledgers").join(key))
@@ -603,7 +607,11 @@ pub fn checkpoint_of(path: &Path, size: Option<u64>) -> Result<(u64, String)> {
 /// so the ledger can be appended to again. Returns the file the bytes went to, if any.
 /// This is an explicit user action (`cairn verify --quarantine-torn-tail`), never automatic.
 pub fn quarantine_torn_tail(path: &Path) -> Result<Option<PathBuf>> {
-    let file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .at(path)?;
     lock(&file, path)?;
     let res = (|| -> Result<Option<PathBuf>> {
         let bytes = std::fs::read(path).at(path)?;
@@ -689,11 +697,20 @@ fn parse_for_verify(line: &[u8]) -> Parsed {
     let pred = &st.predicate;
     p.seq = pred.get("seq").and_then(Value::as_u64);
     p.prev = pred.get("prev").and_then(Value::as_str).map(str::to_string);
-    p.record = pred.get("recordId").and_then(Value::as_str).map(str::to_string);
-    p.ledger_id = pred.get("ledgerId").and_then(Value::as_str).map(str::to_string);
+    p.record = pred
+        .get("recordId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    p.ledger_id = pred
+        .get("ledgerId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     p.is_header = st.predicate_type == PREDICATE_LEDGER_HEADER;
     if p.is_header {
-        p.header_key = pred.get("publicKey").and_then(Value::as_str).map(str::to_string);
+        p.header_key = pred
+            .get("publicKey")
+            .and_then(Value::as_str)
+            .map(str::to_string);
     }
     if env.to_line() != line {
         p.error = Some("envelope is not in canonical form (the line was edited)".into());
@@ -720,7 +737,9 @@ pub fn verify_ledger_file(path: &Path, expected_key: Option<&VerifyingKey>) -> R
     }
     let torn_line = if torn { lines.pop() } else { None };
 
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     let chunk = lines.len().div_ceil(threads).max(1);
     let parsed: Vec<Parsed> = std::thread::scope(|s| {
         let handles: Vec<_> = lines
@@ -768,7 +787,9 @@ pub fn verify_ledger_file(path: &Path, expected_key: Option<&VerifyingKey>) -> R
     let mut bad_sig = vec![false; parsed.len()];
     if let Some(key) = key {
         let kid = key_id(&key);
-        let idx: Vec<usize> = (0..parsed.len()).filter(|&i| parsed[i].signed.is_some()).collect();
+        let idx: Vec<usize> = (0..parsed.len())
+            .filter(|&i| parsed[i].signed.is_some())
+            .collect();
         let results: Vec<Vec<usize>> = std::thread::scope(|s| {
             idx.chunks(idx.len().div_ceil(threads).max(1))
                 .map(|c| {
@@ -781,10 +802,14 @@ pub fn verify_ledger_file(path: &Path, expected_key: Option<&VerifyingKey>) -> R
                                 .iter()
                                 .map(|&i| parsed[i].signed.as_ref().unwrap().0.as_slice())
                                 .collect();
-                            let sigs: Vec<Signature> =
-                                sub.iter().map(|&i| parsed[i].signed.as_ref().unwrap().1).collect();
+                            let sigs: Vec<Signature> = sub
+                                .iter()
+                                .map(|&i| parsed[i].signed.as_ref().unwrap().1)
+                                .collect();
                             let keys = vec![key; sub.len()];
-                            let ids_ok = sub.iter().all(|&i| &parsed[i].signed.as_ref().unwrap().2 == kid);
+                            let ids_ok = sub
+                                .iter()
+                                .all(|&i| &parsed[i].signed.as_ref().unwrap().2 == kid);
                             if ids_ok && ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
                                 continue;
                             }
@@ -848,7 +873,10 @@ pub fn verify_ledger_file(path: &Path, expected_key: Option<&VerifyingKey>) -> R
                 );
             }
             if i > 0 && p.is_header {
-                fail(&mut check, "a second ledger header inside the ledger".into());
+                fail(
+                    &mut check,
+                    "a second ledger header inside the ledger".into(),
+                );
             }
             if i > 0 && p.ledger_id != check.ledger_id {
                 fail(&mut check, "record belongs to another ledger".into());

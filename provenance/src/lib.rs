@@ -21,3 +21,23 @@ pub use ledger::{
 };
 pub use record::*;
 pub use spans::{SpanTracker, SurvivingSpan, TextChange};
+
+pub mod attest;
+pub mod git;
+pub mod init;
+pub mod notes;
+pub mod report;
+pub mod review;
+pub mod verify;
+
+pub use attest::{
+    attest, attest_rewritten, attest_with, blame, staged_ai_models, AttestOutcome, BlameEntry,
+};
+pub use init::{add_assisted_by, init_repo, InitOutcome};
+pub use notes::{AiCommit, Note, Region, Review};
+pub use report::{report, report_data, ReportData, ReportFormat};
+pub use review::{
+    ai_regions, check, review, AiRegion, CheckOptions, CheckOutcome, ReviewOutcome,
+    ReviewerIdentity,
+};
+pub use verify::{verify, VerifyReport};

@@ -282,7 +282,10 @@ pub(crate) fn event_body(
             if input.store_prompt {
                 inp["prompt"] = Value::String(input.prompt.clone());
             }
-            p.insert("generator".into(), serde_json::to_value(generator).unwrap_or_default());
+            p.insert(
+                "generator".into(),
+                serde_json::to_value(generator).unwrap_or_default(),
+            );
             p.insert("input".into(), inp);
             let digest = sha256_hex(output.as_bytes());
             p.insert(
@@ -342,7 +345,11 @@ pub(crate) fn event_body(
             p.insert("noteDigest".into(), note_digest.clone().into());
             p.insert(
                 "records".into(),
-                records.iter().map(|r| r.to_string()).collect::<Vec<_>>().into(),
+                records
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .into(),
             );
             vec![Subject::new(
                 format!("git+commit:{commit}"),

@@ -100,7 +100,10 @@ fn offset_in(text: &str, start: Position, p: Position) -> usize {
 fn shift(p: Position, a: Position, b: Position, inserted: &str) -> Position {
     let ins_end = end_of(a, inserted);
     if p.line == b.line {
-        Position::new(ins_end.line, ins_end.character + (p.character - b.character))
+        Position::new(
+            ins_end.line,
+            ins_end.character + (p.character - b.character),
+        )
     } else {
         Position::new(p.line + ins_end.line - b.line, p.character)
     }
@@ -307,7 +310,12 @@ mod tests {
         let id = uuid::Uuid::now_v7();
         let mut t = SpanTracker::new();
         // Accepted "let a = 1;\nlet b = 2;\n" at line 2, col 0.
-        t.track(id, "f.rs", Range::new(pos(2, 0), pos(2, 0)), "let a = 1;\nlet b = 2;\n");
+        t.track(
+            id,
+            "f.rs",
+            Range::new(pos(2, 0), pos(2, 0)),
+            "let a = 1;\nlet b = 2;\n",
+        );
         expect_test::expect![[r#"
             2:0-4:0 "let a = 1;\nlet b = 2;\n" ["ai", "ai"]
         "#]]
@@ -344,7 +352,12 @@ mod tests {
     fn utf16_columns() {
         let id = uuid::Uuid::now_v7();
         let mut t = SpanTracker::new();
-        t.track(id, "f.rs", Range::new(pos(0, 0), pos(0, 0)), "let s = \"😀x\";\n");
+        t.track(
+            id,
+            "f.rs",
+            Range::new(pos(0, 0), pos(0, 0)),
+            "let s = \"😀x\";\n",
+        );
         // 😀 is two UTF-16 units: columns 9-10; `x` is column 11.
         edit(&mut t, pos(0, 11), pos(0, 12), "y");
         assert_eq!(t.surviving("f.rs")[0].text, "let s = \"😀y\";\n");
@@ -354,7 +367,12 @@ mod tests {
     fn full_text_change_relocates_or_drops() {
         let id = uuid::Uuid::now_v7();
         let mut t = SpanTracker::new();
-        t.track(id, "f.rs", Range::new(pos(1, 0), pos(1, 0)), "fn add(a: i32) -> i32 {\n    a + 1\n}\n");
+        t.track(
+            id,
+            "f.rs",
+            Range::new(pos(1, 0), pos(1, 0)),
+            "fn add(a: i32) -> i32 {\n    a + 1\n}\n",
+        );
         t.apply_change(
             "f.rs",
             &TextChange::Full {
@@ -365,7 +383,12 @@ mod tests {
             3:0-6:0 "fn add(a: i32) -> i32 {\n    a + 2\n}\n" ["ai", "ai-modified", "ai"]
         "#]]
         .assert_eq(&show(&t, "f.rs"));
-        t.apply_change("f.rs", &TextChange::Full { text: "nothing\n".into() });
+        t.apply_change(
+            "f.rs",
+            &TextChange::Full {
+                text: "nothing\n".into(),
+            },
+        );
         assert_eq!(show(&t, "f.rs"), "");
     }
 }

@@ -65,7 +65,13 @@ fn appends_chain_and_verify_clean() {
 fn record_shape_is_an_in_toto_statement() {
     let fx = Fixture::new();
     let l = fx.ledger();
-    let id = suggest_accept(&l, "qwen2.5-coder", "src/a.rs", 4, "let y = 2;\nlet z = 3;\n");
+    let id = suggest_accept(
+        &l,
+        "qwen2.5-coder",
+        "src/a.rs",
+        4,
+        "let y = 2;\nlet z = 3;\n",
+    );
     let e = &l.entries().unwrap()[1];
     let mut p = e.statement.predicate.clone();
     // Volatile fields replaced so the snapshot pins the shape.
@@ -255,7 +261,10 @@ fn truncated_last_line_is_caught_and_never_silently_repaired() {
     assert!(std::fs::metadata(&side).unwrap().len() > 0);
     let l = fx.ledger();
     suggest_accept(&l, "m", "b.rs", 0, "y\n");
-    assert_eq!(messages(&verify_ledger_file(&fx.ledger_file(), None).unwrap()), "");
+    assert_eq!(
+        messages(&verify_ledger_file(&fx.ledger_file(), None).unwrap()),
+        ""
+    );
 }
 
 #[test]
@@ -265,7 +274,9 @@ fn another_device_key_is_refused() {
     let other = fx
         .opts
         .clone()
-        .with_key_store(std::sync::Arc::new(FileKeyStore::new(fx.tmp.path().join("other-keys"))));
+        .with_key_store(std::sync::Arc::new(FileKeyStore::new(
+            fx.tmp.path().join("other-keys"),
+        )));
     match Ledger::open(&fx.repo, other) {
         Err(Error::KeyMismatch { .. }) => {}
         other => panic!("expected KeyMismatch, got {other:?}"),

@@ -1,0 +1,340 @@
+//! The few git operations provenance needs, through the `git` binary.
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The notes ref Cairn writes to.
+pub const NOTES_REF: &str = "refs/notes/cairn";
+
+pub(crate) fn git_bytes(repo: &Path, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>> {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(repo).args(args);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let err = |stderr: String| Error::Git {
+        repo: repo.into(),
+        args: args.join(" "),
+        stderr,
+    };
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| err(format!("cannot run git: {e}")))?;
+    if let Some(input) = stdin {
+        let mut si = child.stdin.take().expect("stdin piped");
+        let data = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = si.write_all(&data);
+        });
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| err(format!("git did not finish: {e}")))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(out.stdout)
+}
+
+pub(crate) fn git(repo: &Path, args: &[&str]) -> Result<String> {
+    Ok(String::from_utf8_lossy(&git_bytes(repo, args, None)?).into_owned())
+}
+
+/// The top-level directory of the work tree containing `path`.
+pub fn repo_root(path: &Path) -> Result<PathBuf> {
+    Ok(PathBuf::from(
+        git(path, &["rev-parse", "--show-toplevel"])?.trim(),
+    ))
+}
+
+/// Full commit id of a revision.
+pub fn resolve(repo: &Path, rev: &str) -> Result<String> {
+    Ok(git(
+        repo,
+        &["rev-parse", "--verify", &format!("{rev}^{{commit}}")],
+    )?
+    .trim()
+    .to_string())
+}
+
+/// Commits of a range, oldest first. `A..B` is git's range; a single revision means
+/// that commit and its ancestors; `None` means everything reachable from HEAD.
+pub fn commits_in_range(repo: &Path, range: Option<&str>) -> Result<Vec<String>> {
+    let spec = range.unwrap_or("HEAD");
+    let out = git(repo, &["rev-list", "--reverse", "--topo-order", spec])?;
+    Ok(out.lines().map(str::to_string).collect())
+}
+
+/// Metadata of a commit: (author name, author email, author time ISO, subject, parents).
+#[derive(Debug, Clone, Default)]
+pub struct CommitInfo {
+    pub id: String,
+    pub author_name: String,
+    pub author_email: String,
+    pub time: String,
+    pub subject: String,
+    pub parents: Vec<String>,
+}
+
+/// Metadata for many commits with one `git log` call.
+pub fn commit_infos(repo: &Path, commits: &[String]) -> Result<HashMap<String, CommitInfo>> {
+    if commits.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut input = commits.join("\n");
+    input.push('\n');
+    let out = git_bytes(
+        repo,
+        &[
+            "log",
+            "--no-walk=unsorted",
+            "--stdin",
+            "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%P%x1f%s%x1e",
+        ],
+        Some(input.as_bytes()),
+    )?;
+    let text = String::from_utf8_lossy(&out);
+    let mut map = HashMap::new();
+    for rec in text.split('\x1e') {
+        let f: Vec<&str> = rec.trim_start_matches('\n').split('\x1f').collect();
+        if f.len() < 6 {
+            continue;
+        }
+        map.insert(
+            f[0].to_string(),
+            CommitInfo {
+                id: f[0].into(),
+                author_name: f[1].into(),
+                author_email: f[2].into(),
+                time: f[3].into(),
+                parents: f[4].split_whitespace().map(str::to_string).collect(),
+                subject: f[5].into(),
+            },
+        );
+    }
+    Ok(map)
+}
+
+/// Lines a commit adds, per path (new-side line numbers, 1-based), against its first parent.
+pub fn added_lines(repo: &Path, commit: &str) -> Result<Vec<(String, Vec<(u32, String)>)>> {
+    let out = git_bytes(
+        repo,
+        &[
+            "diff-tree",
+            "-r",
+            "-p",
+            "-U0",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-renames",
+            "--root",
+            "-m",
+            "--first-parent",
+            commit,
+        ],
+        None,
+    )?;
+    let text = String::from_utf8_lossy(&out);
+    let mut files: Vec<(String, Vec<(u32, String)>)> = Vec::new();
+    let mut next_line = 0u32;
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("+++ ") {
+            let path = p.strip_prefix("b/").unwrap_or(p);
+            if path != "/dev/null" {
+                files.push((unquote(path), Vec::new()));
+            }
+        } else if line.starts_with("--- ")
+            || line.starts_with("diff ")
+            || line.starts_with("index ")
+        {
+            continue;
+        } else if let Some(h) = line.strip_prefix("@@ ") {
+            // @@ -a,b +c,d @@
+            let plus = h
+                .split_whitespace()
+                .find(|t| t.starts_with('+'))
+                .unwrap_or("+0");
+            next_line = plus[1..]
+                .split(',')
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0);
+        } else if let Some(added) = line.strip_prefix('+') {
+            if let Some((_, v)) = files.last_mut() {
+                v.push((next_line, added.to_string()));
+                next_line += 1;
+            }
+        }
+    }
+    files.retain(|(_, v)| !v.is_empty());
+    Ok(files)
+}
+
+fn unquote(p: &str) -> String {
+    if p.starts_with('"') {
+        serde_json::from_str::<String>(p).unwrap_or_else(|_| p.trim_matches('"').to_string())
+    } else {
+        p.to_string()
+    }
+}
+
+/// `git patch-id --stable` of a commit (empty for a commit without changes).
+pub fn patch_id(repo: &Path, commit: &str) -> Result<String> {
+    let diff = git_bytes(
+        repo,
+        &["diff-tree", "-p", "--root", "--no-color", commit],
+        None,
+    )?;
+    let out = git_bytes(repo, &["patch-id", "--stable"], Some(&diff))?;
+    Ok(String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string())
+}
+
+/// Blob id of `path` at `commit`, if it exists there.
+pub fn blob_at(repo: &Path, commit: &str, path: &str) -> Option<String> {
+    git(
+        repo,
+        &["rev-parse", "--verify", "-q", &format!("{commit}:{path}")],
+    )
+    .ok()
+    .map(|s| s.trim().to_string())
+    .filter(|s| !s.is_empty())
+}
+
+/// All notes under [`NOTES_REF`] for the given commits, read in one batch.
+pub fn read_notes(repo: &Path, commits: &[String]) -> Result<HashMap<String, String>> {
+    let list = match git(repo, &["notes", "--ref", NOTES_REF, "list"]) {
+        Ok(l) => l,
+        Err(_) => return Ok(HashMap::new()), // no notes ref yet
+    };
+    let wanted: std::collections::HashSet<&str> = commits.iter().map(String::as_str).collect();
+    let pairs: Vec<(String, String)> = list
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        })
+        .filter(|(_, c)| wanted.contains(c.as_str()))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Git {
+            repo: repo.into(),
+            args: "cat-file --batch".into(),
+            stderr: e.to_string(),
+        })?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let blobs: Vec<String> = pairs.iter().map(|(b, _)| b.clone()).collect();
+    let feeder = std::thread::spawn(move || {
+        for b in blobs {
+            if writeln!(stdin, "{b}").is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = BufReader::new(child.stdout.take().expect("piped"));
+    let mut map = HashMap::new();
+    for (_, commit) in &pairs {
+        let mut header = String::new();
+        reader.read_line(&mut header).map_err(|e| Error::Git {
+            repo: repo.into(),
+            args: "cat-file --batch".into(),
+            stderr: e.to_string(),
+        })?;
+        let size: usize = header
+            .split_whitespace()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut buf = vec![0; size + 1];
+        reader.read_exact(&mut buf).map_err(|e| Error::Git {
+            repo: repo.into(),
+            args: "cat-file --batch".into(),
+            stderr: e.to_string(),
+        })?;
+        buf.pop();
+        map.insert(commit.clone(), String::from_utf8_lossy(&buf).into_owned());
+    }
+    let _ = feeder.join();
+    let _ = child.wait();
+    Ok(map)
+}
+
+/// Replace the note on `commit` with `text`.
+pub fn write_note(repo: &Path, commit: &str, text: &str) -> Result<()> {
+    git_bytes(
+        repo,
+        &["notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", commit],
+        Some(text.as_bytes()),
+    )?;
+    Ok(())
+}
+
+/// One line of `git blame --porcelain`.
+#[derive(Debug, Clone)]
+pub struct BlameLine {
+    pub commit: String,
+    pub orig_path: String,
+    pub orig_line: u32,
+    pub final_line: u32,
+    pub text: String,
+}
+
+pub fn blame(repo: &Path, rev: Option<&str>, file: &str) -> Result<Vec<BlameLine>> {
+    let mut args = vec!["blame", "--porcelain"];
+    if let Some(r) = rev {
+        args.push(r);
+    }
+    args.extend(["--", file]);
+    let out = git(repo, &args)?;
+    let mut lines = Vec::new();
+    let mut paths: HashMap<String, String> = HashMap::new();
+    let mut cur: Option<(String, u32, u32)> = None;
+    for l in out.lines() {
+        if let Some(text) = l.strip_prefix('\t') {
+            if let Some((c, o, f)) = cur.take() {
+                lines.push(BlameLine {
+                    orig_path: paths.get(&c).cloned().unwrap_or_else(|| file.to_string()),
+                    commit: c,
+                    orig_line: o,
+                    final_line: f,
+                    text: text.to_string(),
+                });
+            }
+        } else if let Some(p) = l.strip_prefix("filename ") {
+            if let Some((c, _, _)) = &cur {
+                paths.insert(c.clone(), unquote(p));
+            }
+        } else {
+            let f: Vec<&str> = l.split(' ').collect();
+            if f.len() >= 3 && f[0].len() >= 40 && f[0].chars().all(|c| c.is_ascii_hexdigit()) {
+                cur = Some((
+                    f[0].to_string(),
+                    f[1].parse().unwrap_or(0),
+                    f[2].parse().unwrap_or(0),
+                ));
+            }
+        }
+    }
+    Ok(lines)
+}

@@ -1,0 +1,173 @@
+//! What Cairn keeps in `refs/notes/cairn`: per commit, one `ai-commit` statement
+//! followed by any `review` statements, one DSSE envelope per line.
+
+use crate::digest::sha256_hex;
+use crate::dsse::Envelope;
+use crate::error::Error;
+use crate::jcs;
+use crate::ledger::parse_line;
+use crate::record::{LineClass, Statement, PREDICATE_AI_COMMIT, PREDICATE_REVIEW};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Checkpoint {
+    pub ledger_id: String,
+    pub tree_size: u64,
+    pub root_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyInfo {
+    pub keyid: String,
+    pub public_key: String,
+}
+
+/// A run of added lines of one class that came from one suggestion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Region {
+    pub start_line: u32,
+    pub end_line: u32,
+    pub class: LineClass,
+    pub record_id: String,
+    pub model: String,
+    pub line_hashes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileAttribution {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    pub added_lines: u32,
+    pub ai_lines: u32,
+    pub ai_modified_lines: u32,
+    pub human_lines: u32,
+    pub regions: Vec<Region>,
+}
+
+/// Predicate of an `ai-commit` statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AiCommit {
+    pub commit: String,
+    pub patch_id: String,
+    pub time: String,
+    pub signer: KeyInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewritten_from: Option<String>,
+    pub files: Vec<FileAttribution>,
+    /// Signed ledger envelopes of the records the regions come from, so the
+    /// attribution can be checked on any clone without the author's ledger.
+    pub records: Vec<Envelope>,
+}
+
+impl AiCommit {
+    pub fn totals(&self) -> (u32, u32, u32) {
+        self.files.iter().fold((0, 0, 0), |(a, m, h), f| {
+            (a + f.ai_lines, m + f.ai_modified_lines, h + f.human_lines)
+        })
+    }
+    pub fn has_ai(&self) -> bool {
+        self.files.iter().any(|f| !f.regions.is_empty())
+    }
+    /// Digest of the AI-assisted regions' content (paths, classes, line hashes; no
+    /// line numbers), which a review is bound to and which survives a rebase.
+    pub fn regions_digest(&self) -> String {
+        let v: Vec<serde_json::Value> = self
+            .files
+            .iter()
+            .flat_map(|f| {
+                f.regions.iter().map(move |r| {
+                    serde_json::json!({"path": f.path, "class": r.class, "lineHashes": r.line_hashes})
+                })
+            })
+            .collect();
+        sha256_hex(&jcs::to_vec(&v).unwrap_or_default())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewedCommit {
+    pub commit: String,
+    pub patch_id: String,
+    pub regions_digest: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reviewer {
+    pub name: String,
+    pub email: String,
+    pub keyid: String,
+    pub public_key: String,
+}
+
+/// Predicate of a `review` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub reviewer: Reviewer,
+    pub range: String,
+    pub time: String,
+    pub commits: Vec<ReviewedCommit>,
+    /// SHA-256 over the canonical `commits` list: the digest of what was reviewed.
+    pub diff_digest: String,
+}
+
+/// A parsed note.
+#[derive(Debug, Clone, Default)]
+pub struct Note {
+    pub ai_commit: Option<(Envelope, Statement, AiCommit)>,
+    pub reviews: Vec<(Envelope, Statement, Review)>,
+    /// Lines that could not be read, with the reason.
+    pub errors: Vec<String>,
+}
+
+impl Note {
+    pub fn parse(text: &str) -> Note {
+        let mut note = Note::default();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed = parse_line(line.as_bytes()).and_then(|(env, st)| {
+                match st.predicate_type.as_str() {
+                    PREDICATE_AI_COMMIT => {
+                        let p: AiCommit = serde_json::from_value(st.predicate.clone())?;
+                        note.ai_commit = Some((env, st, p));
+                    }
+                    PREDICATE_REVIEW => {
+                        let p: Review = serde_json::from_value(st.predicate.clone())?;
+                        note.reviews.push((env, st, p));
+                    }
+                    other => return Err(Error::Invalid(format!("unknown predicate type {other}"))),
+                }
+                Ok(())
+            });
+            if let Err(e) = parsed {
+                note.errors.push(format!("note line {}: {e}", i + 1));
+            }
+        }
+        note
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        if let Some((env, _, _)) = &self.ai_commit {
+            out.push_str(&String::from_utf8_lossy(&env.to_line()));
+            out.push('\n');
+        }
+        for (env, _, _) in &self.reviews {
+            out.push_str(&String::from_utf8_lossy(&env.to_line()));
+            out.push('\n');
+        }
+        out
+    }
+}

@@ -1,0 +1,249 @@
+//! Review sign-off over a commit range, and the CI gate that requires it.
+
+use crate::digest::sha256_hex;
+use crate::dsse::Envelope;
+use crate::error::{Error, Result};
+use crate::git;
+use crate::jcs;
+use crate::keys::{key_id, parse_public_key, public_key_b64};
+use crate::ledger::now_rfc3339;
+use crate::notes::{AiCommit, Note, Review, ReviewedCommit, Reviewer};
+use crate::record::{LineClass, Statement, Subject, PREDICATE_REVIEW};
+use ed25519_dalek::SigningKey;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Identity of the person reviewing (the key is theirs, not the device key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewerIdentity {
+    pub name: String,
+    pub email: String,
+}
+
+/// An AI-assisted region in a commit range.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AiRegion {
+    pub commit: String,
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub class: LineClass,
+    pub model: String,
+    pub record_id: String,
+    pub line_hashes: Vec<String>,
+}
+
+/// Notes of a range: (commit, parsed note) for commits that have one, oldest first,
+/// plus the commits without one.
+pub(crate) struct RangeNotes {
+    pub commits: Vec<String>,
+    pub notes: HashMap<String, Note>,
+}
+
+pub(crate) fn range_notes(repo: &Path, range: Option<&str>) -> Result<RangeNotes> {
+    let commits = git::commits_in_range(repo, range)?;
+    let notes = git::read_notes(repo, &commits)?
+        .into_iter()
+        .map(|(c, t)| (c, Note::parse(&t)))
+        .collect();
+    Ok(RangeNotes { commits, notes })
+}
+
+pub(crate) fn regions_of(commit: &str, ac: &AiCommit) -> Vec<AiRegion> {
+    ac.files
+        .iter()
+        .flat_map(|f| {
+            f.regions.iter().map(move |r| AiRegion {
+                commit: commit.to_string(),
+                path: f.path.clone(),
+                start_line: r.start_line,
+                end_line: r.end_line,
+                class: r.class,
+                model: r.model.clone(),
+                record_id: r.record_id.clone(),
+                line_hashes: r.line_hashes.clone(),
+            })
+        })
+        .collect()
+}
+
+/// All AI-assisted regions of a range (what `cairn review` shows).
+pub fn ai_regions(repo: &Path, range: Option<&str>) -> Result<Vec<AiRegion>> {
+    let rn = range_notes(repo, range)?;
+    Ok(rn
+        .commits
+        .iter()
+        .filter_map(|c| {
+            let (_, _, ac) = rn.notes.get(c)?.ai_commit.as_ref()?;
+            Some(regions_of(c, ac))
+        })
+        .flatten()
+        .collect())
+}
+
+/// What a review recorded.
+#[derive(Debug, Clone)]
+pub struct ReviewOutcome {
+    pub review: Review,
+    pub regions: Vec<AiRegion>,
+}
+
+/// Record `reviewer`'s approval of the AI-assisted lines of `range`, bound to the
+/// digest of what was reviewed and signed with the reviewer's own key. The signed
+/// statement is appended to the note of every AI-assisted commit in the range.
+pub fn review(
+    repo: &Path,
+    range: &str,
+    reviewer_key: &SigningKey,
+    reviewer: &ReviewerIdentity,
+) -> Result<ReviewOutcome> {
+    let rn = range_notes(repo, Some(range))?;
+    let mut reviewed = Vec::new();
+    let mut regions = Vec::new();
+    for c in &rn.commits {
+        let Some((_, _, ac)) = rn.notes.get(c).and_then(|n| n.ai_commit.as_ref()) else {
+            continue;
+        };
+        if !ac.has_ai() {
+            continue;
+        }
+        if ac.signer.keyid == key_id(&reviewer_key.verifying_key()) {
+            return Err(Error::Invalid(format!(
+                "commit {c} was attested with this same key; a review must be signed with the \
+                 reviewer's own key, not the device key that recorded the suggestions"
+            )));
+        }
+        regions.extend(regions_of(c, ac));
+        reviewed.push(ReviewedCommit {
+            commit: c.clone(),
+            patch_id: ac.patch_id.clone(),
+            regions_digest: ac.regions_digest(),
+        });
+    }
+    if reviewed.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no AI-assisted commits in {range} (nothing to review; were they attested?)"
+        )));
+    }
+    let vk = reviewer_key.verifying_key();
+    let rv = Review {
+        reviewer: Reviewer {
+            name: reviewer.name.clone(),
+            email: reviewer.email.clone(),
+            keyid: key_id(&vk),
+            public_key: public_key_b64(&vk),
+        },
+        range: range.to_string(),
+        time: now_rfc3339(),
+        diff_digest: sha256_hex(&jcs::to_vec(&reviewed)?),
+        commits: reviewed,
+    };
+    let subject = rv
+        .commits
+        .iter()
+        .map(|c| {
+            Subject::new(
+                format!("git+commit:{}", c.commit),
+                "gitCommit",
+                c.commit.clone(),
+            )
+        })
+        .collect();
+    let st = Statement::new(subject, PREDICATE_REVIEW, serde_json::to_value(&rv)?);
+    let env = Envelope::sign(&jcs::to_vec(&st)?, reviewer_key);
+    for c in &rv.commits {
+        let mut note = rn.notes.get(&c.commit).cloned().unwrap_or_default();
+        note.reviews.push((env.clone(), st.clone(), rv.clone()));
+        git::write_note(repo, &c.commit, &note.to_text())?;
+    }
+    Ok(ReviewOutcome {
+        review: rv,
+        regions,
+    })
+}
+
+/// Options of the gate.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// If non-empty, only reviews signed by these key ids count.
+    pub trusted_reviewers: Vec<String>,
+}
+
+/// The gate's verdict.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CheckOutcome {
+    pub commits: usize,
+    pub ai_regions: usize,
+    pub unreviewed: Vec<AiRegion>,
+    /// Commits in the range without a Cairn note (not attested).
+    pub unattested: Vec<String>,
+    pub passed: bool,
+}
+
+/// Whether a review statement validly covers the commit with this attribution.
+pub(crate) fn review_covers(
+    env: &Envelope,
+    rv: &Review,
+    commit: &str,
+    ac: &AiCommit,
+    opts: &CheckOptions,
+) -> bool {
+    let Ok(key) = parse_public_key(&rv.reviewer.public_key) else {
+        return false;
+    };
+    if key_id(&key) != rv.reviewer.keyid || env.verify(&key).is_err() {
+        return false;
+    }
+    if rv.reviewer.keyid == ac.signer.keyid {
+        return false; // self-review with the generating device's key does not count
+    }
+    if !opts.trusted_reviewers.is_empty() && !opts.trusted_reviewers.contains(&rv.reviewer.keyid) {
+        return false;
+    }
+    if sha256_hex(&jcs::to_vec(&rv.commits).unwrap_or_default()) != rv.diff_digest {
+        return false;
+    }
+    let digest = ac.regions_digest();
+    rv.commits
+        .iter()
+        .any(|c| c.regions_digest == digest && (c.commit == commit || c.patch_id == ac.patch_id))
+}
+
+/// Check a range: with `require_review`, fails when any AI-assisted region lacks a
+/// valid review (signed by a key other than the one that attested it).
+pub fn check(
+    repo: &Path,
+    range: Option<&str>,
+    require_review: bool,
+    opts: &CheckOptions,
+) -> Result<CheckOutcome> {
+    let rn = range_notes(repo, range)?;
+    let mut out = CheckOutcome {
+        commits: rn.commits.len(),
+        ..Default::default()
+    };
+    for c in &rn.commits {
+        let Some(note) = rn.notes.get(c) else {
+            out.unattested.push(c.clone());
+            continue;
+        };
+        let Some((_, _, ac)) = &note.ai_commit else {
+            out.unattested.push(c.clone());
+            continue;
+        };
+        let regions = regions_of(c, ac);
+        out.ai_regions += regions.len();
+        if regions.is_empty() {
+            continue;
+        }
+        let reviewed = note
+            .reviews
+            .iter()
+            .any(|(env, _, rv)| review_covers(env, rv, c, ac, opts));
+        if !reviewed {
+            out.unreviewed.extend(regions);
+        }
+    }
+    out.passed = !require_review || out.unreviewed.is_empty();
+    Ok(out)
+}

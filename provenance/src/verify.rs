@@ -1,0 +1,261 @@
+//! `verify`: signatures, the ledger chain, note checkpoints against the ledger, and
+//! statement subjects against git objects.
+
+use crate::digest::{merkle_leaf, merkle_root, sha256_hex};
+use crate::error::Result;
+use crate::git;
+use crate::keys::{key_id, parse_public_key};
+use crate::ledger::{verify_ledger_file, Failure};
+use crate::notes::AiCommit;
+use crate::review::range_notes;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// What `verify` looked at and what it found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// One line per thing checked, for the user.
+    pub checked: Vec<String>,
+    pub failures: Vec<Failure>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Verify the local ledger (if `ledger_file` exists) and the notes of `range`.
+pub fn verify(
+    repo: &Path,
+    range: Option<&str>,
+    ledger_file: Option<&Path>,
+) -> Result<VerifyReport> {
+    let mut rep = VerifyReport::default();
+    let mut ledger_info: Option<(String, String, HashSet<String>, Vec<[u8; 32]>)> = None;
+    if let Some(path) = ledger_file.filter(|p| p.exists()) {
+        let check = verify_ledger_file(path, None)?;
+        rep.checked.push(format!(
+            "ledger {}: {} records, {} signatures, chain {}",
+            path.display(),
+            check.records,
+            check.signatures_checked,
+            if check.failures.is_empty() {
+                "intact"
+            } else {
+                "BROKEN"
+            }
+        ));
+        let bytes = std::fs::read(path).map_err(|source| crate::Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        let leaves: Vec<[u8; 32]> = bytes
+            .split(|&b| b == b'\n')
+            .take(check.records as usize)
+            .map(merkle_leaf)
+            .collect();
+        if let (Some(id), Some(k)) = (&check.ledger_id, &check.public_key) {
+            ledger_info = Some((
+                id.clone(),
+                key_id(k),
+                check.digests.iter().cloned().collect(),
+                leaves,
+            ));
+        }
+        rep.failures.extend(check.failures);
+    }
+
+    let rn = range_notes(repo, range)?;
+    let mut roots: HashMap<u64, String> = HashMap::new();
+    let (mut n_notes, mut n_records, mut n_reviews) = (0, 0, 0);
+    for c in &rn.commits {
+        let Some(note) = rn.notes.get(c) else {
+            continue;
+        };
+        n_notes += 1;
+        let place = format!("note on {}", &c[..12.min(c.len())]);
+        let mut fail = |record: Option<String>, message: String| {
+            rep.failures.push(Failure {
+                place: place.clone(),
+                record,
+                message,
+            })
+        };
+        for e in &note.errors {
+            fail(None, e.clone());
+        }
+        if let Some((env, st, ac)) = &note.ai_commit {
+            match parse_public_key(&ac.signer.public_key) {
+                Ok(k) if key_id(&k) == ac.signer.keyid => {
+                    if let Err(e) = env.verify(&k) {
+                        fail(None, format!("ai-commit statement: {e}"));
+                    }
+                    n_records +=
+                        check_records(ac, &k, ledger_info.as_ref().map(|l| &l.2), &mut fail);
+                }
+                _ => fail(None, "ai-commit signer key is malformed".into()),
+            }
+            let subject_commit = st
+                .subject
+                .iter()
+                .find_map(|s| s.digest.get("gitCommit"))
+                .cloned()
+                .unwrap_or_default();
+            if subject_commit != *c || ac.commit != *c {
+                fail(
+                    None,
+                    format!(
+                        "statement is for commit {subject_commit}, not this one (copied by a rewrite?); \
+                         run `cairn attest {c}`"
+                    ),
+                );
+            }
+            for s in &st.subject {
+                if let Some(blob) = s.digest.get("gitBlob") {
+                    let actual = git::blob_at(repo, c, &s.name);
+                    if actual.as_deref() != Some(blob.as_str()) {
+                        fail(
+                            None,
+                            format!(
+                                "subject {} has blob {blob} but the commit has {}",
+                                s.name,
+                                actual.unwrap_or_else(|| "no such file".into())
+                            ),
+                        );
+                    }
+                }
+            }
+            if let (Some(cp), Some((lid, lkey, _, leaves))) = (&ac.checkpoint, &ledger_info) {
+                if &cp.ledger_id == lid {
+                    if lkey != &ac.signer.keyid {
+                        fail(None, "signed by a key other than the ledger's".into());
+                    }
+                    if cp.tree_size as usize > leaves.len() {
+                        fail(
+                            None,
+                            format!(
+                                "checkpoint covers {} records but the ledger has only {} (records deleted?)",
+                                cp.tree_size,
+                                leaves.len()
+                            ),
+                        );
+                    } else {
+                        let root = roots.entry(cp.tree_size).or_insert_with(|| {
+                            hex::encode(merkle_root(&leaves[..cp.tree_size as usize]))
+                        });
+                        if root != &cp.root_hash {
+                            fail(
+                                None,
+                                format!(
+                                    "checkpoint root over {} records does not match the ledger (ledger rewritten?)",
+                                    cp.tree_size
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for (env, _, rv) in &note.reviews {
+            n_reviews += 1;
+            let ok = parse_public_key(&rv.reviewer.public_key)
+                .ok()
+                .filter(|k| key_id(k) == rv.reviewer.keyid)
+                .map(|k| env.verify(&k));
+            match ok {
+                Some(Ok(())) => {}
+                Some(Err(e)) => fail(None, format!("review by {}: {e}", rv.reviewer.email)),
+                None => fail(None, format!("review by {}: bad key", rv.reviewer.email)),
+            }
+            let digest = sha256_hex(&crate::jcs::to_vec(&rv.commits).unwrap_or_default());
+            if digest != rv.diff_digest {
+                fail(
+                    None,
+                    format!(
+                        "review by {}: diff digest does not match its commits",
+                        rv.reviewer.email
+                    ),
+                );
+            }
+        }
+    }
+    rep.checked.push(format!(
+        "notes: {n_notes} of {} commits attested, {n_records} embedded records, {n_reviews} reviews",
+        rn.commits.len()
+    ));
+    Ok(rep)
+}
+
+fn check_records(
+    ac: &AiCommit,
+    key: &ed25519_dalek::VerifyingKey,
+    ledger_digests: Option<&HashSet<String>>,
+    fail: &mut impl FnMut(Option<String>, String),
+) -> usize {
+    let mut hashes: HashMap<String, HashSet<String>> = HashMap::new();
+    for env in &ac.records {
+        let payload = env
+            .payload_bytes()
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .unwrap_or(Value::Null);
+        let p = &payload["predicate"];
+        let rid = p["recordId"].as_str().map(str::to_string);
+        if let Err(e) = env.verify(key) {
+            fail(rid.clone(), format!("embedded record: {e}"));
+            continue;
+        }
+        if let Some(d) = ledger_digests {
+            if p["ledgerId"].as_str() == ac.checkpoint.as_ref().map(|c| c.ledger_id.as_str())
+                && !d.contains(&sha256_hex(&env.to_line()))
+            {
+                fail(
+                    rid.clone(),
+                    "embedded record is not in the ledger (deleted or altered there)".into(),
+                );
+            }
+        }
+        let owner = p["refersTo"]
+            .as_str()
+            .or(p["recordId"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let set = hashes.entry(owner).or_default();
+        for h in p
+            .pointer("/location/ranges/0/lineHashes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            set.insert(h.as_str().unwrap_or("").to_string());
+        }
+        for l in p
+            .pointer("/span/lines")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            set.insert(l["hash"].as_str().unwrap_or("").to_string());
+        }
+    }
+    for f in &ac.files {
+        for r in &f.regions {
+            let known = hashes.get(&r.record_id);
+            if r.line_hashes
+                .iter()
+                .any(|h| !known.is_some_and(|k| k.contains(h)))
+            {
+                fail(
+                    Some(r.record_id.clone()),
+                    format!(
+                        "{}:{}-{} claims lines that no embedded signed record contains",
+                        f.path, r.start_line, r.end_line
+                    ),
+                );
+            }
+        }
+    }
+    ac.records.len()
+}

@@ -1,0 +1,385 @@
+//! End to end with real git repositories: accept → edit → commit → attest → blame,
+//! report, review and the gate, amend and rebase, verify.
+
+mod common;
+use cairn_provenance::*;
+use common::*;
+
+fn blame_text(fx: &Fixture, file: &str) -> String {
+    blame(&fx.repo, file, None)
+        .unwrap()
+        .iter()
+        .map(|b| {
+            format!(
+                "{:>2} {:<11} {:<14} {}\n",
+                b.line,
+                b.class,
+                b.model.as_deref().unwrap_or("-"),
+                b.text
+            )
+        })
+        .collect()
+}
+
+/// Initial human commit, then an accepted two-line suggestion of which one line is
+/// edited before committing, plus one human line.
+fn scenario() -> (Fixture, Ledger, String) {
+    let fx = Fixture::new();
+    let l = fx.ledger();
+    fx.write("src/main.rs", "fn main() {\n}\n");
+    let c0 = fx.commit("initial");
+    attest_with(&l, &c0, None).unwrap();
+
+    let text = "    let total = compute(1, 2);\n    println!(\"{total}\");\n";
+    let id = suggest_accept(&l, "qwen2.5-coder-1.5b", "src/main.rs", 1, text);
+    let mut spans = SpanTracker::new();
+    spans.track(
+        id,
+        "src/main.rs",
+        Range::new(Position::new(1, 0), Position::new(1, 0)),
+        text,
+    );
+    // The developer changes `2` to `3` (line 1, characters 27..28).
+    spans.apply_change(
+        "src/main.rs",
+        &TextChange::Incremental {
+            range: Range::new(Position::new(1, 27), Position::new(1, 28)),
+            text: "3".into(),
+        },
+    );
+    for ev in spans.take_edited_events("src/main.rs") {
+        l.append(ev).unwrap();
+    }
+    fx.write(
+        "src/main.rs",
+        "fn main() {\n    let total = compute(1, 3);\n    println!(\"{total}\");\n    let human = 5;\n}\n",
+    );
+    let c1 = fx.commit("use compute");
+    let out = attest_with(&l, &c1, None).unwrap();
+    assert_eq!(
+        (out.ai_lines, out.ai_modified_lines, out.human_lines),
+        (1, 1, 1)
+    );
+    (fx, l, c1)
+}
+
+#[test]
+fn accept_edit_commit_blame_and_report() {
+    let (fx, l, _) = scenario();
+    expect_test::expect![[r#"
+         1 human       -              fn main() {
+         2 ai-modified qwen2.5-coder-1.5b     let total = compute(1, 3);
+         3 ai          qwen2.5-coder-1.5b     println!("{total}");
+         4 human       -                  let human = 5;
+         5 human       -              }
+    "#]]
+    .assert_eq(&blame_text(&fx, "src/main.rs"));
+
+    let csv = report(&fx.repo, None, ReportFormat::Csv, Some(l.path())).unwrap();
+    let csv: String = csv
+        .lines()
+        .map(|line| {
+            let mut f: Vec<String> = line.split(',').map(str::to_string).collect();
+            if f[0].len() == 40 {
+                f[0] = "<commit>".into();
+                f[2] = "<time>".into();
+            }
+            f.join(",") + "\n"
+        })
+        .collect();
+    expect_test::expect![[r#"
+        commit,author,time,path,models,ai,ai_modified,human,reviewed
+        <commit>,dev@example.com,<time>,src/main.rs,,0,0,2,false
+        <commit>,dev@example.com,<time>,src/main.rs,qwen2.5-coder-1.5b,1,1,1,false
+    "#]]
+    .assert_eq(&csv);
+
+    let json = report(&fx.repo, None, ReportFormat::Json, Some(l.path())).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    expect_test::expect![[r#"
+        {
+          "attestedCommits": 2,
+          "byAuthor": {
+            "dev@example.com": {
+              "ai": 1,
+              "aiModified": 1,
+              "human": 3,
+              "reviewedAi": 0,
+              "unreviewedAi": 2
+            }
+          },
+          "byModel": {
+            "qwen2.5-coder-1.5b": {
+              "acceptanceRate": 1.0,
+              "accepted": 1,
+              "ai": 1,
+              "aiModified": 1,
+              "human": 0,
+              "reviewedAi": 0,
+              "suggested": 1,
+              "unreviewedAi": 2
+            }
+          },
+          "commits": 2,
+          "range": "HEAD",
+          "totals": {
+            "ai": 1,
+            "aiModified": 1,
+            "human": 3,
+            "reviewedAi": 0,
+            "unreviewedAi": 2
+          },
+          "type": "summary"
+        }"#]]
+    .assert_eq(&serde_json::to_string_pretty(&summary).unwrap());
+
+    // in-toto bundle: every line a verifiable envelope.
+    let bundle = report(&fx.repo, None, ReportFormat::Intoto, None).unwrap();
+    let mut kinds = vec![];
+    for line in bundle.lines() {
+        let env: Envelope = serde_json::from_str(line).unwrap();
+        env.verify(&l.public_key()).unwrap();
+        let st: Statement = serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
+        kinds.push(st.predicate_type.rsplit('/').nth(1).unwrap().to_string());
+    }
+    assert_eq!(kinds, ["ai-commit", "ai-commit", "event", "event", "event"]);
+
+    let v = verify(&fx.repo, None, Some(l.path())).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+}
+
+#[test]
+fn check_fails_then_passes_after_review() {
+    let (fx, _l, _) = scenario();
+    let out = check(&fx.repo, None, true, &CheckOptions::default()).unwrap();
+    assert!(!out.passed);
+    let listed: Vec<String> = out
+        .unreviewed
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}-{} {} {}",
+                r.path,
+                r.start_line,
+                r.end_line,
+                r.class.as_str(),
+                r.model
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "src/main.rs:2-2 ai-modified qwen2.5-coder-1.5b",
+            "src/main.rs:3-3 ai qwen2.5-coder-1.5b"
+        ]
+    );
+    // The device key cannot sign off its own suggestions.
+    let device = ed25519_dalek::SigningKey::from_bytes(
+        &FileKeyStore::new(fx.tmp.path().join("keys"))
+            .load(keys::DEVICE_KEY)
+            .unwrap()
+            .unwrap(),
+    );
+    let who = ReviewerIdentity {
+        name: "Rev Iewer".into(),
+        email: "rev@example.com".into(),
+    };
+    assert!(review(&fx.repo, "HEAD~1..HEAD", &device, &who).is_err());
+
+    let reviewer_store = FileKeyStore::new(fx.tmp.path().join("reviewer-keys"));
+    let rkey = keys::load_or_create(&reviewer_store, keys::REVIEWER_KEY).unwrap();
+    let rv = review(&fx.repo, "HEAD~1..HEAD", &rkey, &who).unwrap();
+    assert_eq!(rv.regions.len(), 2);
+    let out = check(&fx.repo, None, true, &CheckOptions::default()).unwrap();
+    assert!(out.passed, "{:?}", out.unreviewed);
+    // A trust list that does not name the reviewer makes the review not count.
+    let strict = CheckOptions {
+        trusted_reviewers: vec!["00".repeat(32)],
+    };
+    assert!(!check(&fx.repo, None, true, &strict).unwrap().passed);
+    let ok = CheckOptions {
+        trusted_reviewers: vec![keys::key_id(&rkey.verifying_key())],
+    };
+    assert!(check(&fx.repo, None, true, &ok).unwrap().passed);
+    // Reviews verify too.
+    let v = verify(&fx.repo, None, None).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+}
+
+#[test]
+fn amend_and_rebase_keep_attribution() {
+    let (fx, l, c1) = scenario();
+    init_repo(&fx.repo, "/nonexistent/cairn").unwrap();
+    // Hooks would call the cairn binary; here we call the library as they would.
+    for h in ["post-commit", "post-rewrite", "prepare-commit-msg"] {
+        std::fs::remove_file(fx.repo.join(".git/hooks").join(h)).unwrap();
+    }
+    assert_eq!(
+        git(&fx.repo, &["config", "notes.rewriteRef"]),
+        "refs/notes/cairn"
+    );
+
+    // Amend: add a human line; the note is copied to the new commit, then re-attested.
+    fx.write(
+        "src/main.rs",
+        "fn main() {\n    let total = compute(1, 3);\n    println!(\"{total}\");\n    let human = 5;\n    let more = 6;\n}\n",
+    );
+    git(&fx.repo, &["commit", "-q", "-a", "--amend", "--no-edit"]);
+    let c1b = git(&fx.repo, &["rev-parse", "HEAD"]);
+    assert_ne!(c1, c1b);
+    // Before re-attesting, the copied note is stale and verify says so.
+    let v = verify(&fx.repo, None, Some(l.path())).unwrap();
+    assert!(
+        v.failures
+            .iter()
+            .any(|f| f.message.contains("copied by a rewrite")),
+        "{:?}",
+        v.failures
+    );
+    attest_rewritten(&fx.repo, &[(c1.clone(), c1b.clone())], &fx.opts).unwrap();
+    let b = blame_text(&fx, "src/main.rs");
+    assert!(b.contains(" 2 ai-modified") && b.contains(" 3 ai "), "{b}");
+
+    // Rebase onto a new upstream commit that touches another file.
+    git(&fx.repo, &["checkout", "-q", "-b", "upstream", "HEAD~1"]);
+    fx.write("README.md", "hello\n");
+    fx.commit("docs");
+    git(&fx.repo, &["checkout", "-q", "main"]);
+    git(&fx.repo, &["rebase", "-q", "upstream"]);
+    let c1c = git(&fx.repo, &["rev-parse", "HEAD"]);
+    assert_ne!(c1b, c1c);
+    attest_rewritten(&fx.repo, &[(c1b, c1c.clone())], &fx.opts).unwrap();
+    let b = blame_text(&fx, "src/main.rs");
+    expect_test::expect![[r#"
+         1 human       -              fn main() {
+         2 ai-modified qwen2.5-coder-1.5b     let total = compute(1, 3);
+         3 ai          qwen2.5-coder-1.5b     println!("{total}");
+         4 human       -                  let human = 5;
+         5 human       -                  let more = 6;
+         6 human       -              }
+    "#]]
+    .assert_eq(&b);
+    let v = verify(&fx.repo, Some("upstream..main"), Some(l.path())).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+}
+
+#[test]
+fn attribution_survives_without_the_ledger_after_rebase() {
+    // A teammate's clone: notes only. Rewrite with a fresh ledger on another device key.
+    let (fx, _l, c1) = scenario();
+    git(
+        &fx.repo,
+        &["config", "notes.rewriteRef", "refs/notes/cairn"],
+    );
+    git(&fx.repo, &["commit", "-q", "--amend", "-m", "reworded"]);
+    let new = git(&fx.repo, &["rev-parse", "HEAD"]);
+    let other = LedgerOptions::default()
+        .with_dir(fx.tmp.path().join("ledger2"))
+        .with_key_store(std::sync::Arc::new(FileKeyStore::new(
+            fx.tmp.path().join("keys2"),
+        )));
+    let out = attest_rewritten(&fx.repo, &[(c1, new)], &other).unwrap();
+    assert_eq!(out[0].ai_lines + out[0].ai_modified_lines, 2);
+}
+
+#[test]
+fn verify_catches_note_and_ledger_tampering() {
+    let (fx, l, c1) = scenario();
+    // Ledger record embedded in the note deleted from the ledger: checkpoint and membership fail.
+    let lines: Vec<String> = std::fs::read_to_string(l.path())
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let mut fewer = lines.clone();
+    fewer.remove(3);
+    std::fs::write(l.path(), fewer.join("\n") + "\n").unwrap();
+    let v = verify(&fx.repo, None, Some(l.path())).unwrap();
+    let all: String = v.failures.iter().map(|f| f.to_string() + "\n").collect();
+    assert!(all.contains("seq is"), "{all}");
+    assert!(all.contains("checkpoint root"), "{all}");
+    std::fs::write(l.path(), lines.join("\n") + "\n").unwrap();
+
+    // A note edited to claim an extra line as AI: its signature no longer verifies.
+    let note = git(
+        &fx.repo,
+        &["notes", "--ref", "refs/notes/cairn", "show", &c1],
+    );
+    let env: Envelope = serde_json::from_str(note.lines().next().unwrap()).unwrap();
+    let payload = String::from_utf8(env.payload_bytes().unwrap()).unwrap();
+    let forged_payload = payload.replace("\"aiLines\":1", "\"aiLines\":9");
+    assert_ne!(payload, forged_payload);
+    use base64::Engine;
+    let mut forged = env.clone();
+    forged.payload = base64::engine::general_purpose::STANDARD.encode(forged_payload);
+    git(
+        &fx.repo,
+        &[
+            "notes",
+            "--ref",
+            "refs/notes/cairn",
+            "add",
+            "-f",
+            "-m",
+            &String::from_utf8(forged.to_line()).unwrap(),
+            &c1,
+        ],
+    );
+    let v = verify(&fx.repo, None, Some(l.path())).unwrap();
+    let all: String = v.failures.iter().map(|f| f.to_string() + "\n").collect();
+    assert!(
+        all.contains("ai-commit statement") && all.contains("does not verify"),
+        "{all}"
+    );
+}
+
+#[test]
+fn sarif_and_html_reports() {
+    let (fx, l, _) = scenario();
+    let sarif: serde_json::Value =
+        serde_json::from_str(&report(&fx.repo, None, ReportFormat::Sarif, None).unwrap()).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
+    let fp = results[0]["partialFingerprints"]["cairnRegion/v1"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Fingerprints are stable across a rebase (they hash content, not line numbers).
+    let html = report(&fx.repo, None, ReportFormat::Html, Some(l.path())).unwrap();
+    assert!(html.contains("<svg id=\"chart-lines-by-origin\""));
+    assert!(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"));
+    if let Ok(dir) = std::env::var("CAIRN_REPORT_OUT") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/report.html"), &html).unwrap();
+        std::fs::write(
+            format!("{dir}/report.sarif"),
+            serde_json::to_string_pretty(&sarif).unwrap(),
+        )
+        .unwrap();
+    }
+    assert_eq!(fp.len(), 64);
+}
+
+#[test]
+fn assisted_by_trailer_and_never_signed_off_by() {
+    let (fx, l, _) = scenario();
+    fx.write("src/extra.rs", "");
+    let text = "pub fn helper() -> u32 {\n    41 + 1\n}\n";
+    suggest_accept(&l, "smollm2", "src/extra.rs", 0, text);
+    fx.write("src/extra.rs", text);
+    git(&fx.repo, &["add", "-A"]);
+    let models = staged_ai_models(&fx.repo, &fx.opts).unwrap();
+    assert_eq!(models, ["smollm2"]);
+    let msg = fx.tmp.path().join("MSG");
+    std::fs::write(&msg, "add helper\n").unwrap();
+    assert!(add_assisted_by(&msg, &models).unwrap());
+    assert!(!add_assisted_by(&msg, &models).unwrap());
+    let m = std::fs::read_to_string(&msg).unwrap();
+    assert_eq!(m, "add helper\n\nAssisted-by: cairn:smollm2\n");
+    assert!(!m.contains("Signed-off-by"));
+}
