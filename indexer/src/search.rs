@@ -1,0 +1,835 @@
+//! Retrieval: `search` for chat (BM25 over chunks, symbol names and paths,
+//! fused by reciprocal rank), `context_for` for completions, `symbols` lookup.
+
+use std::collections::{HashMap, HashSet};
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+
+use crate::analyze::Symbol;
+use crate::index::Index;
+use crate::lang::SymbolKind;
+use crate::schema::{DocExt, Fields};
+use crate::tokenize::{for_each_word, is_keyword, query_terms, split_identifier, token_set};
+use crate::{Error, Result};
+
+/// Reciprocal rank fusion constant (Cormack et al. use 60).
+const RRF_K: f32 = 60.0;
+/// At most this many distinct query terms are used.
+const MAX_QUERY_TERMS: usize = 64;
+
+/// A chat-style search.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SearchQuery {
+    pub text: String,
+    /// Hits returned. Default 10.
+    pub limit: usize,
+    /// At most this many hits from one file. Default 2.
+    pub max_per_file: usize,
+    /// Only paths starting with this prefix.
+    pub path_prefix: Option<String>,
+}
+
+impl SearchQuery {
+    pub fn new(text: impl Into<String>) -> Self {
+        SearchQuery {
+            text: text.into(),
+            limit: 10,
+            max_per_file: 2,
+            path_prefix: None,
+        }
+    }
+}
+
+/// Which retriever contributed to a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Retriever {
+    /// BM25 over chunk text (and the names defined in the chunk).
+    Chunks,
+    /// Symbol names matching query terms.
+    Symbols,
+    /// File paths matching query terms.
+    Paths,
+}
+
+impl Retriever {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Retriever::Chunks => "chunks",
+            Retriever::Symbols => "symbols",
+            Retriever::Paths => "paths",
+        }
+    }
+}
+
+/// Why a hit was returned: one entry per retriever that ranked it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MatchReason {
+    pub retriever: Retriever,
+    /// 1-based rank in that retriever's list.
+    pub rank: usize,
+    /// The retriever's own score (BM25).
+    pub score: f32,
+    /// This retriever's share of the fused score.
+    pub contribution: f32,
+    /// Query terms found in the chunk, symbol name or path.
+    pub terms: Vec<String>,
+    /// e.g. the matched symbol, `fn parse_config (function)`.
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SearchHit {
+    pub path: String,
+    /// 1-based, inclusive.
+    pub start_line: usize,
+    /// 1-based, inclusive.
+    pub end_line: usize,
+    /// Fused (RRF) score.
+    pub score: f32,
+    pub lang: String,
+    pub text: String,
+    pub why: Vec<MatchReason>,
+}
+
+/// One entry of one retriever's ranked list, for `--explain`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RetrieverHit {
+    pub path: String,
+    pub start_line: usize,
+    pub end_line: usize,
+    pub score: f32,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RetrieverRun {
+    pub retriever: Retriever,
+    pub hits: Vec<RetrieverHit>,
+}
+
+/// The whole of a search: terms used, each retriever's list, the fused hits.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SearchExplanation {
+    /// Query terms after tokenization and stopword removal, with their counts.
+    pub terms: Vec<(String, u32)>,
+    pub retrievers: Vec<RetrieverRun>,
+    pub hits: Vec<SearchHit>,
+    pub elapsed_us: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnippetKind {
+    /// The definition of an identifier used near the cursor.
+    Definition,
+    /// A chunk elsewhere that shares identifiers with the cursor's surroundings.
+    Similar,
+}
+
+/// Context for a completion prompt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Snippet {
+    pub path: String,
+    /// 1-based, inclusive.
+    pub start_line: usize,
+    pub end_line: usize,
+    pub text: String,
+    pub score: f32,
+    pub kind: SnippetKind,
+    /// Human-readable reason, e.g. "definition of `parse_config` (function)".
+    pub reason: String,
+}
+
+struct ChunkInfo {
+    path: String,
+    lang: String,
+    start_line: usize,
+    end_line: usize,
+    text: String,
+}
+
+fn terms_query(field: Field, terms: &[(String, f32)]) -> BooleanQuery {
+    let clauses: Vec<(Occur, Box<dyn Query>)> = terms
+        .iter()
+        .map(|(t, boost)| {
+            let q: Box<dyn Query> = Box::new(TermQuery::new(
+                Term::from_field_text(field, t),
+                IndexRecordOption::WithFreqs,
+            ));
+            let q: Box<dyn Query> = if (*boost - 1.0).abs() > f32::EPSILON {
+                Box::new(BoostQuery::new(q, *boost))
+            } else {
+                q
+            };
+            (Occur::Should, q)
+        })
+        .collect();
+    BooleanQuery::new(clauses)
+}
+
+impl Index {
+    fn te(&self) -> impl Fn(tantivy::TantivyError) -> Error + '_ {
+        move |source| Error::Tantivy {
+            path: self.inner.dir.clone(),
+            source,
+        }
+    }
+
+    fn chunk_by_key(&self, searcher: &Searcher, key: &str) -> Result<Option<ChunkInfo>> {
+        let f = self.inner.fields;
+        let q = TermQuery::new(
+            Term::from_field_text(f.chunk_key, key),
+            IndexRecordOption::Basic,
+        );
+        let top = searcher
+            .search(&q, &TopDocs::with_limit(1).order_by_score())
+            .map_err(self.te())?;
+        let Some((_, addr)) = top.first() else {
+            return Ok(None);
+        };
+        let d: TantivyDocument = searcher.doc(*addr).map_err(self.te())?;
+        Ok(Some(chunk_info(&f, &d)))
+    }
+
+    /// Chat retrieval: see [`SearchQuery`].
+    pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        Ok(self.search_explain(query)?.hits)
+    }
+
+    /// [`Index::search`] with every retriever's ranked list, for debugging.
+    pub fn search_explain(&self, query: &SearchQuery) -> Result<SearchExplanation> {
+        let started = std::time::Instant::now();
+        let f = self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let terms = query_terms(&query.text, MAX_QUERY_TERMS);
+        let mut explanation = SearchExplanation {
+            terms: terms.clone(),
+            retrievers: Vec::new(),
+            hits: Vec::new(),
+            elapsed_us: 0,
+        };
+        if terms.is_empty() || query.limit == 0 {
+            return Ok(explanation);
+        }
+        // Repeated terms in a long question weigh more, sublinearly.
+        let weighted: Vec<(String, f32)> = terms
+            .iter()
+            .map(|(t, c)| (t.clone(), 1.0 + (*c as f32).ln()))
+            .collect();
+        let depth = (query.limit * 10).clamp(50, 200);
+        let prefix_ok = |p: &str| {
+            query
+                .path_prefix
+                .as_deref()
+                .is_none_or(|pre| p.starts_with(pre))
+        };
+
+        // 1. BM25 over chunks: text, plus names defined in the chunk.
+        let mut chunk_q: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        chunk_q.push((Occur::Should, Box::new(terms_query(f.text, &weighted))));
+        let sym_weighted: Vec<(String, f32)> =
+            weighted.iter().map(|(t, w)| (t.clone(), w * 0.5)).collect();
+        chunk_q.push((
+            Occur::Should,
+            Box::new(terms_query(f.sym_text, &sym_weighted)),
+        ));
+        let top = searcher
+            .search(
+                &BooleanQuery::new(chunk_q),
+                &TopDocs::with_limit(depth).order_by_score(),
+            )
+            .map_err(self.te())?;
+        let mut chunk_list: Vec<(String, f32, ChunkInfo)> = Vec::new();
+        for (score, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
+            let info = chunk_info(&f, &d);
+            if prefix_ok(&info.path) {
+                chunk_list.push((d.str_of(f.chunk_key).to_string(), score, info));
+            }
+        }
+
+        // 2. Symbol names: exact (case-insensitive) names weigh most, then name parts.
+        let mut sym_clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let exact: Vec<(String, f32)> =
+            weighted.iter().map(|(t, w)| (t.clone(), w * 3.0)).collect();
+        sym_clauses.push((Occur::Should, Box::new(terms_query(f.name_lc, &exact))));
+        sym_clauses.push((Occur::Should, Box::new(terms_query(f.name_text, &weighted))));
+        let top = searcher
+            .search(
+                &BooleanQuery::new(sym_clauses),
+                &TopDocs::with_limit(depth).order_by_score(),
+            )
+            .map_err(self.te())?;
+        let mut sym_list: Vec<(String, f32, Symbol)> = Vec::new();
+        let mut sym_seen = HashSet::new();
+        for (score, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
+            let key = d.str_of(f.sym_chunk).to_string();
+            let sym = symbol_of(&f, &d);
+            if key.is_empty() || !prefix_ok(&sym.path) || !sym_seen.insert(key.clone()) {
+                continue;
+            }
+            sym_list.push((key, score, sym));
+        }
+
+        // 3. Paths.
+        let top = searcher
+            .search(
+                &terms_query(f.path_text, &weighted),
+                &TopDocs::with_limit(depth.min(100)).order_by_score(),
+            )
+            .map_err(self.te())?;
+        let mut path_list: Vec<(String, f32, String)> = Vec::new();
+        for (score, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
+            let path = d.str_of(f.path).to_string();
+            if prefix_ok(&path) {
+                path_list.push((path, score, d.str_of(f.first_chunk).to_string()));
+            }
+        }
+
+        // Fusion at chunk level. A path hit lands on that file's best chunk from
+        // the other lists, or its first chunk.
+        let mut best_chunk_of_file: HashMap<String, String> = HashMap::new();
+        for (key, _, info) in &chunk_list {
+            best_chunk_of_file
+                .entry(info.path.clone())
+                .or_insert_with(|| key.clone());
+        }
+        for (key, _, s) in &sym_list {
+            best_chunk_of_file
+                .entry(s.path.clone())
+                .or_insert_with(|| key.clone());
+        }
+        let query_term_set: HashSet<&str> = terms.iter().map(|(t, _)| t.as_str()).collect();
+        let mut fused: HashMap<String, (f32, Vec<MatchReason>)> = HashMap::new();
+        let mut add = |key: &str, r: MatchReason| {
+            let e = fused.entry(key.to_string()).or_insert((0.0, Vec::new()));
+            e.0 += r.contribution;
+            e.1.push(r);
+        };
+        let mut runs = Vec::new();
+        let mut run = RetrieverRun {
+            retriever: Retriever::Chunks,
+            hits: Vec::new(),
+        };
+        for (rank, (key, score, info)) in chunk_list.iter().enumerate() {
+            add(
+                key,
+                MatchReason {
+                    retriever: Retriever::Chunks,
+                    rank: rank + 1,
+                    score: *score,
+                    contribution: 1.0 / (RRF_K + rank as f32 + 1.0),
+                    terms: Vec::new(),
+                    detail: None,
+                },
+            );
+            run.hits.push(RetrieverHit {
+                path: info.path.clone(),
+                start_line: info.start_line,
+                end_line: info.end_line,
+                score: *score,
+                detail: None,
+            });
+        }
+        runs.push(run);
+        let mut run = RetrieverRun {
+            retriever: Retriever::Symbols,
+            hits: Vec::new(),
+        };
+        for (rank, (key, score, s)) in sym_list.iter().enumerate() {
+            let detail = format!(
+                "{} `{}`{}",
+                s.kind,
+                s.name,
+                s.scope
+                    .as_ref()
+                    .map(|sc| format!(" in {sc}"))
+                    .unwrap_or_default()
+            );
+            let name_terms: Vec<String> = token_set(&s.name)
+                .into_iter()
+                .filter(|t| query_term_set.contains(t.as_str()))
+                .collect();
+            add(
+                key,
+                MatchReason {
+                    retriever: Retriever::Symbols,
+                    rank: rank + 1,
+                    score: *score,
+                    contribution: 1.0 / (RRF_K + rank as f32 + 1.0),
+                    terms: name_terms,
+                    detail: Some(detail.clone()),
+                },
+            );
+            run.hits.push(RetrieverHit {
+                path: s.path.clone(),
+                start_line: s.start_line,
+                end_line: s.end_line,
+                score: *score,
+                detail: Some(detail),
+            });
+        }
+        runs.push(run);
+        let mut run = RetrieverRun {
+            retriever: Retriever::Paths,
+            hits: Vec::new(),
+        };
+        for (rank, (path, score, first)) in path_list.iter().enumerate() {
+            let key = best_chunk_of_file
+                .get(path)
+                .cloned()
+                .unwrap_or_else(|| first.clone());
+            run.hits.push(RetrieverHit {
+                path: path.clone(),
+                start_line: 0,
+                end_line: 0,
+                score: *score,
+                detail: None,
+            });
+            if key.is_empty() {
+                continue;
+            }
+            let path_terms: Vec<String> = token_set(&path.replace(['/', '.', '-'], " "))
+                .into_iter()
+                .filter(|t| query_term_set.contains(t.as_str()))
+                .collect();
+            add(
+                &key,
+                MatchReason {
+                    retriever: Retriever::Paths,
+                    rank: rank + 1,
+                    score: *score,
+                    contribution: 1.0 / (RRF_K + rank as f32 + 1.0),
+                    terms: path_terms,
+                    detail: None,
+                },
+            );
+        }
+        runs.push(run);
+
+        let mut ranked: Vec<(String, f32, Vec<MatchReason>)> =
+            fused.into_iter().map(|(k, (s, r))| (k, s, r)).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+
+        let chunk_texts: HashMap<&str, &ChunkInfo> =
+            chunk_list.iter().map(|(k, _, i)| (k.as_str(), i)).collect();
+        let mut per_file: HashMap<String, usize> = HashMap::new();
+        let mut hits = Vec::new();
+        for (key, score, mut why) in ranked {
+            if hits.len() >= query.limit {
+                break;
+            }
+            let path = key.rsplit_once('#').map_or(key.as_str(), |(p, _)| p);
+            let n = per_file.entry(path.to_string()).or_insert(0);
+            if *n >= query.max_per_file.max(1) {
+                continue;
+            }
+            let fetched;
+            let info = match chunk_texts.get(key.as_str()) {
+                Some(i) => *i,
+                None => match self.chunk_by_key(&searcher, &key)? {
+                    Some(i) => {
+                        fetched = i;
+                        &fetched
+                    }
+                    None => continue,
+                },
+            };
+            *n += 1;
+            let chunk_terms: HashSet<String> = token_set(&info.text).into_iter().collect();
+            for r in why.iter_mut() {
+                if r.retriever == Retriever::Chunks {
+                    r.terms = terms
+                        .iter()
+                        .filter(|(t, _)| chunk_terms.contains(t))
+                        .map(|(t, _)| t.clone())
+                        .collect();
+                }
+            }
+            why.sort_by_key(|r| r.rank);
+            hits.push(SearchHit {
+                path: info.path.clone(),
+                start_line: info.start_line,
+                end_line: info.end_line,
+                score,
+                lang: info.lang.clone(),
+                text: info.text.clone(),
+                why,
+            });
+        }
+        explanation.retrievers = runs;
+        explanation.hits = hits;
+        explanation.elapsed_us = started.elapsed().as_micros() as u64;
+        Ok(explanation)
+    }
+
+    /// Definitions named `name` (case-insensitive; exact case first). A
+    /// qualified name (`Parser::parse`, `Parser.parse`) also filters by scope.
+    pub fn symbols(&self, name: &str) -> Result<Vec<Symbol>> {
+        let f = self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let (scope, base) = match name.rsplit_once("::").or_else(|| name.rsplit_once('.')) {
+            Some((s, b)) if !b.is_empty() => (Some(s), b),
+            _ => (None, name),
+        };
+        let q = TermQuery::new(
+            Term::from_field_text(f.name_lc, &base.to_lowercase()),
+            IndexRecordOption::Basic,
+        );
+        let top = searcher
+            .search(&q, &TopDocs::with_limit(1000).order_by_score())
+            .map_err(self.te())?;
+        let mut out = Vec::new();
+        for (_, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
+            let s = symbol_of(&f, &d);
+            if let Some(scope) = scope {
+                let ok = s.scope.as_deref().is_some_and(|sc| {
+                    let norm = sc.replace("::", ".");
+                    norm.ends_with(&scope.replace("::", "."))
+                });
+                if !ok {
+                    continue;
+                }
+            }
+            out.push(s);
+        }
+        out.sort_by(|a, b| {
+            (a.name != base)
+                .cmp(&(b.name != base))
+                .then_with(|| a.path.cmp(&b.path))
+                .then_with(|| a.start_line.cmp(&b.start_line))
+        });
+        Ok(out)
+    }
+
+    /// Symbols defined in one file, in order.
+    pub fn file_symbols(&self, path: &std::path::Path) -> Result<Vec<Symbol>> {
+        let rel = self.rel(path)?;
+        let f = self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let q = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.path, &rel),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>,
+            ),
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.doc_type, crate::schema::DOC_SYMBOL),
+                    IndexRecordOption::Basic,
+                )),
+            ),
+        ]);
+        let addrs = searcher
+            .search(&q, &tantivy::collector::DocSetCollector)
+            .map_err(self.te())?;
+        let mut out = Vec::new();
+        for addr in addrs {
+            let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
+            out.push(symbol_of(&f, &d));
+        }
+        out.sort_by_key(|s| (s.start_line, s.start_byte));
+        Ok(out)
+    }
+
+    /// Context for a completion at `cursor` (a byte offset into `text`, the
+    /// editor's current content of `path`): definitions of identifiers used
+    /// near the cursor, then chunks elsewhere sharing those identifiers. The
+    /// window around the cursor (which the prompt already holds) is excluded.
+    /// Snippets are deduplicated and fit in `budget_chars` together.
+    pub fn context_for(
+        &self,
+        path: &std::path::Path,
+        text: &str,
+        cursor: usize,
+        budget_chars: usize,
+    ) -> Result<Vec<Snippet>> {
+        let rel = self.rel(path).unwrap_or_default();
+        let f = self.inner.fields;
+        let mut cursor = cursor.min(text.len());
+        while !text.is_char_boundary(cursor) {
+            cursor -= 1;
+        }
+        let mut lo = cursor.saturating_sub(CONTEXT_BEFORE);
+        while !text.is_char_boundary(lo) {
+            lo -= 1;
+        }
+        let mut hi = (cursor + CONTEXT_AFTER).min(text.len());
+        while !text.is_char_boundary(hi) {
+            hi += 1;
+        }
+        let line_of = |b: usize| text[..b].bytes().filter(|&c| c == b'\n').count() + 1;
+        let cursor_line = line_of(cursor);
+        let excl_first = line_of(lo);
+        let excl_last = cursor_line + text[cursor..hi].bytes().filter(|&c| c == b'\n').count();
+
+        // Identifiers near the cursor, weighted by closeness.
+        let window = &text[lo..hi];
+        let mut weights: HashMap<String, (f32, String)> = HashMap::new();
+        let mut line = excl_first;
+        let mut last = 0usize;
+        for_each_word(window, |w, off| {
+            line += window[last..off].bytes().filter(|&c| c == b'\n').count();
+            last = off;
+            let abs = lo + off;
+            // The word being typed is unfinished.
+            if abs <= cursor && cursor <= abs + w.len() {
+                return;
+            }
+            if w.len() < 3 || w.as_bytes()[0].is_ascii_digit() {
+                return;
+            }
+            let lc = w.to_lowercase();
+            if is_keyword(&lc) {
+                return;
+            }
+            let dist = line.abs_diff(cursor_line) as f32;
+            let weight = 1.0 / (1.0 + dist / 8.0);
+            let e = weights.entry(lc).or_insert((0.0, w.to_string()));
+            e.0 += weight;
+        });
+        let mut idents: Vec<(String, f32, String)> = weights
+            .into_iter()
+            .map(|(lc, (w, orig))| (lc, w, orig))
+            .collect();
+        idents.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        idents.truncate(CONTEXT_IDENTS);
+        if idents.is_empty() || budget_chars == 0 {
+            return Ok(Vec::new());
+        }
+        let searcher = self.inner.reader.searcher();
+        let excluded = |p: &str, s: usize, e: usize| p == rel && s <= excl_last && e >= excl_first;
+
+        // Definitions.
+        let name_terms: Vec<(String, f32)> =
+            idents.iter().map(|(lc, w, _)| (lc.clone(), *w)).collect();
+        let top = searcher
+            .search(
+                &terms_query(f.name_lc, &name_terms),
+                &TopDocs::with_limit(64).order_by_score(),
+            )
+            .map_err(self.te())?;
+        let ident_weight: HashMap<&str, f32> =
+            idents.iter().map(|(lc, w, _)| (lc.as_str(), *w)).collect();
+        let mut defs: Vec<(f32, Symbol, String)> = Vec::new();
+        let mut per_name: HashMap<String, usize> = HashMap::new();
+        let mut cands: Vec<(f32, DocAddress)> = top;
+        cands.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, addr) in cands {
+            let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
+            let s = symbol_of(&f, &d);
+            if excluded(&s.path, s.start_line, s.end_line) {
+                continue;
+            }
+            let n = per_name.entry(s.name.to_lowercase()).or_insert(0);
+            if *n >= 2 {
+                continue;
+            }
+            *n += 1;
+            let w = ident_weight
+                .get(s.name.to_lowercase().as_str())
+                .copied()
+                .unwrap_or(0.0);
+            // Types and functions say more about a call site than constants do.
+            let prior = match s.kind {
+                SymbolKind::Const | SymbolKind::Module => 0.7,
+                _ => 1.0,
+            };
+            // Same-file and same-directory definitions are likelier the right one.
+            let near = if s.path == rel {
+                1.3
+            } else if parent(&s.path) == parent(&rel) {
+                1.15
+            } else {
+                1.0
+            };
+            let key = d.str_of(f.sym_chunk).to_string();
+            defs.push((w * prior * near, s, key));
+        }
+        defs.sort_by(|a, b| b.0.total_cmp(&a.0));
+
+        let mut out: Vec<Snippet> = Vec::new();
+        let mut used = 0usize;
+        let mut taken: Vec<(String, usize, usize)> = Vec::new();
+        let overlaps = |taken: &[(String, usize, usize)], p: &str, s: usize, e: usize| {
+            taken
+                .iter()
+                .any(|(tp, ts, te)| tp == p && s <= *te && e >= *ts)
+        };
+        for (score, s, key) in defs.into_iter().take(CONTEXT_MAX_DEFS) {
+            if overlaps(&taken, &s.path, s.start_line, s.end_line) || key.is_empty() {
+                continue;
+            }
+            let Some(chunk) = self.chunk_by_key(&searcher, &key)? else {
+                continue;
+            };
+            // The symbol's own lines within its chunk.
+            let from = s.start_line.max(chunk.start_line);
+            let to = s.end_line.min(chunk.end_line).min(from + DEF_MAX_LINES - 1);
+            let body: String = chunk
+                .text
+                .split('\n')
+                .skip(from - chunk.start_line)
+                .take(to + 1 - from)
+                .collect::<Vec<_>>()
+                .join("\n");
+            let reason = format!("definition of `{}` ({})", s.name, s.kind);
+            if let Some(sn) = fit(
+                &s.path,
+                from,
+                body,
+                budget_chars - used,
+                score,
+                SnippetKind::Definition,
+                reason,
+            ) {
+                used += sn.text.len() + sn.path.len() + SNIPPET_OVERHEAD;
+                taken.push((sn.path.clone(), sn.start_line, sn.end_line));
+                out.push(sn);
+            }
+            if budget_chars.saturating_sub(used) < MIN_SNIPPET {
+                return Ok(out);
+            }
+        }
+
+        // Similar chunks: BM25 over identifier parts.
+        let mut part_terms: HashMap<String, f32> = HashMap::new();
+        for (lc, w, orig) in &idents {
+            *part_terms.entry(lc.clone()).or_insert(0.0) += *w;
+            split_identifier(orig, |p| {
+                if p.len() >= 3 {
+                    let p = p.to_lowercase();
+                    if !is_keyword(&p) {
+                        *part_terms.entry(p).or_insert(0.0) += *w * 0.5;
+                    }
+                }
+            });
+        }
+        let part_terms: Vec<(String, f32)> = part_terms.into_iter().collect();
+        let top = searcher
+            .search(
+                &terms_query(f.text, &part_terms),
+                &TopDocs::with_limit(24).order_by_score(),
+            )
+            .map_err(self.te())?;
+        for (score, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
+            let c = chunk_info(&f, &d);
+            if excluded(&c.path, c.start_line, c.end_line)
+                || overlaps(&taken, &c.path, c.start_line, c.end_line)
+            {
+                continue;
+            }
+            let reason = "shares identifiers with the code near the cursor".to_string();
+            if let Some(sn) = fit(
+                &c.path,
+                c.start_line,
+                c.text,
+                budget_chars - used,
+                score,
+                SnippetKind::Similar,
+                reason,
+            ) {
+                used += sn.text.len() + sn.path.len() + SNIPPET_OVERHEAD;
+                taken.push((sn.path.clone(), sn.start_line, sn.end_line));
+                out.push(sn);
+            }
+            if budget_chars.saturating_sub(used) < MIN_SNIPPET {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Bytes of the document before / after the cursor whose identifiers are used
+/// (and whose lines are excluded from the context).
+const CONTEXT_BEFORE: usize = 2000;
+const CONTEXT_AFTER: usize = 600;
+const CONTEXT_IDENTS: usize = 16;
+const CONTEXT_MAX_DEFS: usize = 12;
+const DEF_MAX_LINES: usize = 40;
+/// Characters a caller's prompt spends on a snippet header (path, lines, fence).
+const SNIPPET_OVERHEAD: usize = 16;
+const MIN_SNIPPET: usize = 80;
+
+fn parent(p: &str) -> &str {
+    p.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+/// The snippet, cut to whole lines that fit in `room`.
+fn fit(
+    path: &str,
+    start_line: usize,
+    text: String,
+    room: usize,
+    score: f32,
+    kind: SnippetKind,
+    reason: String,
+) -> Option<Snippet> {
+    let room = room.checked_sub(path.len() + SNIPPET_OVERHEAD)?;
+    let mut body = text;
+    if body.len() > room {
+        if room < MIN_SNIPPET {
+            return None;
+        }
+        let mut cut = body[..room].rfind('\n').unwrap_or(0);
+        if cut == 0 {
+            return None;
+        }
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        body.truncate(cut);
+    }
+    let body = body.trim_end().to_string();
+    if body.trim().is_empty() {
+        return None;
+    }
+    let lines = body.split('\n').count();
+    Some(Snippet {
+        path: path.to_string(),
+        start_line,
+        end_line: start_line + lines - 1,
+        text: body,
+        score,
+        kind,
+        reason,
+    })
+}
+
+fn chunk_info(f: &Fields, d: &TantivyDocument) -> ChunkInfo {
+    ChunkInfo {
+        path: d.str_of(f.path).to_string(),
+        lang: d.str_of(f.lang).to_string(),
+        start_line: d.u64_of(f.start_line) as usize,
+        end_line: d.u64_of(f.end_line) as usize,
+        text: d.str_of(f.text).to_string(),
+    }
+}
+
+fn symbol_of(f: &Fields, d: &TantivyDocument) -> Symbol {
+    let scope = d.str_of(f.scope);
+    Symbol {
+        name: d.str_of(f.name).to_string(),
+        kind: SymbolKind::parse(d.str_of(f.kind)).unwrap_or(SymbolKind::Function),
+        scope: (!scope.is_empty()).then(|| scope.to_string()),
+        signature: d.str_of(f.signature).to_string(),
+        path: d.str_of(f.path).to_string(),
+        lang: d.str_of(f.lang).to_string(),
+        start_byte: d.u64_of(f.start_byte) as usize,
+        end_byte: d.u64_of(f.end_byte) as usize,
+        start_line: d.u64_of(f.start_line) as usize,
+        end_line: d.u64_of(f.end_line) as usize,
+    }
+}
