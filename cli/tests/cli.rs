@@ -1,0 +1,135 @@
+//! The `cairn` binary as a user runs it, on the real default model.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn cairn(repo: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.arg("--repo")
+        .arg(repo)
+        .env("CAIRN_CONFIG", repo.join("no-user-config.toml"));
+    c
+}
+
+fn repo() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join(".git")).unwrap();
+    std::fs::write(
+        d.path().join("fib.py"),
+        "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    return \n\nprint(fibonacci(10))\n",
+    )
+    .unwrap();
+    d
+}
+
+#[test]
+fn complete_prints_a_cleaned_single_line_completion_as_json() {
+    let r = repo();
+    let out = cairn(r.path())
+        .args(["complete", "--file"])
+        .arg(r.path().join("fib.py"))
+        .args(["--line", "5", "--col", "12", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = v["completion"].as_str().unwrap();
+    assert!(!text.trim().is_empty(), "{v}");
+    assert!(
+        !text.contains('\n'),
+        "single line after `return `: {text:?}"
+    );
+    assert_eq!(v["multiline"], false);
+    assert_eq!(v["generation"]["model"]["origin"], "local");
+    assert_eq!(
+        v["generation"]["model"]["gguf_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+}
+
+#[test]
+fn chat_streams_an_answer_and_keeps_serving_after_a_bad_turn() {
+    let r = repo();
+    let out = cairn(r.path())
+        .args(["chat", "--max-tokens", "16", "What is recursion?"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
+
+    // Interactive session from a pipe: two questions, one of them blank noise in between.
+    let mut child = cairn(r.path())
+        .args(["chat", "--max-tokens", "8"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello\n\n   \nWhat is a stack?\n/exit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("generated").count(),
+        2,
+        "two answers: {stderr}"
+    );
+}
+
+#[test]
+fn bad_input_gets_one_line_errors() {
+    let r = repo();
+    let run = |args: &[&str]| {
+        let out = cairn(r.path()).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).trim().to_string()
+    };
+    let fib = r.path().join("fib.py");
+    let fib = fib.to_str().unwrap();
+    let e = run(&["complete", "--file", fib, "--line", "99", "--col", "1"]);
+    assert!(e.contains("past the end") && e.contains("fib.py"), "{e}");
+    let bin = r.path().join("blob.bin");
+    std::fs::write(&bin, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let e = run(&[
+        "complete",
+        "--file",
+        bin.to_str().unwrap(),
+        "--line",
+        "1",
+        "--col",
+        "1",
+    ]);
+    assert!(e.contains("not UTF-8"), "{e}");
+
+    std::fs::create_dir(r.path().join(".cairn")).unwrap();
+    std::fs::write(
+        r.path().join(".cairn/config.toml"),
+        "[routing]\nchat = \"ghost\"\n",
+    )
+    .unwrap();
+    let e = run(&["chat", "hi"]);
+    assert!(e.contains("ghost") && e.contains("config"), "{e}");
+    std::fs::write(r.path().join(".cairn/config.toml"), "[models.broken]\nkind = \"local\"\npath = \"/nonexistent/model.gguf\"\n[routing]\nchat = \"broken\"\n").unwrap();
+    let e = run(&["chat", "hi"]);
+    assert!(
+        e.contains("/nonexistent/model.gguf") && e.contains("cairn models"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
