@@ -1,0 +1,364 @@
+//! Provenance subcommands: init, attest, blame, review, check, report, verify.
+//! Thin: arguments in, `cairn_engine::provenance` calls, text out.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use cairn_engine::provenance as prov;
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum ProvenanceCommands {
+    /// Set a repository up for provenance: hooks (post-commit, post-rewrite,
+    /// prepare-commit-msg) and notes.rewriteRef so notes follow amend and rebase.
+    Init {
+        /// The cairn binary the hooks call (default: this one).
+        #[arg(long)]
+        cairn_bin: Option<PathBuf>,
+    },
+    /// Attribute a commit's AI-assisted lines into git notes (refs/notes/cairn).
+    Attest {
+        /// Commit to attest.
+        #[arg(default_value = "HEAD")]
+        commit: String,
+        /// Read `old new` pairs from stdin (the post-rewrite hook) and re-attest the new commits.
+        #[arg(long)]
+        rewritten: bool,
+        /// Add `Assisted-by:` trailers to this commit message file when staged lines are
+        /// AI-assisted (the prepare-commit-msg hook). Never adds Signed-off-by.
+        #[arg(long, value_name = "MSG_FILE")]
+        trailer_for: Option<PathBuf>,
+        #[arg(long)]
+        quiet: bool,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// Per line of FILE: human, ai or ai-modified, with model and record id.
+    Blame {
+        file: PathBuf,
+        /// Revision to blame (default HEAD).
+        #[arg(long)]
+        rev: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the AI-assisted lines of RANGE; with --approve, record your signed review.
+    Review {
+        /// Commit range, e.g. `main..HEAD`.
+        range: String,
+        /// Record the approval (signed with your reviewer key, not the device key).
+        #[arg(long)]
+        approve: bool,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// CI gate: list AI-assisted regions of RANGE; with --require-review, exit 1 if any is unreviewed.
+    Check {
+        /// Commit range (default: everything reachable from HEAD).
+        range: Option<String>,
+        #[arg(long)]
+        require_review: bool,
+        /// Only reviews by these key ids count (repeatable).
+        #[arg(long = "trusted-reviewer", value_name = "KEYID")]
+        trusted_reviewers: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report AI-assisted, ai-modified and human lines per commit, file, author and model.
+    Report {
+        range: Option<String>,
+        /// json (JSON Lines), csv, html, sarif or intoto.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+    /// Check signatures, the ledger chain, note checkpoints and subjects; exit 1 on any failure.
+    Verify {
+        range: Option<String>,
+        /// Move a torn (never acknowledged) last ledger line aside so appends work again.
+        #[arg(long)]
+        quarantine_torn_tail: bool,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+}
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct LedgerArgs {
+    /// Ledger directory for this repository (default: the user data dir, keyed by repository root).
+    #[arg(long, env = "CAIRN_LEDGER_DIR")]
+    ledger_dir: Option<PathBuf>,
+}
+
+impl LedgerArgs {
+    fn options(&self) -> Result<prov::LedgerOptions> {
+        Ok(prov::LedgerOptions {
+            dir: self.ledger_dir.clone(),
+            key_store: Some(Arc::from(
+                prov::keys::key_store_from_env().context("choosing the key store")?,
+            )),
+            ..Default::default()
+        })
+    }
+    fn ledger_file(&self, repo: &Path) -> Result<PathBuf> {
+        let o = prov::LedgerOptions {
+            dir: self.ledger_dir.clone(),
+            ..Default::default()
+        };
+        Ok(prov::ledger_path(repo, &o)?)
+    }
+}
+
+fn repo_root() -> Result<PathBuf> {
+    let start = match std::env::var_os("CAIRN_REPO") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    prov::git::repo_root(&start)
+        .with_context(|| format!("{} is not inside a git repository", start.display()))
+}
+
+fn git_config(repo: &Path, key: &str) -> Option<String> {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["config", "--get", key])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+impl ProvenanceCommands {
+    pub fn run(self) -> Result<ExitCode> {
+        let repo = repo_root()?;
+        match self {
+            ProvenanceCommands::Init { cairn_bin } => {
+                let bin = match cairn_bin {
+                    Some(b) => b,
+                    None => std::env::current_exe().context("locating the cairn binary")?,
+                };
+                let out = prov::init_repo(&repo, &bin.to_string_lossy())?;
+                for h in &out.hooks {
+                    println!("installed {}", h.display());
+                }
+                for h in &out.skipped {
+                    println!(
+                        "left alone {} (not Cairn's; call `{} attest` from it yourself)",
+                        h.display(),
+                        bin.display()
+                    );
+                }
+                println!("notes.rewriteRef = {}", prov::git::NOTES_REF);
+                println!(
+                    "share attribution with: git push origin {r}  /  git fetch origin {r}:{r}",
+                    r = prov::git::NOTES_REF
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            ProvenanceCommands::Attest {
+                commit,
+                rewritten,
+                trailer_for,
+                quiet,
+                ledger,
+            } => {
+                let opts = ledger.options()?;
+                if let Some(msg) = trailer_for {
+                    let models = prov::staged_ai_models(&repo, &opts)?;
+                    prov::add_assisted_by(&msg, &models)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let outcomes = if rewritten {
+                    let mut pairs = Vec::new();
+                    for line in std::io::stdin().lock().lines() {
+                        let line = line.context("reading old/new pairs from stdin")?;
+                        let mut it = line.split_whitespace();
+                        if let (Some(o), Some(n)) = (it.next(), it.next()) {
+                            pairs.push((o.to_string(), n.to_string()));
+                        }
+                    }
+                    prov::attest_rewritten(&repo, &pairs, &opts)?
+                } else {
+                    vec![prov::attest(&repo, &commit, &opts)?]
+                };
+                if !quiet {
+                    for o in outcomes {
+                        println!(
+                            "{}: {} ai, {} ai-modified, {} human lines{}",
+                            &o.commit[..12],
+                            o.ai_lines,
+                            o.ai_modified_lines,
+                            o.human_lines,
+                            if o.models.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", o.models.join(", "))
+                            }
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ProvenanceCommands::Blame { file, rev, json } => {
+                let rel = file
+                    .strip_prefix(&repo)
+                    .map(Path::to_path_buf)
+                    .unwrap_or(file.clone());
+                let lines = prov::blame(&repo, &rel.to_string_lossy(), rev.as_deref())?;
+                let mut out = std::io::stdout().lock();
+                for b in lines {
+                    if json {
+                        writeln!(out, "{}", serde_json::to_string(&b)?)?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{} {:>5} {:<11} {:<24} {}",
+                            &b.commit[..8],
+                            b.line,
+                            b.class,
+                            b.model.as_deref().unwrap_or(""),
+                            b.text
+                        )?;
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ProvenanceCommands::Review {
+                range,
+                approve,
+                name,
+                email,
+            } => {
+                let regions = prov::ai_regions(&repo, Some(&range))?;
+                if regions.is_empty() {
+                    println!("no AI-assisted lines in {range}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                for r in &regions {
+                    println!(
+                        "{} {}:{}-{} {} ({})",
+                        &r.commit[..12],
+                        r.path,
+                        r.start_line,
+                        r.end_line,
+                        r.class.as_str(),
+                        r.model
+                    );
+                }
+                if !approve {
+                    println!("re-run with --approve to record your signed review");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let who = prov::ReviewerIdentity {
+                    name: name
+                        .or_else(|| git_config(&repo, "user.name"))
+                        .context("no reviewer name: pass --name or set git user.name")?,
+                    email: email
+                        .or_else(|| git_config(&repo, "user.email"))
+                        .context("no reviewer email: pass --email or set git user.email")?,
+                };
+                let store = prov::keys::key_store_from_env()?;
+                let key = prov::keys::load_or_create(store.as_ref(), prov::keys::REVIEWER_KEY)?;
+                let out = prov::review(&repo, &range, &key, &who)?;
+                println!(
+                    "recorded review of {} commits by {} (key {}), diff digest {}",
+                    out.review.commits.len(),
+                    who.email,
+                    &out.review.reviewer.keyid[..16],
+                    out.review.diff_digest
+                );
+                println!("share it with: git push origin {}", prov::git::NOTES_REF);
+                Ok(ExitCode::SUCCESS)
+            }
+            ProvenanceCommands::Check {
+                range,
+                require_review,
+                trusted_reviewers,
+                json,
+            } => {
+                let opts = prov::CheckOptions { trusted_reviewers };
+                let out = prov::check(&repo, range.as_deref(), require_review, &opts)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                } else {
+                    for r in &out.unreviewed {
+                        println!(
+                            "unreviewed: {}:{}-{} {} model {} commit {}",
+                            r.path,
+                            r.start_line,
+                            r.end_line,
+                            r.class.as_str(),
+                            r.model,
+                            &r.commit[..12]
+                        );
+                    }
+                    println!(
+                        "{} commits, {} AI-assisted regions, {} unreviewed, {} not attested: {}",
+                        out.commits,
+                        out.ai_regions,
+                        out.unreviewed.len(),
+                        out.unattested.len(),
+                        if out.passed { "ok" } else { "FAILED (run `cairn review`)" }
+                    );
+                }
+                Ok(if out.passed {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
+            }
+            ProvenanceCommands::Report {
+                range,
+                format,
+                output,
+                ledger,
+            } => {
+                let format: prov::ReportFormat = format.parse()?;
+                let lf = ledger.ledger_file(&repo)?;
+                let text = prov::report(&repo, range.as_deref(), format, Some(&lf))?;
+                match output {
+                    Some(p) => std::fs::write(&p, text)
+                        .with_context(|| format!("writing {}", p.display()))?,
+                    None => std::io::stdout().lock().write_all(text.as_bytes())?,
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            ProvenanceCommands::Verify {
+                range,
+                quarantine_torn_tail,
+                ledger,
+            } => {
+                let lf = ledger.ledger_file(&repo)?;
+                if quarantine_torn_tail {
+                    match prov::quarantine_torn_tail(&lf)? {
+                        Some(side) => println!("moved the torn last line to {}", side.display()),
+                        None => println!("{} has no torn last line", lf.display()),
+                    }
+                }
+                let rep = prov::verify(&repo, range.as_deref(), Some(&lf))?;
+                for c in &rep.checked {
+                    println!("checked {c}");
+                }
+                for f in &rep.failures {
+                    println!("FAIL {f}");
+                }
+                if rep.ok() {
+                    println!("verified: ok");
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    bail!("verification failed: {} problems", rep.failures.len())
+                }
+            }
+        }
+    }
+}
