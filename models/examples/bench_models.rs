@@ -218,10 +218,19 @@ fn main() {
         // A different first line each run, so "cold" shares no prefix with earlier runs.
         let cold = format!("// bench run {i} {}\n{base}", i * 7919);
         let typed = format!("{cold}x");
-        lc.push(run(&local, &cold));
-        lw.push(run(&local, &typed));
-        rc.push(run(&remote, &cold));
-        rw.push(run(&remote, &typed));
+        let l_cold = run(&local, &cold);
+        let l_typed = run(&local, &typed);
+        // The server's stream carries no usage: the prompt is the same tokens as Cairn's
+        // (same GGUF tokenizer), and its prompt cache holds all but the tail when typing.
+        let mut r_cold = run(&remote, &cold);
+        r_cold.prompt_tokens = l_cold.prompt_tokens;
+        r_cold.pp_tok_s = l_cold.prompt_tokens as f64 / (r_cold.ttft_ms / 1e3);
+        let mut r_typed = run(&remote, &typed);
+        r_typed.prompt_tokens = l_typed.prompt_tokens;
+        lc.push(l_cold);
+        lw.push(l_typed);
+        rc.push(r_cold);
+        rw.push(r_typed);
     }
     let (lc, lw, rc, rw) = (
         summarize(&lc),

@@ -166,7 +166,7 @@ fn streams_chat_and_completions_from_a_real_server_and_rejects_a_wrong_key() {
     assert_eq!(g.prompt.mode, "fim");
     assert!(g.usage.generated_tokens >= 1, "{g:?}");
 
-    // Greedy remote output matches greedy local output for the same chat prompt.
+    // A wrong key is refused with an error that says what to do and never shows the key.
     let wrong = RemoteModel::new(
         "peer",
         opts(&server.base_url, false),
