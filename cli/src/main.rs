@@ -1,7 +1,9 @@
 //! `cairn`: the command line. A thin front end: it parses arguments, calls the engine
 //! and prints. Logs go to stderr; stdout carries answers (and, in `cairn lsp`, the protocol).
 
+mod index_cmds;
 mod models_cmds;
+mod provenance_cmds;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -59,6 +61,10 @@ enum Command {
         #[command(subcommand)]
         command: models_cmds::ModelsCommand,
     },
+    #[command(flatten)]
+    Index(index_cmds::IndexCommands),
+    #[command(flatten)]
+    Provenance(provenance_cmds::ProvenanceCommands),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +120,15 @@ fn open_engine(repo: Option<PathBuf>) -> Result<Engine> {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Models { command } => command.run(),
+        Command::Index(c) => c.run_in(cli.repo.as_deref()),
+        Command::Provenance(c) => {
+            // The provenance commands find the repository through CAIRN_REPO (the hooks
+            // set it too); a --repo flag means the same. Still single-threaded here.
+            if let Some(r) = &cli.repo {
+                std::env::set_var("CAIRN_REPO", r);
+            }
+            c.run()
+        }
         Command::Chat {
             question,
             max_tokens,
