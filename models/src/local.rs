@@ -79,6 +79,9 @@ impl LocalOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalModelInfo {
     pub vocab: VocabTokens,
+    /// Text of every control token (`<|im_end|>`, `<file_sep>` …): chat content that
+    /// contains one is defused so it cannot act as the token.
+    pub control_texts: Vec<String>,
     pub n_ctx: u32,
     pub n_ctx_train: u32,
     pub chat_template: Option<String>,
@@ -287,8 +290,21 @@ fn worker(
         .chat_template(None)
         .ok()
         .and_then(|t| t.to_string().ok());
+    let control_texts = {
+        let v = model.vocab();
+        let mut texts: Vec<String> = v
+            .tokens()
+            .filter(|&t| v.is_control(t))
+            .filter_map(|t| token_text(&model, t))
+            .filter(|t| t.chars().count() >= 2)
+            .collect();
+        texts.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        texts.dedup();
+        texts
+    };
     let info = LocalModelInfo {
         vocab,
+        control_texts,
         n_ctx: ctx.n_ctx(),
         n_ctx_train: model.n_ctx_train(),
         chat_template,
@@ -682,6 +698,21 @@ impl Worker<'_> {
         }
         Ok((matcher.text().to_string(), stop_reason, usage))
     }
+}
+
+/// Breaks up control-token text inside chat content with a zero-width space, so that
+/// parsing the templated prompt for special tokens finds only the template's own.
+pub fn defuse_control_text(content: &str, control_texts: &[String]) -> String {
+    let mut out = content.to_string();
+    for t in control_texts {
+        if out.contains(t.as_str()) {
+            let mut chars = t.chars();
+            let first = chars.next().unwrap_or_default();
+            let broken = format!("{first}\u{200b}{}", chars.as_str());
+            out = out.replace(t.as_str(), &broken);
+        }
+    }
+    out
 }
 
 fn build_sampler(s: &Sampling) -> LlamaSampler {
