@@ -919,6 +919,26 @@ impl Index {
         Ok(stats)
     }
 
+    /// Paths of the indexed files, sorted.
+    pub fn indexed_files(&self) -> Result<Vec<String>> {
+        let f = self.inner.fields;
+        let searcher = self.inner.reader.searcher();
+        let q = TermQuery::new(
+            Term::from_field_text(f.doc_type, DOC_FILE),
+            IndexRecordOption::Basic,
+        );
+        let docs = searcher
+            .search(&q, &DocSetCollector)
+            .map_err(tantivy_err(&self.inner.dir))?;
+        let mut out = Vec::with_capacity(docs.len());
+        for addr in docs {
+            let d: TantivyDocument = searcher.doc(addr).map_err(tantivy_err(&self.inner.dir))?;
+            out.push(d.str_of(f.path).to_string());
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// What the index holds now.
     pub fn stats(&self) -> Result<IndexStats> {
         let f = self.inner.fields;

@@ -254,45 +254,105 @@ pub(crate) struct CodeTokenizer;
 
 pub(crate) const CODE_TOKENIZER: &str = "cairn_code";
 
-pub(crate) struct CodeTokenStream {
-    tokens: Vec<Token>,
-    next: usize,
+/// Streams tokens without allocating per token (indexing throughput depends on it).
+pub(crate) struct CodeTokenStream<'a> {
+    text: &'a str,
+    pos: usize,
+    word: (usize, usize),
+    parts: Vec<(usize, usize)>,
+    next_part: usize,
+    token: Token,
 }
 
-impl Tokenizer for CodeTokenizer {
-    type TokenStream<'a> = CodeTokenStream;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> CodeTokenStream {
-        let mut tokens = Vec::new();
-        for_each_token(text, |t, from, to| {
-            tokens.push(Token {
-                offset_from: from,
-                offset_to: to,
-                position: tokens.len(),
-                text: t.to_string(),
-                position_length: 1,
-            });
-        });
-        CodeTokenStream { tokens, next: 0 }
+fn set_lower(buf: &mut String, s: &str) {
+    buf.clear();
+    if s.is_ascii() {
+        buf.push_str(s);
+        buf.make_ascii_lowercase();
+    } else {
+        buf.extend(s.chars().flat_map(char::to_lowercase));
     }
 }
 
-impl TokenStream for CodeTokenStream {
+impl Tokenizer for CodeTokenizer {
+    type TokenStream<'a> = CodeTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> CodeTokenStream<'a> {
+        CodeTokenStream {
+            text,
+            pos: 0,
+            word: (0, 0),
+            parts: Vec::new(),
+            next_part: 0,
+            token: Token::default(),
+        }
+    }
+}
+
+impl CodeTokenStream<'_> {
+    fn emit(&mut self, start: usize, end: usize) {
+        let text = self.text;
+        set_lower(&mut self.token.text, &text[start..end]);
+        self.token.offset_from = self.word.0;
+        self.token.offset_to = self.word.1;
+        self.token.position = self.token.position.wrapping_add(1);
+        self.token.position_length = 1;
+    }
+}
+
+impl TokenStream for CodeTokenStream<'_> {
     fn advance(&mut self) -> bool {
-        if self.next < self.tokens.len() {
-            self.next += 1;
-            true
-        } else {
-            false
+        loop {
+            if let Some(&(s, e)) = self.parts.get(self.next_part) {
+                self.next_part += 1;
+                self.emit(s, e);
+                return true;
+            }
+            // Next word: a maximal run of alphanumerics and `_`.
+            let text = self.text;
+            let rest = &text[self.pos..];
+            let Some(off) = rest.find(|c: char| c.is_alphanumeric() || c == '_') else {
+                self.pos = text.len();
+                return false;
+            };
+            let start = self.pos + off;
+            let len = text[start..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(text.len() - start);
+            let end = start + len;
+            self.pos = end;
+            let word = &text[start..end];
+            let trimmed = word.trim_matches('_');
+            if trimmed.len() < 2 || trimmed.len() > MAX_TOKEN_LEN {
+                continue;
+            }
+            let t_start = start + (word.len() - word.trim_start_matches('_').len());
+            self.word = (start, end);
+            self.parts.clear();
+            self.next_part = 0;
+            let base = text.as_ptr() as usize;
+            let mut count = 0;
+            split_identifier(trimmed, |_| count += 1);
+            if count > 1 {
+                let parts = &mut self.parts;
+                split_identifier(trimmed, |p| {
+                    if p.len() >= 2 {
+                        let s = p.as_ptr() as usize - base;
+                        parts.push((s, s + p.len()));
+                    }
+                });
+            }
+            self.emit(t_start, t_start + trimmed.len());
+            return true;
         }
     }
 
     fn token(&self) -> &Token {
-        &self.tokens[self.next - 1]
+        &self.token
     }
 
     fn token_mut(&mut self) -> &mut Token {
-        &mut self.tokens[self.next - 1]
+        &mut self.token
     }
 }
 
@@ -322,6 +382,18 @@ mod tests {
             ]
         );
         assert_eq!(toks("__init__ v2Api"), ["init", "v2api", "v2", "api"]);
+    }
+
+    #[test]
+    fn tantivy_stream_matches_for_each_token() {
+        let text = "fn parseHTTPResponse(__init__: Vec<u8>) -> Ünïcode_Wörd x _ v2Api";
+        let mut tok = CodeTokenizer;
+        let mut stream = tok.token_stream(text);
+        let mut got = Vec::new();
+        while stream.advance() {
+            got.push(stream.token().text.clone());
+        }
+        assert_eq!(got, toks(text));
     }
 
     #[test]
