@@ -308,7 +308,11 @@ impl ProvenanceCommands {
                         out.ai_regions,
                         out.unreviewed.len(),
                         out.unattested.len(),
-                        if out.passed { "ok" } else { "FAILED (run `cairn review`)" }
+                        if out.passed {
+                            "ok"
+                        } else {
+                            "FAILED (run `cairn review`)"
+                        }
                     );
                 }
                 Ok(if out.passed {

@@ -100,7 +100,7 @@ impl Envelope {
                 self.payload_type
             )));
         }
-        for s in self.signatures.iter().filter(|s| s.keyid == want) {
+        if let Some(s) = self.signatures.iter().find(|s| s.keyid == want) {
             let raw = B64
                 .decode(&s.sig)
                 .map_err(|e| Error::Envelope(format!("signature is not base64: {e}")))?;

@@ -122,8 +122,11 @@ pub fn commit_infos(repo: &Path, commits: &[String]) -> Result<HashMap<String, C
     Ok(map)
 }
 
+/// A path and the lines added to it: (1-based new line number, text).
+pub type AddedLines = (String, Vec<(u32, String)>);
+
 /// Lines a commit adds, per path (new-side line numbers, 1-based), against its first parent.
-pub fn added_lines(repo: &Path, commit: &str) -> Result<Vec<(String, Vec<(u32, String)>)>> {
+pub fn added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
     let out = git_bytes(
         repo,
         &[
@@ -142,7 +145,7 @@ pub fn added_lines(repo: &Path, commit: &str) -> Result<Vec<(String, Vec<(u32, S
         None,
     )?;
     let text = String::from_utf8_lossy(&out);
-    let mut files: Vec<(String, Vec<(u32, String)>)> = Vec::new();
+    let mut files: Vec<AddedLines> = Vec::new();
     let mut next_line = 0u32;
     for line in text.lines() {
         if let Some(p) = line.strip_prefix("+++ ") {

@@ -5,8 +5,7 @@ use crate::digest::sha256_hex;
 use crate::dsse::Envelope;
 use crate::error::Error;
 use crate::jcs;
-use crate::ledger::parse_line;
-use crate::record::{LineClass, Statement, PREDICATE_AI_COMMIT, PREDICATE_REVIEW};
+use crate::record::{LineClass, Statement, Subject, PREDICATE_AI_COMMIT, PREDICATE_REVIEW};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +120,8 @@ pub struct Review {
     pub diff_digest: String,
 }
 
-/// A parsed note.
+/// A parsed note. Statements are kept without their predicate (`Value::Null`);
+/// the typed predicate sits beside each.
 #[derive(Debug, Clone, Default)]
 pub struct Note {
     pub ai_commit: Option<(Envelope, Statement, AiCommit)>,
@@ -137,15 +137,17 @@ impl Note {
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed = parse_line(line.as_bytes()).and_then(|(env, st)| {
-                match st.predicate_type.as_str() {
+            let parsed = parse_typed(line.as_bytes()).and_then(|(env, kind, bytes)| {
+                // Parse the predicate straight into its type: notes embed many records,
+                // and a detour through `serde_json::Value` triples the cost of reports.
+                match kind.as_str() {
                     PREDICATE_AI_COMMIT => {
-                        let p: AiCommit = serde_json::from_value(st.predicate.clone())?;
-                        note.ai_commit = Some((env, st, p));
+                        let t: Typed<AiCommit> = serde_json::from_slice(&bytes)?;
+                        note.ai_commit = Some((env, t.statement(), t.predicate));
                     }
                     PREDICATE_REVIEW => {
-                        let p: Review = serde_json::from_value(st.predicate.clone())?;
-                        note.reviews.push((env, st, p));
+                        let t: Typed<Review> = serde_json::from_slice(&bytes)?;
+                        note.reviews.push((env, t.statement(), t.predicate));
                     }
                     other => return Err(Error::Invalid(format!("unknown predicate type {other}"))),
                 }
@@ -170,4 +172,41 @@ impl Note {
         }
         out
     }
+}
+
+#[derive(Deserialize)]
+struct Typed<P> {
+    #[serde(rename = "_type")]
+    type_: String,
+    subject: Vec<Subject>,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    predicate: P,
+}
+
+impl<P> Typed<P> {
+    /// The statement without its predicate (kept typed beside it).
+    fn statement(&self) -> Statement {
+        Statement {
+            type_: self.type_.clone(),
+            subject: self.subject.clone(),
+            predicate_type: self.predicate_type.clone(),
+            predicate: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct KindOnly {
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+}
+
+fn parse_typed(line: &[u8]) -> Result<(Envelope, String, Vec<u8>), Error> {
+    let env: Envelope = serde_json::from_slice(line)
+        .map_err(|e| Error::Envelope(format!("not a DSSE envelope: {e}")))?;
+    let bytes = env.payload_bytes()?;
+    let kind: KindOnly = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Envelope(format!("payload is not an in-toto statement: {e}")))?;
+    Ok((env, kind.predicate_type, bytes))
 }

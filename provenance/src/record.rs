@@ -180,6 +180,7 @@ pub struct LineState {
 
 /// What happened, as the engine reports it. The ledger turns each into a signed record.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // built once per event, moved straight into the ledger
 pub enum Event {
     /// The assistant produced `output` for the user (before it is shown).
     Suggested {

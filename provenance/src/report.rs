@@ -2,7 +2,6 @@
 
 use crate::error::{Error, Result};
 use crate::git;
-use crate::ledger::read_entries;
 use crate::review::{range_notes, regions_of, review_covers, AiRegion, CheckOptions};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -177,19 +176,47 @@ pub fn report_data(
     if let Some(path) = ledger_file.filter(|p| p.exists()) {
         let mut model_of: HashMap<String, String> = HashMap::new();
         let mut counts: HashMap<String, (u64, u64)> = HashMap::new();
-        for e in read_entries(path)? {
-            let p = &e.statement.predicate;
-            match e.event() {
+        #[derive(serde::Deserialize)]
+        struct Light {
+            predicate: LightPredicate,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct LightPredicate {
+            event: Option<String>,
+            record_id: Option<String>,
+            refers_to: Option<String>,
+            generator: Option<LightGenerator>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct LightGenerator {
+            model_id: String,
+        }
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(env) = serde_json::from_slice::<crate::dsse::Envelope>(line) else {
+                continue;
+            };
+            let Ok(payload) = env.payload_bytes() else {
+                continue;
+            };
+            let Ok(Light { predicate: p }) = serde_json::from_slice::<Light>(&payload) else {
+                continue;
+            };
+            match p.event.as_deref() {
                 Some("suggested") => {
                     let m = p
-                        .pointer("/generator/modelId")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown");
-                    model_of.insert(p["recordId"].as_str().unwrap_or("").into(), m.into());
-                    counts.entry(m.into()).or_default().0 += 1;
+                        .generator
+                        .map_or_else(|| "unknown".to_string(), |g| g.model_id);
+                    counts.entry(m.clone()).or_default().0 += 1;
+                    model_of.insert(p.record_id.unwrap_or_default(), m);
                 }
                 Some("accepted") => {
-                    if let Some(m) = p["refersTo"].as_str().and_then(|r| model_of.get(r)) {
+                    if let Some(m) = p.refers_to.as_deref().and_then(|r| model_of.get(r)) {
                         counts.entry(m.clone()).or_default().1 += 1;
                     }
                 }

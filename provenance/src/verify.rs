@@ -26,6 +26,9 @@ impl VerifyReport {
     }
 }
 
+/// (ledger id, key id, line digests, Merkle leaves) of the local ledger.
+type LedgerInfo = (String, String, HashSet<String>, Vec<[u8; 32]>);
+
 /// Verify the local ledger (if `ledger_file` exists) and the notes of `range`.
 pub fn verify(
     repo: &Path,
@@ -33,7 +36,7 @@ pub fn verify(
     ledger_file: Option<&Path>,
 ) -> Result<VerifyReport> {
     let mut rep = VerifyReport::default();
-    let mut ledger_info: Option<(String, String, HashSet<String>, Vec<[u8; 32]>)> = None;
+    let mut ledger_info: Option<LedgerInfo> = None;
     if let Some(path) = ledger_file.filter(|p| p.exists()) {
         let check = verify_ledger_file(path, None)?;
         rep.checked.push(format!(

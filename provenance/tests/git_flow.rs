@@ -11,7 +11,7 @@ fn blame_text(fx: &Fixture, file: &str) -> String {
         .iter()
         .map(|b| {
             format!(
-                "{:>2} {:<11} {:<14} {}\n",
+                "L{:02} {:<11} {:<14} {}\n",
                 b.line,
                 b.class,
                 b.model.as_deref().unwrap_or("-"),
@@ -67,11 +67,11 @@ fn scenario() -> (Fixture, Ledger, String) {
 fn accept_edit_commit_blame_and_report() {
     let (fx, l, _) = scenario();
     expect_test::expect![[r#"
-         1 human       -              fn main() {
-         2 ai-modified qwen2.5-coder-1.5b     let total = compute(1, 3);
-         3 ai          qwen2.5-coder-1.5b     println!("{total}");
-         4 human       -                  let human = 5;
-         5 human       -              }
+        L01 human       -              fn main() {
+        L02 ai-modified qwen2.5-coder-1.5b     let total = compute(1, 3);
+        L03 ai          qwen2.5-coder-1.5b     println!("{total}");
+        L04 human       -                  let human = 5;
+        L05 human       -              }
     "#]]
     .assert_eq(&blame_text(&fx, "src/main.rs"));
 
@@ -239,7 +239,10 @@ fn amend_and_rebase_keep_attribution() {
     );
     attest_rewritten(&fx.repo, &[(c1.clone(), c1b.clone())], &fx.opts).unwrap();
     let b = blame_text(&fx, "src/main.rs");
-    assert!(b.contains(" 2 ai-modified") && b.contains(" 3 ai "), "{b}");
+    assert!(
+        b.contains("L02 ai-modified") && b.contains("L03 ai "),
+        "{b}"
+    );
 
     // Rebase onto a new upstream commit that touches another file.
     git(&fx.repo, &["checkout", "-q", "-b", "upstream", "HEAD~1"]);
@@ -252,12 +255,12 @@ fn amend_and_rebase_keep_attribution() {
     attest_rewritten(&fx.repo, &[(c1b, c1c.clone())], &fx.opts).unwrap();
     let b = blame_text(&fx, "src/main.rs");
     expect_test::expect![[r#"
-         1 human       -              fn main() {
-         2 ai-modified qwen2.5-coder-1.5b     let total = compute(1, 3);
-         3 ai          qwen2.5-coder-1.5b     println!("{total}");
-         4 human       -                  let human = 5;
-         5 human       -                  let more = 6;
-         6 human       -              }
+        L01 human       -              fn main() {
+        L02 ai-modified qwen2.5-coder-1.5b     let total = compute(1, 3);
+        L03 ai          qwen2.5-coder-1.5b     println!("{total}");
+        L04 human       -                  let human = 5;
+        L05 human       -                  let more = 6;
+        L06 human       -              }
     "#]]
     .assert_eq(&b);
     let v = verify(&fx.repo, Some("upstream..main"), Some(l.path())).unwrap();

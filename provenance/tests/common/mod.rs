@@ -1,4 +1,4 @@
-#![allow(dead_code)]
+#![allow(dead_code, clippy::new_without_default)]
 //! Shared fixtures: temp repos driven by the `git` binary, file key stores, sample facts.
 
 use cairn_provenance::*;
