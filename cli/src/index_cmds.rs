@@ -58,12 +58,7 @@ pub enum IndexCommands {
 }
 
 impl IndexCommands {
-    pub fn run(self) -> Result<ExitCode> {
-        self.run_in(None)
-    }
-
-    /// Like [`IndexCommands::run`], with the repository chosen by the caller
-    /// (e.g. a global `--repo`).
+    /// Runs the command in `repo` (the global `--repo`), else the enclosing repository.
     pub fn run_in(self, repo: Option<&Path>) -> Result<ExitCode> {
         match self {
             IndexCommands::Index {
