@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use cairn_engine::models::{CancellationToken, ChatMessage, Generation, StreamEvent};
-use cairn_engine::{CompletionOptions, Config, Engine};
+use cairn_engine::{CompletionOptions, Config, Engine, Position};
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
 
@@ -178,8 +178,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .complete_at(
                         &rel.to_string_lossy(),
                         &text,
-                        line - 1,
-                        col - 1,
+                        Position {
+                            line: line - 1,
+                            character: col - 1,
+                        },
                         &opts,
                         None,
                         CancellationToken::new(),

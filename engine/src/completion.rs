@@ -24,6 +24,13 @@ impl Default for CompletionOptions {
     }
 }
 
+/// A cursor position: 0-based line, and character (in chars) within the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub character: usize,
+}
+
 /// Prefix and suffix around the cursor, cut on line boundaries where possible.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {

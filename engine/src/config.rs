@@ -161,7 +161,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("config.toml");
         std::fs::write(&f, "[routing]\nchat = \"default\"\ncolour = \"blue\"\n").unwrap();
-        let err = Config::load_files(&[f.clone()]).unwrap_err().to_string();
+        let err = Config::load_files(std::slice::from_ref(&f))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("config.toml") && err.contains("colour"),
             "{err}"

@@ -16,7 +16,7 @@ use models::{
     TokenSink,
 };
 
-pub use completion::{CompletionOptions, Window};
+pub use completion::{CompletionOptions, Position, Window};
 pub use config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +65,12 @@ impl Engine {
         &self.router
     }
 
-    /// Completes `text` at (0-based) `line`, `character` (in chars of that line).
+    /// Completes `text` at a 0-based position (`character` counts chars of the line).
     pub async fn complete_at(
         &self,
         path: &str,
         text: &str,
-        line: usize,
-        character: usize,
+        Position { line, character }: Position,
         opts: &CompletionOptions,
         sink: TokenSink,
         cancel: CancellationToken,
