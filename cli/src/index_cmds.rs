@@ -125,7 +125,7 @@ impl IndexCommands {
 }
 
 /// The given path, else `CAIRN_REPO`, else the enclosing git repository, else the current directory.
-fn repo_root(given: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn repo_root(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = given {
         return p
             .canonicalize()

@@ -85,24 +85,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn repo_root(arg: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(r) = arg {
-        return std::fs::canonicalize(&r)
-            .with_context(|| format!("repository {} does not exist", r.display()));
-    }
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let mut dir = cwd.as_path();
-    loop {
-        if dir.join(".git").exists() {
-            return Ok(dir.to_path_buf());
-        }
-        match dir.parent() {
-            Some(p) => dir = p,
-            None => return Ok(cwd),
-        }
-    }
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -112,7 +94,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn open_engine(repo: Option<PathBuf>) -> Result<Engine> {
-    let root = repo_root(repo)?;
+    let root = index_cmds::repo_root(repo.as_deref())?;
     let config = Config::load(Some(&root))?;
     Ok(Engine::open(Some(&root), config)?)
 }

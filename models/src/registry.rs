@@ -64,8 +64,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     }
 }
 
-pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
-    let mut f = std::fs::File::open(path).map_err(|e| {
+/// Like `io_err`, but a missing file is `MissingFile`, whose message says what to do.
+fn open_err(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ModelError::MissingFile {
                 path: path.to_path_buf(),
@@ -73,7 +74,11 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
         } else {
             io_err(path)(e)
         }
-    })?;
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
+    let mut f = std::fs::File::open(path).map_err(open_err(path))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -87,15 +92,7 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
 }
 
 fn stat(path: &Path) -> Result<(u64, u128), ModelError> {
-    let md = std::fs::metadata(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ModelError::MissingFile {
-                path: path.to_path_buf(),
-            }
-        } else {
-            io_err(path)(e)
-        }
-    })?;
+    let md = std::fs::metadata(path).map_err(open_err(path))?;
     let modified = md
         .modified()
         .ok()

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use crate::config::{ModelSpec, ModelsConfig};
 use crate::local::LocalModel;
 use crate::registry::Registry;
@@ -23,16 +25,14 @@ impl Route {
         Route { primary, fallback }
     }
 
-    pub async fn complete(
+    /// Runs `call` on the primary; on failure (not cancellation) voids what was streamed
+    /// and runs it on the fallback, noting why.
+    async fn run(
         &self,
-        req: CompletionRequest,
         sink: TokenSink,
-        cancel: CancellationToken,
+        call: impl Fn(&dyn Backend, TokenSink) -> BoxFuture<'static, Result<Generation, ModelError>>,
     ) -> Result<Generation, ModelError> {
-        let first = self
-            .primary
-            .complete(req.clone(), sink.clone(), cancel.clone())
-            .await;
+        let first = call(self.primary.as_ref(), sink.clone()).await;
         match (first, &self.fallback) {
             (Err(e), Some(fb)) if !matches!(e, ModelError::Cancelled) => {
                 let reason = e.to_string();
@@ -42,7 +42,7 @@ impl Route {
                         reason: reason.clone(),
                     },
                 );
-                let mut g = fb.complete(req, sink, cancel).await?;
+                let mut g = call(fb.as_ref(), sink).await?;
                 g.fallback = Some(Fallback {
                     from: self.primary.identity().name,
                     reason,
@@ -53,34 +53,24 @@ impl Route {
         }
     }
 
+    pub async fn complete(
+        &self,
+        req: CompletionRequest,
+        sink: TokenSink,
+        cancel: CancellationToken,
+    ) -> Result<Generation, ModelError> {
+        self.run(sink, |b, s| b.complete(req.clone(), s, cancel.clone()))
+            .await
+    }
+
     pub async fn chat(
         &self,
         req: ChatRequest,
         sink: TokenSink,
         cancel: CancellationToken,
     ) -> Result<Generation, ModelError> {
-        let first = self
-            .primary
-            .chat(req.clone(), sink.clone(), cancel.clone())
-            .await;
-        match (first, &self.fallback) {
-            (Err(e), Some(fb)) if !matches!(e, ModelError::Cancelled) => {
-                let reason = e.to_string();
-                emit(
-                    &sink,
-                    StreamEvent::Reset {
-                        reason: reason.clone(),
-                    },
-                );
-                let mut g = fb.chat(req, sink, cancel).await?;
-                g.fallback = Some(Fallback {
-                    from: self.primary.identity().name,
-                    reason,
-                });
-                Ok(g)
-            }
-            (r, _) => r,
-        }
+        self.run(sink, |b, s| b.chat(req.clone(), s, cancel.clone()))
+            .await
     }
 }
 
