@@ -152,8 +152,8 @@ mod tests {
     fn offsets_count_chars_and_clamp_to_the_line() {
         let t = "héllo\nwörld\n";
         assert_eq!(offset_of(t, 0, 2), Some(3));
-        assert_eq!(offset_of(t, 1, 99), Some(12));
-        assert_eq!(offset_of(t, 2, 0), Some(13));
+        assert_eq!(offset_of(t, 1, 99), Some(13));
+        assert_eq!(offset_of(t, 2, 0), Some(14));
         assert_eq!(offset_of(t, 5, 0), None);
     }
 

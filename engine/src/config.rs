@@ -90,30 +90,40 @@ impl Config {
 
     pub fn load_files(files: &[PathBuf]) -> Result<Config, ConfigError> {
         let mut merged = toml::Table::new();
-        let mut sources = Vec::new();
+        let mut loaded = Vec::new();
         for f in files {
             if let Some(t) = read_table(f)? {
-                // Each file must be valid on its own, so an error names the right file.
-                Config::deserialize(toml::Value::Table(t.clone())).map_err(|e| {
-                    ConfigError::Invalid {
-                        path: f.display().to_string(),
-                        message: e.to_string(),
-                    }
-                })?;
-                merge(&mut merged, t);
-                sources.push(f.display().to_string());
+                merge(&mut merged, t.clone());
+                loaded.push((f, t));
             }
         }
-        let where_ = if sources.is_empty() {
+        let where_ = if loaded.is_empty() {
             "built-in defaults".to_string()
         } else {
-            sources.join(" + ")
+            let names: Vec<String> = loaded
+                .iter()
+                .map(|(f, _)| f.display().to_string())
+                .collect();
+            names.join(" + ")
         };
-        let cfg =
-            Config::deserialize(toml::Value::Table(merged)).map_err(|e| ConfigError::Invalid {
+        let cfg = Config::deserialize(toml::Value::Table(merged)).map_err(|e| {
+            // A file may hold a partial table that only the merge completes, so files are
+            // not required to be valid alone; but an unknown key is named with its file.
+            for (f, t) in &loaded {
+                if let Err(own) = Config::deserialize(toml::Value::Table(t.clone())) {
+                    if own.to_string().contains("unknown") {
+                        return ConfigError::Invalid {
+                            path: f.display().to_string(),
+                            message: own.to_string(),
+                        };
+                    }
+                }
+            }
+            ConfigError::Invalid {
                 path: where_.clone(),
                 message: e.to_string(),
-            })?;
+            }
+        })?;
         cfg.models_config()
             .validate()
             .map_err(|e| ConfigError::Invalid {
