@@ -17,7 +17,8 @@ build:
 	cargo build --release -p cairn
 
 # Cairn's main job on the embedded default model: chat over the current repository.
-run: setup build
+run:
+	CAIRN_PROFILE=release scripts/setup.sh
 	$(CARGO_TARGET_DIR)/release/cairn chat
 
 # The whole test suite, as CI runs it.

