@@ -396,7 +396,8 @@ impl Index {
             .map_err(tantivy_err(&self.inner.dir))
     }
 
-    fn load_file_states(&self) -> Result<HashMap<String, FileState>> {
+    /// The per-file documents (one per indexed file: path, hash, mtime …).
+    fn file_docs(&self) -> Result<Vec<TantivyDocument>> {
         let f = self.inner.fields;
         let searcher = self.inner.reader.searcher();
         let q = TermQuery::new(
@@ -406,9 +407,16 @@ impl Index {
         let docs = searcher
             .search(&q, &DocSetCollector)
             .map_err(tantivy_err(&self.inner.dir))?;
+        docs.into_iter()
+            .map(|addr| searcher.doc(addr).map_err(tantivy_err(&self.inner.dir)))
+            .collect()
+    }
+
+    fn load_file_states(&self) -> Result<HashMap<String, FileState>> {
+        let f = self.inner.fields;
+        let docs = self.file_docs()?;
         let mut out = HashMap::with_capacity(docs.len());
-        for addr in docs {
-            let d: TantivyDocument = searcher.doc(addr).map_err(tantivy_err(&self.inner.dir))?;
+        for d in docs {
             out.insert(
                 d.str_of(f.path).to_string(),
                 FileState {
@@ -922,17 +930,9 @@ impl Index {
     /// Paths of the indexed files, sorted.
     pub fn indexed_files(&self) -> Result<Vec<String>> {
         let f = self.inner.fields;
-        let searcher = self.inner.reader.searcher();
-        let q = TermQuery::new(
-            Term::from_field_text(f.doc_type, DOC_FILE),
-            IndexRecordOption::Basic,
-        );
-        let docs = searcher
-            .search(&q, &DocSetCollector)
-            .map_err(tantivy_err(&self.inner.dir))?;
+        let docs = self.file_docs()?;
         let mut out = Vec::with_capacity(docs.len());
-        for addr in docs {
-            let d: TantivyDocument = searcher.doc(addr).map_err(tantivy_err(&self.inner.dir))?;
+        for d in docs {
             out.push(d.str_of(f.path).to_string());
         }
         out.sort();
