@@ -61,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         command: models_cmds::ModelsCommand,
     },
+    /// Serve the Language Server Protocol on stdin/stdout (editors start this).
+    Lsp {
+        /// Accepted for clients that pass it; stdio is the transport.
+        #[arg(long)]
+        stdio: bool,
+    },
     #[command(flatten)]
     Index(index_cmds::IndexCommands),
     #[command(flatten)]
@@ -102,6 +108,14 @@ fn open_engine(repo: Option<PathBuf>) -> Result<Engine> {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Models { command } => command.run(),
+        Command::Lsp { stdio: _ } => {
+            let options = cairn_lsp::ServerOptions {
+                repo: cli.repo.clone(),
+                ..Default::default()
+            };
+            runtime()?.block_on(cairn_lsp::serve_stdio(options));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Index(c) => c.run_in(cli.repo.as_deref()),
         Command::Provenance(c) => {
             // The provenance commands find the repository through CAIRN_REPO (the hooks

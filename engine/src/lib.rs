@@ -6,8 +6,13 @@ pub use cairn_indexer as indexer;
 pub use cairn_models as models;
 pub use cairn_provenance as provenance;
 
+pub mod chat;
 pub mod completion;
 pub mod config;
+pub mod document;
+pub mod redact;
+pub mod syntax;
+pub mod workspace;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +23,10 @@ use models::{
 
 pub use completion::{CompletionOptions, Position, Window};
 pub use config::Config;
+pub use workspace::{
+    ChatAnswer, ChatKind, ChatTurn, CompleteRequest, Completion, IndexState, ProposedEdit, Status,
+    Suggestion, Trigger, Workspace, WorkspaceOptions,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -27,6 +36,9 @@ pub enum EngineError {
     Model(#[from] ModelError),
     #[error("{0}")]
     Input(String),
+    /// A part the request needs (model, ledger) could not be opened.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// One workspace: a repository root (optional for a bare chat), its configuration and

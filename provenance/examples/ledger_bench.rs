@@ -37,6 +37,7 @@ fn suggested(i: usize) -> Event {
             prompt: format!("prompt {i}"),
             store_prompt: false,
             context: vec![],
+            redactions: Default::default(),
         },
         output: format!("let v{i} = {i};\n"),
         location: Location {

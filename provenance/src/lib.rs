@@ -16,8 +16,8 @@ pub use dsse::Envelope;
 pub use error::{Error, Result};
 pub use keys::{FileKeyStore, KeyStore, KeyringStore};
 pub use ledger::{
-    ledger_dir, ledger_path, quarantine_torn_tail, verify_ledger_file, Failure, Ledger,
-    LedgerCheck, LedgerEntry, LedgerOptions,
+    ledger_dir, ledger_path, quarantine_torn_tail, read_entries, verify_ledger_file, Failure,
+    Ledger, LedgerCheck, LedgerEntry, LedgerOptions,
 };
 pub use record::*;
 pub use spans::{SpanTracker, SurvivingSpan, TextChange};

@@ -117,6 +117,9 @@ pub struct InputFacts {
     pub prompt: String,
     pub store_prompt: bool,
     pub context: Vec<ContextSource>,
+    /// Secrets removed from the prompt before it left the machine, counted per kind
+    /// (never their content). Empty for local models.
+    pub redactions: BTreeMap<String, usize>,
 }
 
 /// A position in a document: zero-based line and character (UTF-16 code units, as LSP).
@@ -280,6 +283,9 @@ pub(crate) fn event_body(
                 },
                 "context": input.context,
             });
+            if !input.redactions.is_empty() {
+                inp["redactions"] = serde_json::to_value(&input.redactions).unwrap_or_default();
+            }
             if input.store_prompt {
                 inp["prompt"] = Value::String(input.prompt.clone());
             }

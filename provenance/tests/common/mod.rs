@@ -92,6 +92,7 @@ pub fn input() -> InputFacts {
             retriever: "bm25".into(),
             score: 7.25,
         }],
+        redactions: Default::default(),
     }
 }
 
