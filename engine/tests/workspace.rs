@@ -472,3 +472,49 @@ async fn secrets_are_redacted_before_a_prompt_goes_remote_and_counted_in_the_led
     let bodies = seen.lock().unwrap().clone();
     assert!(bodies.iter().all(|b| !b.contains(&key)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_front_end_on_the_same_repository_reads_the_index_and_shares_the_ledger() {
+    let f = fixture();
+    let first = Workspace::open(&f.repo, Config::default(), f.opts.clone()).unwrap();
+    ready(&first).await;
+    let second = Workspace::open(&f.repo, Config::default(), f.opts.clone()).unwrap();
+    let mut rx = second.index_events();
+    let state = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let s = rx.borrow_and_update().clone();
+            if !matches!(s, IndexState::Opening | IndexState::Indexing { .. }) {
+                return s;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert!(matches!(state, IndexState::ReadOnly { files, .. } if files >= 2), "{state:?}");
+
+    // Both complete, concurrently, and both write records to the one ledger.
+    for ws in [&first, &second] {
+        ws.open_document("calc.py", 1, CALC.to_string());
+    }
+    let (a, b) = tokio::join!(
+        first.complete(at(5, 4, Trigger::Automatic), CancellationToken::new()),
+        second.complete(at(1, 11, Trigger::Automatic), CancellationToken::new()),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // The read-only side still retrieves context from the shared index.
+    assert!(b.context.iter().any(|c| c.path == "util.py") || b.context.is_empty());
+    for (ws, done) in [(&first, &a), (&second, &b)] {
+        if let Some(item) = done.items.first() {
+            ws.accept(&item.record_id, false, None).await.unwrap();
+        }
+    }
+    let path = first.status().ledger.path.unwrap();
+    assert_eq!(Some(&path), second.status().ledger.path.as_ref());
+    let check = prov::verify_ledger_file(&path, None).unwrap();
+    assert!(check.failures.is_empty(), "{:?}", check.failures);
+    let n = a.items.len() + b.items.len();
+    let ev = events(&first);
+    assert_eq!(ev.iter().filter(|e| e.0 == "suggested").count(), n);
+    assert_eq!(ev.iter().filter(|e| e.0 == "accepted").count(), n);
+}
