@@ -10,8 +10,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use cairn_engine::models::{CancellationToken, ChatMessage, Generation, StreamEvent};
-use cairn_engine::{CompletionOptions, Config, Engine, Position};
+use std::sync::Arc;
+
+use cairn_engine::models::{CancellationToken, Fallback, ModelIdentity, StreamEvent, Usage};
+use cairn_engine::{
+    ChatAnswer, ChatTurn, CompleteRequest, CompletionOptions, Config, IndexState, Trigger,
+    Workspace, WorkspaceOptions,
+};
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
 
@@ -99,10 +104,47 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn open_engine(repo: Option<PathBuf>) -> Result<Engine> {
+/// The repository's workspace; a model that cannot load is an error here (the CLI has
+/// nothing to do without it), where the editor front ends keep serving.
+fn open_workspace(repo: Option<PathBuf>) -> Result<Arc<Workspace>> {
     let root = index_cmds::repo_root(repo.as_deref())?;
     let config = Config::load(Some(&root))?;
-    Ok(Engine::open(Some(&root), config)?)
+    let options = WorkspaceOptions {
+        watch: false,
+        ..Default::default()
+    };
+    let ws = Workspace::open(&root, config, options)?;
+    ws.models()?;
+    Ok(ws)
+}
+
+/// Waits (showing progress on a terminal) until the index is usable or has failed.
+async fn wait_for_index(ws: &Workspace) {
+    let mut rx = ws.index_events();
+    loop {
+        let state = rx.borrow_and_update().clone();
+        match state {
+            IndexState::Opening | IndexState::Indexing { .. } => {
+                if let IndexState::Indexing {
+                    files_done,
+                    files_total,
+                } = state
+                {
+                    if std::io::stderr().is_terminal() {
+                        eprint!("\rindexing {files_done}/{files_total} files");
+                    }
+                }
+            }
+            IndexState::Error { message } => {
+                eprintln!("cairn: completing without repository context: {message}");
+                return;
+            }
+            _ => return,
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -130,9 +172,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_tokens,
             json,
         } => {
-            let engine = open_engine(cli.repo)?;
+            let ws = open_workspace(cli.repo)?;
             let rt = runtime()?;
-            rt.block_on(chat(engine, question.join(" "), max_tokens, json))
+            rt.block_on(chat(ws, question.join(" "), max_tokens, json))
         }
         Command::Complete {
             file,
@@ -152,49 +194,64 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     file.display()
                 )
             })?;
-            let engine = open_engine(cli.repo)?;
-            let rel = engine
-                .root()
-                .and_then(|r| {
-                    std::fs::canonicalize(&file)
-                        .ok()?
-                        .strip_prefix(r)
-                        .ok()
-                        .map(|p| p.to_path_buf())
-                })
-                .unwrap_or_else(|| file.clone());
-            let opts = CompletionOptions {
-                max_tokens,
+            let root = index_cmds::repo_root(cli.repo.as_deref())?;
+            let config = Config::load(Some(&root))?;
+            let options = WorkspaceOptions {
+                completion: CompletionOptions {
+                    max_tokens,
+                    ..Default::default()
+                },
+                watch: false,
                 ..Default::default()
             };
+            let ws = Workspace::open(&root, config, options)?;
+            let path = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+            let path = path.to_string_lossy().into_owned();
+            // Character columns → the UTF-16 positions the workspace speaks.
+            let line_text = text.split('\n').nth(line - 1).unwrap_or("");
+            let character: usize = line_text.chars().take(col - 1).map(char::len_utf16).sum();
+            ws.open_document(&path, 0, text);
             let rt = runtime()?;
             rt.block_on(async {
-                // The cleaned-up completion is printed, not the raw stream.
-                let (window, g) = engine
-                    .complete_at(
-                        &rel.to_string_lossy(),
-                        &text,
-                        Position {
-                            line: line - 1,
-                            character: col - 1,
+                wait_for_index(&ws).await;
+                let done = ws
+                    .complete(
+                        CompleteRequest {
+                            path,
+                            position: cairn_engine::provenance::Position::new(
+                                (line - 1) as u32,
+                                character as u32,
+                            ),
+                            trigger: Trigger::Automatic,
+                            max_items: 1,
                         },
-                        &opts,
-                        None,
                         CancellationToken::new(),
                     )
                     .await?;
+                let text = done
+                    .items
+                    .first()
+                    .map(|i| i.text.clone())
+                    .unwrap_or_default();
                 if json {
                     println!(
                         "{}",
                         serde_json::to_string_pretty(&serde_json::json!({
-                            "completion": g.text,
-                            "multiline": window.multiline,
-                            "generation": g,
+                            "completion": text,
+                            "recordId": done.items.first().map(|i| i.record_id.clone()),
+                            "multiline": done.multiline,
+                            "context": done.context,
+                            "timings": done.timings,
+                            "model": ws.status().model,
                         }))?
                     );
                 } else {
-                    println!("{}", g.text);
-                    report(&g);
+                    println!("{text}");
+                    eprintln!(
+                        "[{} ms, {} context snippets]",
+                        done.timings.total_ms.round(),
+                        done.context.len()
+                    );
                 }
                 Ok(ExitCode::SUCCESS)
             })
@@ -230,17 +287,14 @@ fn printer(
     (tx, task)
 }
 
-fn report(g: &Generation) {
-    let u = &g.usage;
-    let fallback = g
-        .fallback
-        .as_ref()
+fn report(model: &ModelIdentity, u: &Usage, fallback: Option<&Fallback>) {
+    let fallback = fallback
         .map(|f| format!(", fallback from {} ({})", f.from, f.reason))
         .unwrap_or_default();
     eprintln!(
         "[{} ({:?}) · {} prompt tokens ({} reused) · {} generated · {:.0} ms · {:.0} tok/s{}]",
-        g.model.name,
-        g.model.origin,
+        model.name,
+        model.origin,
         u.prompt_tokens,
         u.reused_prompt_tokens,
         u.generated_tokens,
@@ -250,20 +304,28 @@ fn report(g: &Generation) {
     );
 }
 
-async fn chat(engine: Engine, question: String, max_tokens: u32, json: bool) -> Result<ExitCode> {
-    let mut history: Vec<ChatMessage> = Vec::new();
+async fn chat(
+    ws: Arc<Workspace>,
+    question: String,
+    max_tokens: u32,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut conversation: Option<String> = None;
     if !question.trim().is_empty() {
-        let g = ask(&engine, &mut history, &question, max_tokens, !json).await?;
+        // One question: answer it over the whole index.
+        wait_for_index(&ws).await;
+        let a = ask(&ws, &mut conversation, &question, max_tokens, !json).await?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&g)?);
+            println!("{}", serde_json::to_string_pretty(&a)?);
         }
         return Ok(ExitCode::SUCCESS);
     }
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         eprintln!(
-            "Cairn chat on {} (Ctrl-C stops an answer, Ctrl-D or /exit quits)",
-            engine.router().chat.primary.identity().name
+            "Cairn chat over {} on {} (Ctrl-C stops an answer, Ctrl-D or /exit quits)",
+            ws.root().display(),
+            ws.status().chat_model.map(|m| m.name).unwrap_or_default()
         );
     }
     let (line_tx, mut line_rx) = mpsc::unbounded_channel::<String>();
@@ -293,7 +355,7 @@ async fn chat(engine: Engine, question: String, max_tokens: u32, json: bool) -> 
         if q == "/exit" || q == "/quit" {
             break;
         }
-        match ask(&engine, &mut history, q, max_tokens, true).await {
+        match ask(&ws, &mut conversation, q, max_tokens, true).await {
             Ok(_) => {}
             // A failed turn is reported and the session goes on.
             Err(e) => eprintln!("cairn: {e:#}"),
@@ -303,12 +365,12 @@ async fn chat(engine: Engine, question: String, max_tokens: u32, json: bool) -> 
 }
 
 async fn ask(
-    engine: &Engine,
-    history: &mut Vec<ChatMessage>,
+    ws: &Workspace,
+    conversation: &mut Option<String>,
     q: &str,
     max_tokens: u32,
     stream: bool,
-) -> Result<Generation> {
+) -> Result<ChatAnswer> {
     let cancel = CancellationToken::new();
     let (tx, printer) = printer(stream);
     let ctrl_c = {
@@ -319,13 +381,32 @@ async fn ask(
             }
         })
     };
-    let result = engine.chat(history, q, max_tokens, Some(tx), cancel).await;
+    let turn = ChatTurn {
+        question: q.to_string(),
+        conversation: conversation.clone(),
+        max_tokens: Some(max_tokens),
+        ..Default::default()
+    };
+    let result = ws.chat(turn, Some(tx), cancel).await;
     ctrl_c.abort();
     printer.await.ok();
-    let g = result?;
+    let a = result?;
+    *conversation = Some(a.conversation_id.clone());
     if stream {
         println!();
-        report(&g);
+        for c in &a.citations {
+            println!("  [{}] {}:{}-{}", c.n, c.path, c.start_line, c.end_line);
+        }
+        for e in &a.edits {
+            println!(
+                "  proposed edit {} lines {}-{} (record {})",
+                e.path,
+                e.range.start.line + 1,
+                e.range.end.line + 1,
+                e.record_id
+            );
+        }
+        report(&a.model, &a.usage, a.fallback.as_ref());
     }
-    Ok(g)
+    Ok(a)
 }

@@ -7,7 +7,13 @@ fn cairn(repo: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
     c.arg("--repo")
         .arg(repo)
-        .env("CAIRN_CONFIG", repo.join("no-user-config.toml"));
+        .env("CAIRN_CONFIG", repo.join("no-user-config.toml"))
+        // Ledger key and data (index, ledger) stay inside the test's directory.
+        .env(
+            "CAIRN_KEY_STORE",
+            format!("file:{}", repo.join(".git/keys").display()),
+        )
+        .env("XDG_DATA_HOME", repo.join(".git/data"));
     c
 }
 
@@ -44,14 +50,9 @@ fn complete_prints_a_cleaned_single_line_completion_as_json() {
         "single line after `return `: {text:?}"
     );
     assert_eq!(v["multiline"], false);
-    assert_eq!(v["generation"]["model"]["origin"], "local");
-    assert_eq!(
-        v["generation"]["model"]["gguf_sha256"]
-            .as_str()
-            .unwrap()
-            .len(),
-        64
-    );
+    assert_eq!(v["model"]["origin"], "local");
+    assert!(v["recordId"].as_str().is_some_and(|r| r.len() == 36), "{v}");
+    assert_eq!(v["model"]["gguf_sha256"].as_str().unwrap().len(), 64);
 }
 
 #[test]

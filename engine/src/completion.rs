@@ -24,13 +24,6 @@ impl Default for CompletionOptions {
     }
 }
 
-/// A cursor position: 0-based line, and character (in chars) within the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    pub line: usize,
-    pub character: usize,
-}
-
 /// Prefix and suffix around the cursor, cut on line boundaries where possible.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
@@ -40,21 +33,6 @@ pub struct Window {
     pub offset: usize,
     /// Whether one line or a block is wanted.
     pub multiline: bool,
-}
-
-/// Byte offset of (0-based) `line`, `character` (counted in chars; past the end of the
-/// line clamps to its end). `None` when the line does not exist.
-pub fn offset_of(text: &str, line: usize, character: usize) -> Option<usize> {
-    let mut start = 0;
-    for _ in 0..line {
-        start += text[start..].find('\n')? + 1;
-    }
-    let line_text = text[start..].split('\n').next().unwrap_or("");
-    let within = line_text
-        .char_indices()
-        .nth(character)
-        .map_or(line_text.trim_end_matches('\r').len(), |(i, _)| i);
-    Some(start + within)
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
@@ -149,18 +127,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn offsets_count_chars_and_clamp_to_the_line() {
-        let t = "héllo\nwörld\n";
-        assert_eq!(offset_of(t, 0, 2), Some(3));
-        assert_eq!(offset_of(t, 1, 99), Some(13));
-        assert_eq!(offset_of(t, 2, 0), Some(14));
-        assert_eq!(offset_of(t, 5, 0), None);
-    }
-
-    #[test]
     fn single_line_when_text_follows_the_cursor() {
         let t = "def f(x):\n    return x +  # done\n";
-        let off = offset_of(t, 1, 15).unwrap();
+        let off = t.find("  # done").unwrap();
         let w = Window::cut(t, off, &CompletionOptions::default());
         assert!(!w.multiline);
         assert_eq!(w.prefix, "def f(x):\n    return x + ");
@@ -173,7 +142,7 @@ mod tests {
     #[test]
     fn block_on_an_empty_line_after_an_opener() {
         let t = "fn main() {\n    \n}\n";
-        let off = offset_of(t, 1, 4).unwrap();
+        let off = t.find("\n}").unwrap();
         let w = Window::cut(t, off, &CompletionOptions::default());
         assert!(w.multiline);
     }

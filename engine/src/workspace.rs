@@ -169,6 +169,9 @@ pub struct ChatAnswer {
     pub edits: Vec<ProposedEdit>,
     pub sources: Vec<Source>,
     pub model: ModelIdentity,
+    pub usage: crate::models::Usage,
+    /// Set when the configured model failed and the fallback answered.
+    pub fallback: Option<crate::models::Fallback>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1215,6 +1218,8 @@ impl Workspace {
             edits,
             sources,
             model: g.model.clone(),
+            usage: g.usage.clone(),
+            fallback: g.fallback.clone(),
         })
     }
 
