@@ -491,7 +491,10 @@ async fn a_second_front_end_on_the_same_repository_reads_the_index_and_shares_th
     })
     .await
     .unwrap();
-    assert!(matches!(state, IndexState::ReadOnly { files, .. } if files >= 2), "{state:?}");
+    assert!(
+        matches!(state, IndexState::ReadOnly { files, .. } if files >= 2),
+        "{state:?}"
+    );
 
     // Both complete, concurrently, and both write records to the one ledger.
     for ws in [&first, &second] {
