@@ -367,7 +367,18 @@ function M.setup(opts)
     filetypes = M.config.filetypes,
     root_markers = M.config.root_markers,
     workspace_required = true,
-    handlers = { ['$/progress'] = progress_handler },
+    handlers = {
+      ['$/progress'] = progress_handler,
+      -- Neovim's default drops executeCommand errors; a lost acceptance should be visible.
+      ['workspace/executeCommand'] = function(err, _, ctx)
+        if err then
+          local args = vim.tbl_get(ctx, 'params', 'arguments', 1) or {}
+          vim.notify(('cairn: %s failed: %s'):format(
+            vim.tbl_get(ctx, 'params', 'command') or 'command', err.message or vim.inspect(err)
+          ) .. (args.recordId and (' (record ' .. args.recordId .. ')') or ''), vim.log.levels.WARN)
+        end
+      end,
+    },
   })
 
   local group = vim.api.nvim_create_augroup('cairn', { clear = true })
@@ -408,6 +419,17 @@ function M.setup(opts)
   end, { nargs = '?', desc = 'Reject a proposed edit of the last Cairn answer' })
 
   vim.lsp.enable('cairn')
+  -- Neovim 0.11 attaches buffers that were loaded before setup() only once VimEnter has
+  -- happened (`nvim -c ...`, or setup called from a -c script): catch those up at VimEnter.
+  if vim.v.vim_did_enter == 0 then
+    vim.api.nvim_create_autocmd('VimEnter', {
+      group = group,
+      once = true,
+      callback = function()
+        pcall(vim.cmd.doautoall, 'nvim.lsp.enable FileType')
+      end,
+    })
+  end
 end
 
 return M
