@@ -149,7 +149,7 @@ def make_workspace(tmp: Path) -> Workspace:
             "CAIRN_CONFIG": str(config),
             "GIT_CONFIG_GLOBAL": "/dev/null",
             "GIT_CONFIG_NOSYSTEM": "1",
-            "CAIRN_LOG": os.environ.get("CAIRN_LOG", "info"),
+            "CAIRN_LOG": os.environ.get("CAIRN_LOG", "warn"),
         }
     )
     return Workspace(root=tmp, repo=repo, env=env)

@@ -213,7 +213,12 @@ async def test_a_flood_of_1000_completions_is_answered_and_memory_stays_bounded(
         context=types.CompletionContext(trigger_kind=types.CompletionTriggerKind.Invoked),
     )
     t0 = time.monotonic()
-    futures = [vscode.protocol.send_request_async(types.TEXT_DOCUMENT_COMPLETION, params) for _ in range(1000)]
+    # Tasks, so that every request is written now (send_request_async is a coroutine).
+    futures = [
+        asyncio.ensure_future(vscode.protocol.send_request_async(types.TEXT_DOCUMENT_COMPLETION, params))
+        for _ in range(1000)
+    ]
+    await asyncio.sleep(0)
     sent = time.monotonic() - t0
     assert sent < 1.0, f"sending took {sent:.2f}s, not a flood"
     results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 300)

@@ -42,7 +42,6 @@ def test_neovim_accepts_a_completion_and_the_ledger_records_it(ws, cairn_bin, tm
             "CAIRN_TEST_TIMEOUT_MS": os.environ.get("CAIRN_TEST_TIMEOUT_MS", "180000"),
             "XDG_CONFIG_HOME": str(tmp_path / "nvim-config"),
             "XDG_STATE_HOME": str(tmp_path / "nvim-state"),
-            "XDG_CACHE_HOME": str(tmp_path / "nvim-cache"),
         }
     )
     calc = ws.repo / "calc.py"
@@ -95,3 +94,4 @@ def test_neovim_accepts_a_completion_and_the_ledger_records_it(ws, cairn_bin, tm
 
     # The ledger holds `suggested` for the item and, after it, `accepted`.
     support.assert_suggested_then(support.ledger_events(support.find_ledger(ws)), rid, "accepted")
+    print(f"accepted {text!r} of {len(res['menu'])} menu item(s); line now {lines[row]!r}")

@@ -226,10 +226,13 @@ async def test_chat_streams_deltas_that_add_up_to_the_answer(session, ws):
 async def test_a_cancelled_request_answers_request_cancelled(session, ws):
     open_calc(session, ws)
     msg_id = f"cancel-me-{uuid.uuid4().hex[:8]}"
-    fut = session.protocol.send_request_async(
-        "cairn/chat",
-        {"question": "Explain every function in this repository in detail, one paragraph each."},
-        msg_id=msg_id,
+    # pytest-lsp's send_request_async is a coroutine: a task sends the request right away.
+    fut = asyncio.ensure_future(
+        session.protocol.send_request_async(
+            "cairn/chat",
+            {"question": "Explain every function in this repository in detail, one paragraph each."},
+            msg_id=msg_id,
+        )
     )
     await asyncio.sleep(0.05)
     session.cancel(msg_id)
@@ -271,3 +274,44 @@ async def test_the_ledger_of_a_session_verifies(session, ws):
     )
     r = support.verify_with_cli(ws)
     assert r.returncode == 0, f"cairn verify exited {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+
+
+async def test_partial_acceptance_is_recorded_as_partial(session, ws):
+    uri = open_calc(session, ws)
+    items = await inline(session, uri, RETURN_POS, types.InlineCompletionTriggerKind.Invoked)
+    assert items
+    arg = dict(items[0].command.arguments[0], partial=True)
+    out = await asyncio.wait_for(
+        session.workspace_execute_command_async(types.ExecuteCommandParams(command="cairn.accept", arguments=[arg])),
+        60,
+    )
+    assert out is None, out
+    ledger = (await status(session))["ledger"]["path"]
+    _, accepted = support.assert_suggested_then(support.ledger_events(ledger), arg["recordId"], "accepted")
+    assert accepted["decision"]["decision"] == "partial", accepted["decision"]
+
+
+async def test_repo_flag_overrides_the_client_root(ws):
+    """`cairn lsp --repo PATH` serves PATH whatever root the client sends."""
+    from conftest import start_client
+
+    elsewhere = ws.root / "not-a-repo"
+    elsewhere.mkdir()
+    client = await start_client(ws, ["--repo", str(ws.repo)])
+    try:
+        await asyncio.wait_for(
+            client.initialize_session(
+                types.InitializeParams(
+                    capabilities=types.ClientCapabilities(),
+                    root_uri=elsewhere.as_uri(),
+                    workspace_folders=[types.WorkspaceFolder(uri=elsewhere.as_uri(), name="elsewhere")],
+                )
+            ),
+            120,
+        )
+        s = await status(client)
+        assert Path(s["repo"]).resolve() == ws.repo.resolve(), s["repo"]
+        await asyncio.wait_for(client.shutdown_session(), 60)
+        assert client._server.returncode == 0
+    finally:
+        await client.stop()
