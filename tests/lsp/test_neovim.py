@@ -30,30 +30,30 @@ def nvim_binary() -> str:
     return found
 
 
-def test_neovim_accepts_a_completion_and_the_ledger_records_it(ws, cairn_bin, tmp_path):
+def run_nvim(ws, cairn_bin, tmp_path, script: str, extra_env: dict | None = None) -> dict:
+    """Headless `nvim --clean` with editors/nvim on the runtime path, calc.py open and a
+    driver script from tests/lsp/nvim; returns the JSON the script wrote."""
     nvim = nvim_binary()
-    out = tmp_path / "nvim-result.json"
+    out = tmp_path / f"{script}.json"
     env = dict(ws.env)
     env.update(
         {
             "CAIRN_BIN": str(cairn_bin),
             "CAIRN_TEST_OUT": str(out),
-            "CAIRN_TEST_ROW": str(RETURN_POS["line"] + 1),
             "CAIRN_TEST_TIMEOUT_MS": os.environ.get("CAIRN_TEST_TIMEOUT_MS", "180000"),
             "XDG_CONFIG_HOME": str(tmp_path / "nvim-config"),
             "XDG_STATE_HOME": str(tmp_path / "nvim-state"),
+            **(extra_env or {}),
         }
     )
-    calc = ws.repo / "calc.py"
-    original = calc.read_text().splitlines()
     r = subprocess.run(
         [
             nvim,
             "--headless",
             "--clean",
             "--cmd", f"set rtp^={support.REPO_ROOT / 'editors' / 'nvim'}",
-            "-c", f"luafile {HERE / 'nvim' / 'accept_completion.lua'}",
-            str(calc),
+            "-c", f"luafile {HERE / 'nvim' / script}",
+            str(ws.repo / "calc.py"),
         ],
         cwd=ws.repo,
         env=env,
@@ -70,6 +70,12 @@ def test_neovim_accepts_a_completion_and_the_ledger_records_it(ws, cairn_bin, tm
     res = json.loads(out.read_text())
     detail = f"steps: {json.dumps(res.get('steps'), indent=1)}\nnotifications: {res.get('notifications')}\n" + detail
     assert res["ok"] and r.returncode == 0, f"{res.get('error')}\n{detail}"
+    return res
+
+
+def test_neovim_accepts_a_completion_and_the_ledger_records_it(ws, cairn_bin, tmp_path):
+    original = (ws.repo / "calc.py").read_text().splitlines()
+    res = run_nvim(ws, cairn_bin, tmp_path, "accept_completion.lua", {"CAIRN_TEST_ROW": str(RETURN_POS["line"] + 1)})
 
     item = res["accepted"]
     assert isinstance(item.get("data"), dict) and item["data"].get("recordId"), item
@@ -95,3 +101,21 @@ def test_neovim_accepts_a_completion_and_the_ledger_records_it(ws, cairn_bin, tm
     # The ledger holds `suggested` for the item and, after it, `accepted`.
     support.assert_suggested_then(support.ledger_events(support.find_ledger(ws)), rid, "accepted")
     print(f"accepted {text!r} of {len(res['menu'])} menu item(s); line now {lines[row]!r}")
+
+
+def test_neovim_chat_streams_into_the_chat_buffer_and_status_answers(ws, cairn_bin, tmp_path):
+    res = run_nvim(ws, cairn_bin, tmp_path, "chat_status.lua")
+    s = res["status"]
+    assert s and Path(s["repo"]).resolve() == ws.repo.resolve(), s
+    chat = res["chat"]
+    assert chat["answer"].strip(), chat
+    deltas = res["deltas"]
+    assert deltas, "the plugin received no $/progress delta for the chat"
+    assert len({d["token"] for d in deltas}) == 1, deltas
+    assert "".join(d["delta"] for d in deltas) == chat["answer"], (deltas, chat["answer"])
+    shown = "\n".join(res["chat_buffer"] or [])
+    assert "> What does the function add in calc.py return?" in shown, shown
+    assert chat["answer"].strip() in shown, (shown, chat["answer"])
+    assert "(final answer)" not in shown, "the streamed text differed from the final answer"
+    for c in chat.get("citations") or []:
+        assert f"[{c['n']}] {c['path']}:{c['startLine']}-{c['endLine']}" in shown, (c, shown)
