@@ -42,7 +42,7 @@ def mean(values):
     total = 0
     for v in values:
         total += v
-
+    
     return total / len(values)
 
 
@@ -56,7 +56,7 @@ def clamp(x, low, high):
 '''
 # After `    return ` in add(): the model continues the expression.
 RETURN_POS = {"line": 5, "character": 11}
-# The blank line inside mean()'s body.
+# The blank line inside mean()'s body, indented as an editor leaves it after Enter.
 BLANK_POS = {"line": 13, "character": 4}
 
 SHAPES_PY = '''"""Geometric shapes."""

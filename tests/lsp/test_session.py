@@ -125,13 +125,30 @@ async def test_invoked_inline_completion_is_suggested_then_accepted_in_the_ledge
 
 async def test_automatic_inline_completion_gives_at_most_one_item(session, ws):
     uri = open_calc(session, ws)
-    items = await inline(session, uri, BLANK_POS, types.InlineCompletionTriggerKind.Automatic)
-    assert len(items) <= 1, f"automatic trigger must give at most one item, got {len(items)}"
+    # An indented blank line in a body: whatever comes, at most one item.
+    blank = await inline(session, uri, BLANK_POS, types.InlineCompletionTriggerKind.Automatic)
+    assert len(blank) <= 1, f"automatic trigger must give at most one item, got {len(blank)}"
+    # After `return ` the default model always has something: exactly one item.
+    items = await inline(session, uri, RETURN_POS, types.InlineCompletionTriggerKind.Automatic)
+    assert len(items) == 1, f"automatic trigger after `return ` gave {len(items)} items, expected 1"
+    items = list(blank) + list(items)
     ledger = (await status(session))["ledger"]["path"]
     events = support.ledger_events(ledger)
     for item in items:
         rid = check_accept_command(item.command, uri)
         assert any(e["event"] == "suggested" and e["recordId"] == rid for e in events)
+
+
+async def test_invoked_gives_several_candidates_even_after_an_automatic_request(session, ws):
+    """Invoked means the person asked: several candidates (the default model gives three
+    distinct ones after `return ` in add), also when an automatic request at the same place
+    came first and gave its single item."""
+    uri = open_calc(session, ws)
+    auto = await inline(session, uri, RETURN_POS, types.InlineCompletionTriggerKind.Automatic)
+    assert len(auto) <= 1, auto
+    invoked = await inline(session, uri, RETURN_POS, types.InlineCompletionTriggerKind.Invoked)
+    texts = [text_of(i) for i in invoked]
+    assert len(set(texts)) >= 2, f"invoked after automatic gave {texts!r}; several candidates expected"
 
 
 async def test_completion_fallback_resolves_and_records_a_rejection(session, ws):
