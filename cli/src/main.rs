@@ -71,6 +71,16 @@ enum Command {
         /// Accepted for clients that pass it; stdio is the transport.
         #[arg(long)]
         stdio: bool,
+        /// `auto`: share one engine per user between editors, through a daemon on a
+        /// Unix socket (started on first use), as `gopls -remote=auto` does.
+        #[arg(long, value_name = "auto")]
+        remote: Option<String>,
+        /// Run the shared daemon (what `--remote auto` starts).
+        #[arg(long, hide = true)]
+        daemon: bool,
+        /// The daemon's socket (default: $XDG_RUNTIME_DIR/cairn/lsp.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     #[command(flatten)]
     Index(index_cmds::IndexCommands),
@@ -150,12 +160,44 @@ async fn wait_for_index(ws: &Workspace) {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Models { command } => command.run(),
-        Command::Lsp { stdio: _ } => {
+        Command::Lsp {
+            stdio: _,
+            remote,
+            daemon,
+            socket,
+        } => {
             let options = cairn_lsp::ServerOptions {
                 repo: cli.repo.clone(),
                 ..Default::default()
             };
-            runtime()?.block_on(cairn_lsp::serve_stdio(options));
+            let socket = socket.unwrap_or_else(cairn_lsp::shared::default_socket_path);
+            let rt = runtime()?;
+            match (remote.as_deref(), daemon) {
+                (_, true) => {
+                    let shared = Default::default();
+                    // Exits after ten idle minutes (CAIRN_DAEMON_IDLE_SECS for tests).
+                    let idle = std::env::var("CAIRN_DAEMON_IDLE_SECS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .map_or(std::time::Duration::from_secs(600), |s| {
+                            std::time::Duration::from_secs(s)
+                        });
+                    rt.block_on(cairn_lsp::shared::serve_daemon(
+                        &socket, options, shared, idle,
+                    ))
+                    .with_context(|| format!("the daemon on {}", socket.display()))?;
+                }
+                (Some("auto"), false) => {
+                    let mut daemon = std::process::Command::new(std::env::current_exe()?);
+                    daemon.args(["lsp", "--daemon", "--socket"]).arg(&socket);
+                    rt.block_on(cairn_lsp::shared::forward_stdio(&socket, daemon))
+                        .with_context(|| format!("the shared engine at {}", socket.display()))?;
+                }
+                (Some(other), false) => {
+                    anyhow::bail!("--remote takes `auto`, not {other:?}")
+                }
+                (None, false) => rt.block_on(cairn_lsp::serve_stdio(options)),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Index(c) => c.run_in(cli.repo.as_deref()),

@@ -21,6 +21,8 @@ use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
+pub mod shared;
+
 pub const CMD_ACCEPT: &str = "cairn.accept";
 pub const CMD_REJECT: &str = "cairn.reject";
 pub const CMD_EXPLAIN: &str = "cairn.explain";
@@ -47,9 +49,18 @@ pub async fn serve_stdio(options: ServerOptions) {
 pub fn service(
     options: ServerOptions,
 ) -> (LspService<CairnServer>, tower_lsp_server::ClientSocket) {
+    service_with(options, None)
+}
+
+/// The service, sharing workspaces with other sessions when `shared` is given.
+pub fn service_with(
+    options: ServerOptions,
+    shared: Option<Arc<shared::Workspaces>>,
+) -> (LspService<CairnServer>, tower_lsp_server::ClientSocket) {
     LspService::build(|client| CairnServer {
         client,
         options,
+        shared,
         workspace: OnceLock::new(),
         open_error: Mutex::new(None),
         client_caps: Mutex::new(ClientCapabilities::default()),
@@ -66,6 +77,7 @@ pub fn service(
 pub struct CairnServer {
     client: Client,
     options: ServerOptions,
+    shared: Option<Arc<shared::Workspaces>>,
     workspace: OnceLock<Arc<Workspace>>,
     open_error: Mutex<Option<String>>,
     client_caps: Mutex<ClientCapabilities>,
@@ -643,9 +655,13 @@ impl LanguageServer for CairnServer {
             None => Err("no repository: pass --repo or open a folder".to_string()),
             Some(root) => {
                 let options = self.options.workspace.clone();
-                tokio::task::spawn_blocking(move || {
-                    let config = Config::load(Some(&root)).map_err(|e| e.to_string())?;
-                    Workspace::open(&root, config, options).map_err(|e| e.to_string())
+                let shared = self.shared.clone();
+                tokio::task::spawn_blocking(move || match shared {
+                    Some(s) => s.get_or_open(&root, &options),
+                    None => {
+                        let config = Config::load(Some(&root)).map_err(|e| e.to_string())?;
+                        Workspace::open(&root, config, options).map_err(|e| e.to_string())
+                    }
                 })
                 .await
                 .map_err(|e| format!("opening the workspace failed: {e}"))

@@ -19,6 +19,8 @@ struct Args {
     threads: i32,
     json: Option<String>,
     max_tokens: u32,
+    /// Local backend only (the openmp comparison runs it twice under load).
+    no_server: bool,
 }
 
 fn args() -> Args {
@@ -32,9 +34,14 @@ fn args() -> Args {
         threads: LocalOptions::default().threads(),
         json: None,
         max_tokens: 16,
+        no_server: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--no-server" {
+            a.no_server = true;
+            continue;
+        }
         let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
         match k.as_str() {
             "--python" => a.python = v,
@@ -185,6 +192,20 @@ fn main() {
         ..Default::default()
     };
     let local = LocalModel::load("default", &entry.path, Some(entry.sha256.clone()), opts).unwrap();
+    let rt2 = &rt;
+    let run = |m: &dyn Backend, prompt: &str| -> Sample {
+        let mut req = CompletionRequest::new(prompt, "");
+        req.max_tokens = a.max_tokens;
+        let t = Instant::now();
+        let g = rt2
+            .block_on(m.complete(req, None, CancellationToken::new()))
+            .unwrap();
+        sample(&g, t.elapsed())
+    };
+    if a.no_server {
+        local_only(&a, &entry.name, &base, &local, &run);
+        return;
+    }
     let (_server, url) = start_server(&a.python, &entry.path, a.threads);
     let remote = RemoteModel::new(
         "llama-cpp-python",
@@ -198,16 +219,6 @@ fn main() {
         None,
     )
     .unwrap();
-
-    let run = |m: &dyn Backend, prompt: &str| -> Sample {
-        let mut req = CompletionRequest::new(prompt, "");
-        req.max_tokens = a.max_tokens;
-        let t = Instant::now();
-        let g = rt
-            .block_on(m.complete(req, None, CancellationToken::new()))
-            .unwrap();
-        sample(&g, t.elapsed())
-    };
 
     // Warm both up once (page cache, thread pools), outside the measurements.
     run(&local, "fn main() {");
@@ -278,6 +289,44 @@ fn main() {
         let v = serde_json::json!({"model": entry.name, "threads": a.threads, "runs": a.runs,
             "cairn_cold": lc, "cairn_typed": lw, "server_cold": rc, "server_typed": rw,
             "b_over_a": ratio_b_a, "cold_vs_server": a_vs, "typed_vs_server": b_vs});
+        std::fs::write(out, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    }
+}
+
+/// The local backend alone: cold and +1 char, for comparing builds (openmp on/off)
+/// and machine load.
+fn local_only(
+    a: &Args,
+    name: &str,
+    base: &str,
+    local: &LocalModel,
+    run: &dyn Fn(&dyn Backend, &str) -> Sample,
+) {
+    run(local, "fn main() {");
+    let (mut cold, mut typed) = (vec![], vec![]);
+    for i in 0..a.runs {
+        let c = format!("// bench run {i} {}\n{base}", i * 7919);
+        cold.push(run(local, &c));
+        typed.push(run(local, &format!("{c}x")));
+    }
+    let (c, t) = (summarize(&cold), summarize(&typed));
+    println!(
+        "bench/models (local only): {name} ({} threads, {} runs, median, openmp {})",
+        a.threads,
+        a.runs,
+        if cfg!(feature = "openmp") { "on" } else { "off" }
+    );
+    println!("| request | latency ms | prompt tok/s | gen tok/s | prompt tokens (reused) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (n, s) in [("(a) cold", &c), ("(b) +1 char", &t)] {
+        println!(
+            "| {n} | {:.0} | {:.0} | {:.0} | {} ({}) |",
+            s.latency_ms, s.pp_tok_s, s.gen_tok_s, s.prompt_tokens, s.reused
+        );
+    }
+    if let Some(out) = &a.json {
+        let v = serde_json::json!({"model": name, "threads": a.threads, "runs": a.runs,
+            "openmp": cfg!(feature = "openmp"), "cold": c, "typed": t});
         std::fs::write(out, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     }
 }
