@@ -1,0 +1,1055 @@
+//! What the window's commands do, without the window: one open repository
+//! (`cairn_engine::Workspace`), its chat turns and the edits they proposed, the
+//! provenance view and the settings. Events (index progress, streamed answers) go to
+//! an [`EventSink`]: the Tauri app passes the window, tests pass a recorder.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use cairn_engine::config::{user_config_path, Config};
+use cairn_engine::indexer::IndexStats;
+use cairn_engine::models::{CancellationToken, ModelIdentity, Origin, StreamEvent};
+use cairn_engine::provenance::{self as prov, Position, Range};
+use cairn_engine::{ChatKind, ChatTurn, IndexState, Workspace, WorkspaceOptions};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{DesktopError, ErrorKind, Result};
+use crate::files::{self, Lines};
+use crate::settings::{self, SettingsForm, SettingsView};
+
+/// Where the window's events go.
+pub trait EventSink: Send + Sync + 'static {
+    fn emit(&self, event: &str, payload: Value);
+}
+
+/// Event names the UI listens to.
+pub mod events {
+    /// `{generation, index}`: the index state of the open repository.
+    pub const INDEX: &str = "index-progress";
+    /// `{requestId, text}`: more text of a streamed answer.
+    pub const CHAT_DELTA: &str = "chat-delta";
+    /// `{requestId, reason}`: the text so far is void (the router fell back).
+    pub const CHAT_RESET: &str = "chat-reset";
+}
+
+#[derive(Clone)]
+pub struct DesktopOptions {
+    /// The user config file the settings form edits.
+    pub user_config: PathBuf,
+    /// Recent repositories (JSON); `None` keeps no list.
+    pub state_file: Option<PathBuf>,
+    pub workspace: WorkspaceOptions,
+}
+
+impl DesktopOptions {
+    /// The user's own files, as `cairn` uses them.
+    pub fn for_user() -> DesktopOptions {
+        let dirs = directories::ProjectDirs::from("", "", "cairn");
+        DesktopOptions {
+            user_config: user_config_path().unwrap_or_else(|| PathBuf::from("cairn-config.toml")),
+            state_file: dirs.map(|d| d.data_dir().join("desktop.json")),
+            workspace: WorkspaceOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelView {
+    pub name: String,
+    pub origin: Origin,
+    pub model_id: String,
+    pub endpoint: Option<String>,
+    pub quantization: Option<String>,
+    pub sha256: Option<String>,
+    pub runtime: String,
+}
+
+impl From<&ModelIdentity> for ModelView {
+    fn from(m: &ModelIdentity) -> Self {
+        ModelView {
+            name: m.name.clone(),
+            origin: m.origin,
+            model_id: m.model_id.clone(),
+            endpoint: m.endpoint.clone(),
+            quantization: m.quantization.clone(),
+            sha256: m.gguf_sha256.clone(),
+            runtime: m.runtime.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    pub repo: String,
+    pub version: String,
+    pub files: Option<u64>,
+    pub languages: BTreeMap<String, u64>,
+    pub chat_model: Option<ModelView>,
+    pub complete_model: Option<ModelView>,
+    /// `local` or `remote` (of the chat model), `none` when no model loaded.
+    pub backend: String,
+    pub model_error: Option<DesktopError>,
+    pub index: IndexState,
+    pub ledger_path: Option<String>,
+    pub ledger_error: Option<String>,
+    pub gpu_backend: Option<String>,
+}
+
+/// A chat turn as the window asks it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ChatRequest {
+    /// Chosen by the window; deltas carry it.
+    pub request_id: String,
+    pub question: String,
+    pub conversation: Option<String>,
+    /// `ask` (default), `explain`, `fix` or `test`.
+    pub kind: Option<String>,
+    /// The selection the question is about: a repository path and 1-based lines.
+    pub path: Option<String>,
+    pub start_line: Option<u32>,
+    pub end_line: Option<u32>,
+    pub max_tokens: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditView {
+    pub record_id: String,
+    pub path: String,
+    /// 1-based lines of the file the edit replaces (an insertion has `end < start`).
+    pub start_line: u32,
+    pub end_line: u32,
+    pub new_text: String,
+    /// The file before and after, for the diff (absent for files over the size limit).
+    pub old_file: Option<String>,
+    pub new_file: Option<String>,
+    /// Why it cannot be applied, when it cannot.
+    pub problem: Option<String>,
+    pub model: ModelView,
+    /// The sources the model was given, as `path:start-end`.
+    pub context_files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatView {
+    pub request_id: String,
+    pub conversation_id: String,
+    pub answer: String,
+    pub citations: Vec<cairn_engine::chat::Citation>,
+    pub sources: Vec<cairn_engine::chat::Source>,
+    pub edits: Vec<EditView>,
+    pub model: ModelView,
+    /// From the command's start: first streamed text, and the whole turn.
+    pub first_token_ms: Option<f64>,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedView {
+    pub record_id: String,
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerEvent {
+    pub seq: u64,
+    pub event: String,
+    pub record_id: Option<String>,
+    pub refers_to: Option<String>,
+    pub model: Option<String>,
+    pub origin: Option<String>,
+    pub path: Option<String>,
+    pub start_line: Option<u64>,
+    pub end_line: Option<u64>,
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDecisions {
+    pub suggested: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerSummary {
+    pub path: Option<String>,
+    pub error: Option<String>,
+    pub by_model: BTreeMap<String, ModelDecisions>,
+    /// The latest events, newest first.
+    pub recent: Vec<LedgerEvent>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvenanceView {
+    /// Committed, attested lines (from git notes); `None` with `reportError` when the
+    /// range cannot be read (no commits yet, say).
+    pub report: Option<prov::ReportData>,
+    pub report_error: Option<DesktopError>,
+    /// Suggestions and decisions in this repository's ledger, committed or not.
+    pub ledger: LedgerSummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportView {
+    pub path: String,
+    pub bytes: usize,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditorSetup {
+    /// The bundled `cairn` binary, when found.
+    pub cairn: Option<String>,
+    pub neovim: String,
+    pub vscode: String,
+}
+
+/// An edit waiting for Apply or Dismiss.
+#[derive(Debug, Clone)]
+struct PendingEdit {
+    path: String,
+    old_file: String,
+    new_file: Option<String>,
+    start_line: u32,
+    end_line: u32,
+}
+
+struct Session {
+    ws: Arc<Workspace>,
+}
+
+pub struct Desktop {
+    opts: DesktopOptions,
+    session: RwLock<Option<Session>>,
+    generation: Arc<AtomicU64>,
+    edits: Mutex<HashMap<String, PendingEdit>>,
+    chats: Mutex<HashMap<String, CancellationToken>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Whether a file of this size is diffed whole in the window.
+const MAX_DIFF_BYTES: usize = 512 * 1024;
+
+impl Desktop {
+    pub fn new(opts: DesktopOptions) -> Desktop {
+        Desktop {
+            opts,
+            session: RwLock::new(None),
+            generation: Arc::new(AtomicU64::new(0)),
+            edits: Mutex::default(),
+            chats: Mutex::default(),
+        }
+    }
+
+    pub fn options(&self) -> &DesktopOptions {
+        &self.opts
+    }
+
+    /// The open workspace.
+    pub fn workspace(&self) -> Result<Arc<Workspace>> {
+        self.session
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|s| s.ws.clone())
+            .ok_or_else(DesktopError::no_repository)
+    }
+
+    // ---- repository ----------------------------------------------------------------
+
+    /// Checks a folder the person typed or picked: it exists, is a folder, can be read.
+    pub fn check_folder(path: &str) -> Result<PathBuf> {
+        let trimmed = path.trim();
+        if trimmed.is_empty() {
+            return Err(DesktopError::new(
+                ErrorKind::Input,
+                "No folder was given",
+                "Type or paste the path of a repository folder",
+            ));
+        }
+        let p = match trimmed.strip_prefix("~/") {
+            Some(rest) => directories::BaseDirs::new()
+                .map(|b| b.home_dir().join(rest))
+                .unwrap_or_else(|| PathBuf::from(trimmed)),
+            None => PathBuf::from(trimmed),
+        };
+        let meta = std::fs::metadata(&p).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => DesktopError::new(
+                ErrorKind::NotFound,
+                format!("There is no folder at {}", p.display()),
+                "Check the path for typos, or pick the folder from the recent list",
+            ),
+            std::io::ErrorKind::PermissionDenied => DesktopError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "Cairn cannot reach {}: permission denied on a folder above it",
+                    p.display()
+                ),
+                "Give your user access to the folders on the way (chmod u+x), or open another folder",
+            ),
+            _ => DesktopError::io("open", &p, &e),
+        })?;
+        if !meta.is_dir() {
+            return Err(DesktopError::new(
+                ErrorKind::NotADirectory,
+                format!("{} is a file, not a folder", p.display()),
+                "Open the repository's top folder instead",
+            ));
+        }
+        if let Err(e) = std::fs::read_dir(&p) {
+            return Err(if e.kind() == std::io::ErrorKind::PermissionDenied {
+                DesktopError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "Cairn cannot read the folder {}: permission denied",
+                        p.display()
+                    ),
+                    format!(
+                        "Give your user read access (chmod u+rx {}), or open another folder",
+                        p.display()
+                    ),
+                )
+            } else {
+                DesktopError::io("read the folder", &p, &e)
+            });
+        }
+        Ok(p)
+    }
+
+    fn load_config(&self, root: &Path) -> Result<Config> {
+        Config::load_files(&[
+            self.opts.user_config.clone(),
+            root.join(".cairn").join("config.toml"),
+        ])
+        .map_err(|e| {
+            DesktopError::new(
+                ErrorKind::Config,
+                e.to_string(),
+                "Fix the file named above, or change the models in Settings",
+            )
+        })
+    }
+
+    /// Opens a repository (replacing the open one) and starts forwarding its index
+    /// progress. The model loads here; a model that fails is reported in the status,
+    /// and the rest (reading files, provenance) keeps working.
+    pub async fn open_repository(
+        &self,
+        path: &str,
+        events: Arc<dyn EventSink>,
+    ) -> Result<StatusView> {
+        let root = Self::check_folder(path)?;
+        let config = self.load_config(&root)?;
+        self.close_if_same(&root).await;
+        let options = self.opts.workspace.clone();
+        let open_root = root.clone();
+        let ws = tokio::task::spawn_blocking(move || Workspace::open(&open_root, config, options))
+            .await
+            .map_err(|e| {
+                DesktopError::new(
+                    ErrorKind::Io,
+                    format!("opening {} stopped: {e}", root.display()),
+                    "Try again",
+                )
+            })??;
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let old = self
+            .session
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(Session { ws: ws.clone() });
+        drop(old);
+        lock(&self.edits).clear();
+        self.forward_index(&ws, generation, events);
+        self.remember_recent(ws.root());
+        Ok(self.status_of(&ws))
+    }
+
+    /// Reopening the open repository (new settings): the old session goes first, so its
+    /// index writer lock is free for the new one (else the new index opens read-only).
+    async fn close_if_same(&self, root: &Path) {
+        let canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let old = {
+            let mut slot = self
+                .session
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.as_ref().is_none_or(|s| s.ws.root() != canon) {
+                return;
+            }
+            slot.take().map(|s| Arc::downgrade(&s.ws))
+        };
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let Some(weak) = old else { return };
+        // A turn still streaming holds the workspace a moment longer.
+        for _ in 0..100 {
+            if weak.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!(
+            "the previous session of {} is still in use",
+            canon.display()
+        );
+    }
+
+    fn forward_index(&self, ws: &Arc<Workspace>, generation: u64, events: Arc<dyn EventSink>) {
+        let mut rx = ws.index_events();
+        let current = self.generation.clone();
+        tokio::spawn(async move {
+            let first = rx.borrow_and_update().clone();
+            events.emit(
+                events::INDEX,
+                json!({"generation": generation, "index": first}),
+            );
+            while rx.changed().await.is_ok() {
+                if current.load(Ordering::SeqCst) != generation {
+                    break;
+                }
+                let state = rx.borrow_and_update().clone();
+                let done = !matches!(state, IndexState::Opening | IndexState::Indexing { .. });
+                events.emit(
+                    events::INDEX,
+                    json!({"generation": generation, "index": state}),
+                );
+                if !done {
+                    // Progress arrives per file; the bar needs no more than ~10 a second.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+    }
+
+    pub fn status(&self) -> Result<StatusView> {
+        let ws = self.workspace()?;
+        Ok(self.status_of(&ws))
+    }
+
+    fn status_of(&self, ws: &Workspace) -> StatusView {
+        let s = ws.status();
+        let stats: Option<IndexStats> = match s.index {
+            IndexState::Ready { .. } | IndexState::ReadOnly { .. } => {
+                ws.index().and_then(|i| i.stats().ok())
+            }
+            _ => None,
+        };
+        let files = match &s.index {
+            IndexState::Ready { files } | IndexState::ReadOnly { files, .. } => Some(*files),
+            IndexState::Indexing { files_total, .. } => Some(*files_total),
+            _ => None,
+        };
+        let chat_model = s.chat_model.as_ref().map(ModelView::from);
+        StatusView {
+            repo: s.repo.display().to_string(),
+            version: s.version.to_string(),
+            files,
+            languages: stats.map(|st| st.languages).unwrap_or_default(),
+            backend: match &chat_model {
+                Some(m) if m.origin == Origin::Remote => "remote".into(),
+                Some(_) => "local".into(),
+                None => "none".into(),
+            },
+            chat_model,
+            complete_model: s.model.as_ref().map(ModelView::from),
+            model_error: s
+                .model_error
+                .as_deref()
+                .map(DesktopError::model_unavailable),
+            index: s.index,
+            ledger_path: s.ledger.path.map(|p| p.display().to_string()),
+            ledger_error: s.ledger.error,
+            gpu_backend: cairn_engine::models::gpu_backend().map(str::to_string),
+        }
+    }
+
+    // ---- recent repositories -------------------------------------------------------
+
+    pub fn recent(&self) -> Vec<String> {
+        let Some(f) = &self.opts.state_file else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(f)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v.get("recent").cloned())
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            .unwrap_or_default()
+    }
+
+    fn remember_recent(&self, root: &Path) {
+        let Some(f) = &self.opts.state_file else {
+            return;
+        };
+        let root = root.display().to_string();
+        let mut list = self.recent();
+        list.retain(|r| *r != root);
+        list.insert(0, root);
+        list.truncate(10);
+        let text = json!({ "recent": list }).to_string();
+        if let Some(dir) = f.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = files::write_atomic(f, &text) {
+            tracing::warn!("recent repositories not saved: {e}");
+        }
+    }
+
+    // ---- chat ------------------------------------------------------------------
+
+    pub fn cancel_chat(&self, request_id: &str) -> bool {
+        match lock(&self.chats).remove(request_id) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One chat turn: deltas stream to `events` as they come; the answer comes back
+    /// with its citations and proposed edits (each already recorded as `suggested`).
+    pub async fn chat(&self, req: ChatRequest, events: Arc<dyn EventSink>) -> Result<ChatView> {
+        let started = Instant::now();
+        let ws = self.workspace()?;
+        let kind = match req.kind.as_deref().unwrap_or("ask") {
+            "ask" | "" => ChatKind::Ask,
+            "explain" => ChatKind::Explain,
+            "fix" => ChatKind::Fix,
+            "test" => ChatKind::WriteTest,
+            other => {
+                return Err(DesktopError::new(
+                    ErrorKind::Input,
+                    format!("{other:?} is not a kind of chat turn"),
+                    "Use ask, explain, fix or test",
+                ))
+            }
+        };
+        let range = match (&req.path, req.start_line, req.end_line) {
+            (Some(p), Some(a), b) => {
+                if ws.inside_repo(p).is_none() {
+                    return Err(outside(p, ws.root()));
+                }
+                let a = a.max(1);
+                let b = b.unwrap_or(a).max(a);
+                Some(Range::new(Position::new(a - 1, 0), Position::new(b, 0)))
+            }
+            (None, None, None) => None,
+            _ => {
+                return Err(DesktopError::new(
+                    ErrorKind::Input,
+                    "A selection needs a file and a first line",
+                    "Select lines in the side panel first",
+                ))
+            }
+        };
+        if kind != ChatKind::Ask && range.is_none() {
+            return Err(DesktopError::new(
+                ErrorKind::Input,
+                "Explain, fix and test work on a selection",
+                "Open a file in the side panel, select lines, then choose the action",
+            ));
+        }
+        let cancel = CancellationToken::new();
+        lock(&self.chats).insert(req.request_id.clone(), cancel.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<StreamEvent>();
+        let request_id = req.request_id.clone();
+        let sink = events.clone();
+        let forward = tokio::spawn(async move {
+            let mut first: Option<Duration> = None;
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    StreamEvent::Text(t) => {
+                        first.get_or_insert_with(|| started.elapsed());
+                        sink.emit(
+                            events::CHAT_DELTA,
+                            json!({"requestId": request_id, "text": t}),
+                        );
+                    }
+                    StreamEvent::Reset { reason } => sink.emit(
+                        events::CHAT_RESET,
+                        json!({"requestId": request_id, "reason": reason}),
+                    ),
+                }
+            }
+            first
+        });
+        let turn = ChatTurn {
+            question: req.question.clone(),
+            conversation: req.conversation.clone(),
+            path: if range.is_some() {
+                req.path.clone()
+            } else {
+                None
+            },
+            range,
+            kind,
+            max_tokens: req.max_tokens,
+        };
+        let result = ws.chat(turn, Some(tx), cancel).await;
+        lock(&self.chats).remove(&req.request_id);
+        // Every delta is out before the answer returns (the sender is gone by now).
+        let first = tokio::time::timeout(Duration::from_secs(2), forward)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        let answer = result?;
+        let model = ModelView::from(&answer.model);
+        let context_files: Vec<String> = answer
+            .sources
+            .iter()
+            .map(|s| format!("{}:{}-{}", s.path, s.start_line, s.end_line))
+            .collect();
+        let mut edits = Vec::new();
+        for e in &answer.edits {
+            let (view, pending) = self.edit_view(&ws, e, &model, &context_files);
+            if let Some(p) = pending {
+                lock(&self.edits).insert(e.record_id.clone(), p);
+            }
+            edits.push(view);
+        }
+        Ok(ChatView {
+            request_id: req.request_id,
+            conversation_id: answer.conversation_id,
+            answer: answer.answer,
+            citations: answer.citations,
+            sources: answer.sources,
+            edits,
+            model,
+            first_token_ms: first.map(ms),
+            total_ms: ms(started.elapsed()),
+        })
+    }
+
+    fn edit_view(
+        &self,
+        ws: &Workspace,
+        e: &cairn_engine::ProposedEdit,
+        model: &ModelView,
+        context_files: &[String],
+    ) -> (EditView, Option<PendingEdit>) {
+        let start_line = e.range.start.line + 1;
+        // A range ending at column 0 ends with the line before it.
+        let end_line = if e.range.end.character == 0 {
+            e.range.end.line
+        } else {
+            e.range.end.line + 1
+        };
+        let mut view = EditView {
+            record_id: e.record_id.clone(),
+            path: e.path.clone(),
+            start_line,
+            end_line,
+            new_text: e.new_text.clone(),
+            old_file: None,
+            new_file: None,
+            problem: None,
+            model: model.clone(),
+            context_files: context_files.to_vec(),
+        };
+        let abs = match checked_abs(ws, &e.path) {
+            Ok(a) => a,
+            Err(err) => {
+                view.problem = Some(err.to_string());
+                return (view, None);
+            }
+        };
+        let old = match std::fs::metadata(&abs) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            _ => match files::read_text(&abs, &e.path) {
+                Ok(t) => t,
+                Err(err) => {
+                    view.problem = Some(err.to_string());
+                    return (view, None);
+                }
+            },
+        };
+        let Some(new) = files::replace_range(&old, e.range, &e.new_text) else {
+            view.problem = Some(format!(
+                "The edit's lines {start_line}-{end_line} are not in {} as it is now. Ask again.",
+                e.path
+            ));
+            return (view, None);
+        };
+        if old.len() <= MAX_DIFF_BYTES && new.len() <= MAX_DIFF_BYTES {
+            view.old_file = Some(old.clone());
+            view.new_file = Some(new.clone());
+        }
+        (
+            view,
+            Some(PendingEdit {
+                path: e.path.clone(),
+                old_file: old,
+                new_file: Some(new),
+                start_line,
+                end_line,
+            }),
+        )
+    }
+
+    /// Writes a proposed edit to its file (inside the repository only) and records
+    /// `accepted`. A file changed since the proposal is left alone.
+    pub async fn apply_edit(&self, record_id: &str) -> Result<AppliedView> {
+        let ws = self.workspace()?;
+        let pending = lock(&self.edits).get(record_id).cloned().ok_or_else(|| {
+            DesktopError::new(
+                ErrorKind::Input,
+                format!("No proposed edit {record_id} is waiting in this window"),
+                "Ask again to get a new proposal",
+            )
+        })?;
+        let abs = checked_abs(&ws, &pending.path)?;
+        let current = match std::fs::metadata(&abs) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            _ => files::read_text(&abs, &pending.path)?,
+        };
+        if current != pending.old_file {
+            return Err(DesktopError::new(
+                ErrorKind::Stale,
+                format!(
+                    "{} changed on disk after the edit was proposed; it was not applied",
+                    pending.path
+                ),
+                "Ask again so the edit is made against the file as it is now",
+            ));
+        }
+        let new_file = pending.new_file.clone().unwrap_or_default();
+        let existed = abs.exists();
+        files::write_atomic(&abs, &new_file)?;
+        if let Err(e) = ws.accept(record_id, false, None).await {
+            // No applied change without its ledger record: put the file back.
+            let restored = if existed {
+                files::write_atomic(&abs, &pending.old_file)
+            } else {
+                std::fs::remove_file(&abs).map_err(|io| DesktopError::io("remove", &abs, &io))
+            };
+            if let Err(r) = restored {
+                tracing::error!(
+                    "could not restore {} after a failed accept: {r}",
+                    abs.display()
+                );
+            }
+            return Err(e.into());
+        }
+        lock(&self.edits).remove(record_id);
+        Ok(AppliedView {
+            record_id: record_id.to_string(),
+            path: pending.path,
+            start_line: pending.start_line,
+            end_line: pending.end_line,
+        })
+    }
+
+    /// Records `rejected` for a proposed edit; the file is not touched.
+    pub async fn dismiss_edit(&self, record_id: &str) -> Result<()> {
+        let ws = self.workspace()?;
+        ws.reject(record_id, "dismissed in the desktop app").await?;
+        lock(&self.edits).remove(record_id);
+        Ok(())
+    }
+
+    // ---- files -----------------------------------------------------------------
+
+    /// Lines of a repository file for the citation panel (1-based, inclusive).
+    pub fn read_lines(&self, path: &str, start: usize, end: usize) -> Result<Lines> {
+        let ws = self.workspace()?;
+        let abs = checked_abs(&ws, path)?;
+        let rel = ws.rel_path(&abs.display().to_string());
+        let text = files::read_text(&abs, &rel)?;
+        Ok(files::lines_of(&rel, &text, start, end))
+    }
+
+    // ---- provenance ------------------------------------------------------------
+
+    pub async fn provenance(&self, range: Option<String>) -> Result<ProvenanceView> {
+        let ws = self.workspace()?;
+        let status = ws.status();
+        let root = ws.root().to_path_buf();
+        let ledger_path = status.ledger.path.clone();
+        let ledger_error = status.ledger.error.clone();
+        tokio::task::spawn_blocking(move || {
+            let (report, report_error) =
+                match prov::report_data(&root, range.as_deref(), ledger_path.as_deref()) {
+                    Ok(r) => (Some(r), None),
+                    Err(e) => (None, Some(report_error(&e))),
+                };
+            ProvenanceView {
+                report,
+                report_error,
+                ledger: ledger_summary(ledger_path.as_deref(), ledger_error),
+            }
+        })
+        .await
+        .map_err(|e| DesktopError::new(ErrorKind::Report, e.to_string(), "Try again"))
+    }
+
+    /// Writes a report (`json`, `csv`, `html`, `sarif` or `intoto`) to `dest`, or to the
+    /// Downloads folder.
+    pub async fn export_report(
+        &self,
+        format: &str,
+        range: Option<String>,
+        dest: Option<String>,
+    ) -> Result<ExportView> {
+        let ws = self.workspace()?;
+        let fmt: prov::ReportFormat = format.parse().map_err(|e: prov::Error| {
+            DesktopError::new(
+                ErrorKind::Input,
+                e.to_string(),
+                "Choose one of the export buttons",
+            )
+        })?;
+        let ext = match fmt {
+            prov::ReportFormat::Json => "jsonl",
+            prov::ReportFormat::Csv => "csv",
+            prov::ReportFormat::Html => "html",
+            prov::ReportFormat::Sarif => "sarif",
+            prov::ReportFormat::Intoto => "intoto.jsonl",
+        };
+        let root = ws.root().to_path_buf();
+        let ledger = ws.status().ledger.path;
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repository".into());
+        let dest = match dest.filter(|d| !d.trim().is_empty()) {
+            Some(d) => PathBuf::from(d.trim()),
+            None => directories::UserDirs::new()
+                .and_then(|u| u.download_dir().map(Path::to_path_buf))
+                .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
+                .unwrap_or_else(std::env::temp_dir)
+                .join(format!("cairn-report-{name}.{ext}")),
+        };
+        let text = tokio::task::spawn_blocking(move || {
+            prov::report(&root, range.as_deref(), fmt, ledger.as_deref())
+        })
+        .await
+        .map_err(|e| DesktopError::new(ErrorKind::Report, e.to_string(), "Try again"))?
+        .map_err(|e| report_error(&e))?;
+        files::write_atomic(&dest, &text)?;
+        Ok(ExportView {
+            path: dest.display().to_string(),
+            bytes: text.len(),
+            format: format.to_string(),
+        })
+    }
+
+    // ---- settings --------------------------------------------------------------
+
+    pub fn settings(&self) -> SettingsView {
+        let repo = self.workspace().ok();
+        settings::load(&self.opts.user_config, repo.as_ref().map(|w| w.root()))
+    }
+
+    /// Saves the settings; an open repository is reopened so the models change now.
+    pub async fn save_settings(
+        &self,
+        form: SettingsForm,
+        events: Arc<dyn EventSink>,
+    ) -> Result<(SettingsView, Option<StatusView>)> {
+        let path = self.opts.user_config.clone();
+        let f = form.clone();
+        tokio::task::spawn_blocking(move || settings::save(&path, &f))
+            .await
+            .map_err(|e| DesktopError::new(ErrorKind::Config, e.to_string(), "Try again"))??;
+        let status = match self.workspace() {
+            Ok(ws) => {
+                let root = ws.root().display().to_string();
+                drop(ws);
+                Some(self.open_repository(&root, events).await?)
+            }
+            Err(_) => None,
+        };
+        Ok((self.settings(), status))
+    }
+
+    pub fn editor_setup(&self) -> EditorSetup {
+        let cairn = find_cairn();
+        let cmd = cairn.clone().unwrap_or_else(|| "cairn".into());
+        EditorSetup {
+            neovim: format!("require('cairn').setup({{ cmd = {{ '{cmd}', 'lsp' }} }})"),
+            vscode: format!("\"cairn.path\": \"{cmd}\""),
+            cairn,
+        }
+    }
+}
+
+/// The absolute path of a repository path, refused when it leads outside the repository
+/// (`..`, absolute paths elsewhere, symlinks out, a new file under a symlinked folder).
+fn checked_abs(ws: &Workspace, path: &str) -> Result<PathBuf> {
+    let rel = ws
+        .inside_repo(path)
+        .ok_or_else(|| outside(path, ws.root()))?;
+    let abs = ws.root().join(&rel);
+    // The nearest existing ancestor must resolve inside the repository too.
+    let mut probe = abs.as_path();
+    loop {
+        if let Ok(canon) = std::fs::canonicalize(probe) {
+            if !canon.starts_with(ws.root()) {
+                return Err(outside(path, ws.root()));
+            }
+            break;
+        }
+        match probe.parent() {
+            Some(p) => probe = p,
+            None => break,
+        }
+    }
+    Ok(abs)
+}
+
+fn outside(path: &str, root: &Path) -> DesktopError {
+    DesktopError::new(
+        ErrorKind::OutsideRepository,
+        format!(
+            "Refusing {path}: it is outside the open repository {}",
+            root.display()
+        ),
+        "Only files inside the repository are shown or changed",
+    )
+}
+
+fn report_error(e: &prov::Error) -> DesktopError {
+    DesktopError::new(
+        ErrorKind::Report,
+        format!("The provenance report cannot be made: {e}"),
+        "Commit at least once (reports cover commits), or check the range",
+    )
+}
+
+fn ledger_summary(path: Option<&Path>, error: Option<String>) -> LedgerSummary {
+    let mut out = LedgerSummary {
+        path: path.map(|p| p.display().to_string()),
+        error,
+        by_model: BTreeMap::new(),
+        recent: Vec::new(),
+    };
+    let Some(path) = path.filter(|p| p.exists()) else {
+        return out;
+    };
+    let entries = match prov::read_entries(path) {
+        Ok(e) => e,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    let mut model_of: HashMap<String, (String, Option<String>)> = HashMap::new();
+    let mut all = Vec::new();
+    for entry in &entries {
+        let p = &entry.statement.predicate;
+        let event = p
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if event.is_empty() {
+            continue;
+        }
+        let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+        let record_id = s("recordId");
+        let refers_to = s("refersTo");
+        let gen = p.get("generator");
+        let mut model = gen
+            .and_then(|g| g.get("modelId"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let mut origin = gen
+            .and_then(|g| g.get("origin"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let (Some(id), Some(m)) = (&record_id, &model) {
+            model_of.insert(id.clone(), (m.clone(), origin.clone()));
+        }
+        if model.is_none() {
+            if let Some((m, o)) = refers_to.as_ref().and_then(|r| model_of.get(r)) {
+                model = Some(m.clone());
+                origin = o.clone();
+            }
+        }
+        if let Some(m) = &model {
+            let d = out.by_model.entry(m.clone()).or_default();
+            match event.as_str() {
+                "suggested" => d.suggested += 1,
+                "accepted" => d.accepted += 1,
+                "rejected" => d.rejected += 1,
+                _ => {}
+            }
+        }
+        let loc = p.get("location");
+        let range0 = loc.and_then(|l| l.get("ranges")).and_then(|r| r.get(0));
+        all.push(LedgerEvent {
+            seq: p.get("seq").and_then(Value::as_u64).unwrap_or(entry.seq),
+            event,
+            record_id,
+            refers_to,
+            model,
+            origin,
+            path: loc
+                .and_then(|l| l.get("path"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            start_line: range0
+                .and_then(|r| r.get("startLine"))
+                .and_then(Value::as_u64),
+            end_line: range0
+                .and_then(|r| r.get("endLine"))
+                .and_then(Value::as_u64),
+            time: s("time"),
+        });
+    }
+    all.reverse();
+    all.truncate(50);
+    out.recent = all;
+    out
+}
+
+/// The `cairn` binary next to this one (where the bundle puts the sidecar and where
+/// cargo builds it), else on `PATH`.
+pub fn find_cairn() -> Option<String> {
+    let name = if cfg!(windows) { "cairn.exe" } else { "cairn" };
+    let here = std::env::current_exe().ok()?;
+    let beside = here.parent()?.join(name);
+    if beside.is_file() {
+        return Some(beside.display().to_string());
+    }
+    // Test binaries live in target/<profile>/deps.
+    if let Some(up) = here.parent()?.parent() {
+        let p = up.join(name);
+        if p.is_file() {
+            return Some(p.display().to_string());
+        }
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .map(|p| p.display().to_string())
+    })
+}

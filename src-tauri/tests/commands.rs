@@ -1,0 +1,607 @@
+//! The desktop's commands, called as the window calls them, over a real git repository,
+//! a real ledger and index, and a scripted OpenAI-compatible server on loopback (so the
+//! answers, citations and edits are fixed and the assertions exact).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use base64::Engine as _;
+use cairn_desktop::desktop::{ChatRequest, Desktop, DesktopOptions, EventSink};
+use cairn_desktop::settings::{RemoteForm, SettingsForm};
+use cairn_desktop::ErrorKind;
+use cairn_engine::provenance::{FileKeyStore, LedgerOptions};
+use cairn_engine::WorkspaceOptions;
+use serde_json::Value;
+
+const CALC_PY: &str = r#""""Small arithmetic helpers."""
+
+
+def add(a, b):
+    """Return the sum of a and b."""
+    return
+
+
+def mean(values):
+    """Return the arithmetic mean of a non-empty list of numbers."""
+    return sum(values) / len(values)
+"#;
+
+const FIXED_ADD: &str =
+    "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a + b\n";
+
+/// Records the events the window would get.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(String, Value)>>);
+
+impl EventSink for Recorder {
+    fn emit(&self, event: &str, payload: Value) {
+        self.0.lock().unwrap().push((event.to_string(), payload));
+    }
+}
+
+impl Recorder {
+    fn named(&self, name: &str) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// An OpenAI-compatible server with scripted answers: a fix (one code block) when the
+/// prompt asks for one, else an answer citing source [1]. A model id `refuse` gets 401.
+fn scripted_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(stream));
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+fn serve(mut stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let l = line.trim_end().to_ascii_lowercase();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).unwrap();
+    let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if req["model"] == "refuse" {
+        let msg = r#"{"error":{"message":"invalid api key"}}"#;
+        let _ = write!(
+            stream,
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+            msg.len()
+        );
+        return;
+    }
+    let prompt = req["messages"].to_string();
+    let answer = if prompt.contains("Find the bug") {
+        format!("`add` returns nothing [1]. Fixed:\n\n```python\n{FIXED_ADD}```\n")
+    } else {
+        "`add` is defined in calc.py [1]; it should return `a + b`.".to_string()
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+    );
+    let chars: Vec<char> = answer.chars().collect();
+    for piece in chars.chunks(7) {
+        let text: String = piece.iter().collect();
+        let ev = serde_json::json!({"choices": [{"index": 0, "delta": {"content": text}}]});
+        let _ = write!(stream, "data: {ev}\n\n");
+        let _ = stream.flush();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let end = serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    let _ = write!(stream, "data: {end}\n\ndata: [DONE]\n\n");
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    repo: PathBuf,
+    data: PathBuf,
+    config: PathBuf,
+    desktop: Desktop,
+    events: Arc<Recorder>,
+}
+
+fn keyring_for_tests() {
+    static ONCE: Once = Once::new();
+    // The kernel keyring works without a desktop session (no key is stored here anyway).
+    ONCE.call_once(|| std::env::set_var("CAIRN_KEYRING", "keyutils"));
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+fn fixture(chat_model: &str) -> Fixture {
+    keyring_for_tests();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("calc.py"), CALC_PY).unwrap();
+    std::fs::write(repo.join("README.md"), "# numbers\n\nArithmetic helpers.\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.name", "Test Developer"]);
+    git(&repo, &["config", "user.email", "dev@example.com"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "numbers"]);
+    let base_url = scripted_server();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[models.remote]\nkind = \"remote\"\nbase_url = \"{base_url}\"\nmodel = \"{chat_model}\"\nretries = 0\n\n[routing]\nchat = \"remote\"\ncomplete = \"remote\"\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("keys")).unwrap();
+    let mut ws = WorkspaceOptions::default();
+    ws.watch = false;
+    ws.index.index_dir = Some(data.join("index"));
+    ws.index.parse_threads = 1;
+    ws.ledger = LedgerOptions::default()
+        .with_dir(data.join("ledger"))
+        .with_key_store(Arc::new(FileKeyStore::new(data.join("keys"))));
+    let desktop = Desktop::new(DesktopOptions {
+        user_config: config.clone(),
+        state_file: Some(data.join("desktop.json")),
+        workspace: ws,
+    });
+    Fixture {
+        _dir: dir,
+        repo,
+        data,
+        config,
+        desktop,
+        events: Arc::new(Recorder::default()),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+impl Fixture {
+    async fn open(&self) {
+        let status = self
+            .desktop
+            .open_repository(&self.repo.display().to_string(), self.events.clone())
+            .await
+            .unwrap();
+        assert_eq!(status.backend, "remote");
+        assert!(status.model_error.is_none(), "{:?}", status.model_error);
+        // Wait for the index so retrieval finds calc.py.
+        for _ in 0..300 {
+            if matches!(
+                self.desktop.status().unwrap().index,
+                cairn_engine::IndexState::Ready { .. }
+            ) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the index never got ready: {:?}",
+            self.desktop.status().unwrap().index
+        );
+    }
+
+    fn ledger_events(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.data.join("ledger").join("ledger.jsonl")).unwrap();
+        text.lines()
+            .map(|l| {
+                let env: Value = serde_json::from_str(l).unwrap();
+                let payload = env["payload"].as_str().unwrap();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(payload)
+                    .unwrap();
+                serde_json::from_slice::<Value>(&bytes).unwrap()["predicate"].clone()
+            })
+            .filter(|p| p.get("event").is_some())
+            .collect()
+    }
+}
+
+#[test]
+fn opening_reports_missing_and_non_folder_paths_clearly() {
+    let f = fixture("scripted");
+    rt().block_on(async {
+        let e = f
+            .desktop
+            .open_repository("/nonexistent/cairn-repo", f.events.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(e.message.contains("/nonexistent/cairn-repo"), "{e}");
+        assert!(!e.action.is_empty());
+        let e = f
+            .desktop
+            .open_repository(
+                &f.repo.join("calc.py").display().to_string(),
+                f.events.clone(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotADirectory);
+        // Nothing is open, and the commands that need a repository say so.
+        assert_eq!(
+            f.desktop.status().unwrap_err().kind,
+            ErrorKind::NoRepository
+        );
+    });
+}
+
+#[test]
+fn an_unreadable_folder_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture("scripted");
+    let locked = f.repo.parent().unwrap().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let result = Desktop::check_folder(&locked.display().to_string());
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if std::fs::read_dir("/root").is_ok() && is_root() {
+        // root reads every folder: the end-to-end test checks this as an unprivileged user.
+        eprintln!("running as root: permission checks cannot fail here");
+        return;
+    }
+    let e = result.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied);
+    assert!(e.action.contains("chmod"), "{e}");
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn chat_streams_cites_and_reads_the_cited_lines() {
+    let f = fixture("scripted");
+    rt().block_on(async {
+        f.open().await;
+        let status = f.desktop.status().unwrap();
+        assert_eq!(status.files, Some(2));
+        assert!(
+            status.languages.contains_key("python"),
+            "{:?}",
+            status.languages
+        );
+        assert!(!f.events.named("index-progress").is_empty());
+
+        let answer = f
+            .desktop
+            .chat(
+                ChatRequest {
+                    request_id: "q1".into(),
+                    question: "What does add do?".into(),
+                    ..Default::default()
+                },
+                f.events.clone(),
+            )
+            .await
+            .unwrap();
+        let deltas: String = f
+            .events
+            .named("chat-delta")
+            .iter()
+            .filter(|d| d["requestId"] == "q1")
+            .map(|d| d["text"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            f.events.named("chat-delta").len() > 3,
+            "the answer came in pieces"
+        );
+        assert_eq!(deltas.trim(), answer.answer);
+        assert!(answer.first_token_ms.is_some());
+        assert_eq!(answer.model.name, "remote");
+        let c = &answer.citations[0];
+        assert_eq!((c.n, c.path.as_str()), (1, answer.sources[0].path.as_str()));
+        assert!(answer.edits.is_empty());
+
+        // The citation panel reads the cited lines, and nothing outside the repository.
+        let lines = f
+            .desktop
+            .read_lines(&c.path, c.start_line, c.end_line)
+            .unwrap();
+        assert_eq!(lines.start_line, c.start_line);
+        assert!(!lines.lines.is_empty());
+        for outside in ["../config.toml", "/etc/passwd", f.config.to_str().unwrap()] {
+            let e = f.desktop.read_lines(outside, 1, 3).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::OutsideRepository, "{outside}: {e}");
+        }
+        std::os::unix::fs::symlink("/etc", f.repo.join("etc-link")).unwrap();
+        let e = f.desktop.read_lines("etc-link/passwd", 1, 3).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::OutsideRepository);
+    });
+}
+
+#[test]
+fn a_fix_is_applied_inside_the_repository_and_recorded_as_accepted() {
+    let f = fixture("scripted");
+    rt().block_on(async {
+        f.open().await;
+        let fix = f
+            .desktop
+            .chat(
+                ChatRequest {
+                    request_id: "fix1".into(),
+                    kind: Some("fix".into()),
+                    path: Some("calc.py".into()),
+                    start_line: Some(4),
+                    end_line: Some(6),
+                    ..Default::default()
+                },
+                f.events.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(fix.edits.len(), 1, "{}", fix.answer);
+        let edit = &fix.edits[0];
+        assert_eq!(
+            (edit.path.as_str(), edit.start_line, edit.end_line),
+            ("calc.py", 4, 6)
+        );
+        assert_eq!(edit.old_file.as_deref(), Some(CALC_PY));
+        let expected = CALC_PY.replace(
+            "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return\n",
+            FIXED_ADD,
+        );
+        assert_eq!(edit.new_file.as_deref(), Some(expected.as_str()));
+        assert_eq!(edit.model.origin, cairn_engine::models::Origin::Remote);
+        assert!(!edit.context_files.is_empty());
+
+        let applied = f.desktop.apply_edit(&edit.record_id).await.unwrap();
+        assert_eq!(applied.path, "calc.py");
+        assert_eq!(
+            std::fs::read_to_string(f.repo.join("calc.py")).unwrap(),
+            expected
+        );
+        let events = f.ledger_events();
+        let suggested = events
+            .iter()
+            .find(|e| e["event"] == "suggested" && e["recordId"] == edit.record_id.as_str())
+            .expect("a suggested record");
+        assert_eq!(suggested["generator"]["origin"], "remote");
+        let accepted = events
+            .iter()
+            .find(|e| e["event"] == "accepted" && e["refersTo"] == edit.record_id.as_str())
+            .expect("an accepted record");
+        assert_eq!(accepted["location"]["path"], "calc.py");
+        assert!(accepted["seq"].as_u64() > suggested["seq"].as_u64());
+
+        // Applied once: a second Apply is refused and the file stays.
+        let e = f.desktop.apply_edit(&edit.record_id).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Input);
+    });
+}
+
+#[test]
+fn a_stale_edit_is_not_applied_and_dismiss_records_rejected() {
+    let f = fixture("scripted");
+    rt().block_on(async {
+        f.open().await;
+        let ask = |id: &str| ChatRequest {
+            request_id: id.into(),
+            kind: Some("fix".into()),
+            path: Some("calc.py".into()),
+            start_line: Some(4),
+            end_line: Some(6),
+            ..Default::default()
+        };
+        let a = f.desktop.chat(ask("a"), f.events.clone()).await.unwrap();
+        let b = f.desktop.chat(ask("b"), f.events.clone()).await.unwrap();
+        // Someone edits the file after the proposal.
+        std::fs::write(f.repo.join("calc.py"), format!("{CALC_PY}# edited\n")).unwrap();
+        let e = f
+            .desktop
+            .apply_edit(&a.edits[0].record_id)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Stale);
+        assert!(std::fs::read_to_string(f.repo.join("calc.py"))
+            .unwrap()
+            .ends_with("# edited\n"));
+
+        f.desktop.dismiss_edit(&b.edits[0].record_id).await.unwrap();
+        let events = f.ledger_events();
+        assert!(events
+            .iter()
+            .any(|e| e["event"] == "rejected" && e["refersTo"] == b.edits[0].record_id.as_str()));
+        assert!(!events.iter().any(|e| e["event"] == "accepted"));
+
+        let prov = f.desktop.provenance(None).await.unwrap();
+        // Records name the model by its config name.
+        let remote = &prov.ledger.by_model["remote"];
+        assert_eq!(
+            (remote.suggested, remote.accepted, remote.rejected),
+            (2, 0, 1)
+        );
+        assert_eq!(prov.report.unwrap().commits, 1);
+    });
+}
+
+#[test]
+fn a_remote_that_refuses_the_key_is_a_clear_error_and_the_app_goes_on() {
+    let f = fixture("refuse");
+    rt().block_on(async {
+        f.open().await;
+        let e = f
+            .desktop
+            .chat(
+                ChatRequest {
+                    request_id: "q".into(),
+                    question: "hello?".into(),
+                    ..Default::default()
+                },
+                f.events.clone(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unauthorized, "{e}");
+        assert!(
+            e.message.contains("401") && e.action.contains("Settings"),
+            "{e}"
+        );
+        // Still serving.
+        assert!(f.desktop.read_lines("calc.py", 1, 2).is_ok());
+        assert!(f.desktop.status().is_ok());
+    });
+}
+
+#[test]
+fn settings_are_written_to_the_user_config_and_reopen_the_models() {
+    let f = fixture("scripted");
+    rt().block_on(async {
+        f.open().await;
+        let view = f.desktop.settings();
+        assert_eq!(view.chat, "remote");
+        let url = view.remote.as_ref().unwrap().base_url.clone();
+        // Non-GGUF file: refused, file untouched.
+        let bad = f.repo.parent().unwrap().join("model.gguf");
+        std::fs::write(&bad, "<html>404</html>").unwrap();
+        let before = std::fs::read_to_string(&f.config).unwrap();
+        let e = f
+            .desktop
+            .save_settings(
+                SettingsForm {
+                    local: Some(cairn_desktop::settings::LocalForm {
+                        path: Some(bad.display().to_string()),
+                        ..Default::default()
+                    }),
+                    remote: view.remote.clone(),
+                    chat: "local".into(),
+                    complete: "remote".into(),
+                    ..Default::default()
+                },
+                f.events.clone(),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("not a GGUF model file"), "{e}");
+        assert_eq!(std::fs::read_to_string(&f.config).unwrap(), before);
+
+        let (saved, status) = f
+            .desktop
+            .save_settings(
+                SettingsForm {
+                    remote: Some(RemoteForm {
+                        base_url: url,
+                        model: "refuse".into(),
+                    }),
+                    chat: "remote".into(),
+                    complete: "remote".into(),
+                    ..Default::default()
+                },
+                f.events.clone(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(saved.remote.unwrap().model, "refuse");
+        assert_eq!(status.unwrap().chat_model.unwrap().model_id, "refuse");
+        let text = std::fs::read_to_string(&f.config).unwrap();
+        assert!(text.contains("retries = 0"), "other keys kept: {text}");
+        // The reopened session owns the index again (the old one let go of the writer).
+        let state = loop {
+            match f.desktop.status().unwrap().index {
+                cairn_engine::IndexState::Opening | cairn_engine::IndexState::Indexing { .. } => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                other => break other,
+            }
+        };
+        assert!(
+            matches!(state, cairn_engine::IndexState::Ready { .. }),
+            "{state:?}"
+        );
+    });
+}
+
+#[test]
+fn reports_export_in_every_format() {
+    let f = fixture("scripted");
+    rt().block_on(async {
+        f.open().await;
+        for format in ["json", "csv", "html", "sarif"] {
+            let dest = f.data.join(format!("report.{format}"));
+            let out = f
+                .desktop
+                .export_report(format, None, Some(dest.display().to_string()))
+                .await
+                .unwrap();
+            assert_eq!(out.path, dest.display().to_string());
+            let text = std::fs::read_to_string(&dest).unwrap();
+            assert_eq!(text.len(), out.bytes);
+            match format {
+                "csv" => assert!(text.starts_with("commit,author")),
+                "sarif" => assert!(text.contains("\"version\": \"2.1.0\"")),
+                "html" => assert!(text.contains("<html")),
+                _ => assert!(text.contains("\"type\":\"summary\"")),
+            }
+        }
+        let e = f
+            .desktop
+            .export_report("pdf", None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Input);
+    });
+}
+
+#[test]
+fn recent_repositories_are_remembered() {
+    let f = fixture("scripted");
+    rt().block_on(async {
+        f.open().await;
+        let recent = f.desktop.recent();
+        assert_eq!(
+            recent,
+            vec![std::fs::canonicalize(&f.repo)
+                .unwrap()
+                .display()
+                .to_string()]
+        );
+    });
+}
