@@ -1,0 +1,105 @@
+import { describe, expect, it } from "vitest";
+import { editActionable, indexLabel, initialState, reduce, toUiError, type Action, type State } from "./state";
+import type { ChatView, EditView, Status } from "./types";
+
+const model = { name: "default", origin: "local" as const, modelId: "SmolLM2", runtime: "llama.cpp" };
+const status = (repo: string): Status => ({
+  repo, version: "0.1.0", files: null, languages: {}, chatModel: model, completeModel: model,
+  backend: "local", modelError: null, index: { state: "opening" }, ledgerPath: "/l", ledgerError: null, gpuBackend: null,
+});
+const edit: EditView = {
+  recordId: "rec1", path: "calc.py", startLine: 5, endLine: 6, newText: "    return a + b\n",
+  oldFile: "x\n", newFile: "y\n", problem: null, model, contextFiles: ["calc.py:1-9"],
+};
+const answer = (requestId: string, edits: EditView[] = []): ChatView => ({
+  requestId, conversationId: "c-1", answer: "It adds [1].", citations: [{ n: 1, path: "calc.py", startLine: 4, endLine: 6 }],
+  sources: [], edits, model, firstTokenMs: 120, totalMs: 900,
+});
+
+function replay(...actions: Action[]): State {
+  return actions.reduce(reduce, initialState);
+}
+
+describe("the window's state", () => {
+  it("streams deltas into the answer, then takes the engine's final text", () => {
+    const s = replay(
+      { type: "opened", status: status("/r") },
+      { type: "ask", requestId: "q1", question: "what does add do?", kind: "ask", selection: null },
+      { type: "delta", requestId: "q1", text: "It " },
+      { type: "delta", requestId: "q1", text: "adds" },
+    );
+    const m = s.messages[1];
+    expect(m).toMatchObject({ role: "assistant", text: "It adds", done: false });
+    expect(s.streaming).toBe("q1");
+    const done = reduce(s, { type: "answered", answer: answer("q1") });
+    expect(done.messages[1]).toMatchObject({ text: "It adds [1].", done: true });
+    expect(done.streaming).toBeNull();
+    expect(done.conversation).toBe("c-1");
+    // A late delta does not change a finished answer.
+    expect(reduce(done, { type: "delta", requestId: "q1", text: "!" }).messages[1]).toMatchObject({ text: "It adds [1]." });
+  });
+
+  it("starts the text over when the router falls back, and says so", () => {
+    const s = replay(
+      { type: "ask", requestId: "q1", question: "q", kind: "ask", selection: null },
+      { type: "delta", requestId: "q1", text: "partial" },
+      { type: "reset", requestId: "q1", reason: "remote timed out" },
+    );
+    expect(s.messages[1]).toMatchObject({ text: "", notice: "remote timed out; answering with the fallback model" });
+  });
+
+  it("tracks each proposed edit through apply and dismiss", () => {
+    let s = replay(
+      { type: "ask", requestId: "q1", question: "", kind: "fix", selection: { path: "calc.py", startLine: 5, endLine: 6 } },
+      { type: "answered", answer: answer("q1", [edit]) },
+    );
+    expect(s.edits.rec1).toEqual({ state: "proposed" });
+    expect(editActionable(s, edit)).toBe(true);
+    s = reduce(s, { type: "edit", recordId: "rec1", decision: { state: "applying" } });
+    expect(editActionable(s, edit)).toBe(false);
+    s = reduce(s, { type: "edit", recordId: "rec1", decision: { state: "applied", applied: { recordId: "rec1", path: "calc.py", startLine: 5, endLine: 6 } } });
+    expect(s.edits.rec1.state).toBe("applied");
+    expect(editActionable({ ...s, edits: {} }, { ...edit, problem: "changed on disk" })).toBe(false);
+  });
+
+  it("keeps the conversation when the same repository reopens, and clears it for another", () => {
+    const s = replay(
+      { type: "opened", status: status("/r") },
+      { type: "ask", requestId: "q1", question: "q", kind: "ask", selection: null },
+      { type: "opened", status: status("/r") },
+    );
+    expect(s.messages.length).toBe(2);
+    const other = reduce(s, { type: "opened", status: status("/other") });
+    expect(other.messages).toEqual([]);
+    expect(other.recent).toEqual(["/other", "/r"]);
+  });
+
+  it("updates index progress and the file count", () => {
+    const s = replay(
+      { type: "opened", status: status("/r") },
+      { type: "index", index: { state: "indexing", filesDone: 3, filesTotal: 12 } },
+    );
+    expect(s.status?.files).toBe(12);
+    expect(indexLabel(s.status?.index)).toEqual({ text: "indexing 3/12 files", fraction: 0.25 });
+    const r = reduce(s, { type: "index", index: { state: "ready", files: 11 } });
+    expect(indexLabel(r.status?.index).text).toBe("11 files indexed");
+  });
+
+  it("a failed turn is shown on its message and frees the input", () => {
+    const err = { kind: "unauthorized" as const, message: "401", action: "Open Settings." };
+    const s = replay(
+      { type: "ask", requestId: "q1", question: "q", kind: "ask", selection: null },
+      { type: "chat-failed", requestId: "q1", error: err },
+    );
+    expect(s.streaming).toBeNull();
+    expect(s.messages[1]).toMatchObject({ done: true, error: err });
+  });
+
+  it("turns anything thrown into a readable error", () => {
+    expect(toUiError({ kind: "not-found", message: "No folder.", action: "Check." }).kind).toBe("not-found");
+    const e = toUiError(new Error("boom"));
+    expect(e.kind).toBe("window");
+    expect(e.message).toContain("boom");
+    expect(e.action).toMatch(/restart/i);
+  });
+});

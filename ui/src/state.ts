@@ -1,0 +1,278 @@
+// The window's state and the one function that changes it. Everything the window
+// shows is derived from this state; every change is an action through `reduce`, which
+// is pure (no DOM, no IPC), so the tests replay sequences of actions.
+
+import type {
+  AppliedView,
+  ChatKind,
+  ChatView,
+  EditView,
+  EditorSetup,
+  IndexState,
+  Lines,
+  ProvenanceView,
+  Selection,
+  SettingsView,
+  Startup,
+  Status,
+  UiError,
+} from "./types";
+
+export type View = "chat" | "provenance" | "settings";
+
+export type EditDecision =
+  | { state: "proposed" }
+  | { state: "applying" }
+  | { state: "applied"; applied: AppliedView }
+  | { state: "dismissing" }
+  | { state: "dismissed" }
+  | { state: "failed"; error: UiError };
+
+export interface UserMessage {
+  role: "user";
+  id: string;
+  text: string;
+  kind: ChatKind;
+  selection: Selection | null;
+}
+
+export interface AssistantMessage {
+  role: "assistant";
+  id: string; // the request id
+  text: string;
+  done: boolean;
+  answer: ChatView | null;
+  error: UiError | null;
+  /** Set when the router fell back mid-answer and the text started over. */
+  notice: string | null;
+}
+
+export type Message = UserMessage | AssistantMessage;
+
+export interface Panel {
+  lines: Lines;
+  /** The lines the citation (or the person) points at, highlighted. */
+  focusStart: number;
+  focusEnd: number;
+  /** A citation number, when opened from one. */
+  cite: number | null;
+}
+
+export interface State {
+  version: string;
+  recent: string[];
+  opening: string | null;
+  status: Status | null;
+  error: UiError | null;
+  view: View;
+  messages: Message[];
+  conversation: string | null;
+  streaming: string | null;
+  edits: Record<string, EditDecision>;
+  panel: Panel | null;
+  selection: Selection | null;
+  provenance: ProvenanceView | null;
+  settings: SettingsView | null;
+  editorSetup: EditorSetup | null;
+  notice: string | null;
+}
+
+export const initialState: State = {
+  version: "",
+  recent: [],
+  opening: null,
+  status: null,
+  error: null,
+  view: "chat",
+  messages: [],
+  conversation: null,
+  streaming: null,
+  edits: {},
+  panel: null,
+  selection: null,
+  provenance: null,
+  settings: null,
+  editorSetup: null,
+  notice: null,
+};
+
+export type Action =
+  | { type: "startup"; startup: Startup }
+  | { type: "opening"; path: string }
+  | { type: "opened"; status: Status }
+  | { type: "status"; status: Status }
+  | { type: "index"; index: IndexState }
+  | { type: "error"; error: UiError }
+  | { type: "clear-error" }
+  | { type: "notice"; text: string | null }
+  | { type: "view"; view: View }
+  | { type: "ask"; requestId: string; question: string; kind: ChatKind; selection: Selection | null }
+  | { type: "delta"; requestId: string; text: string }
+  | { type: "reset"; requestId: string; reason: string }
+  | { type: "answered"; answer: ChatView }
+  | { type: "chat-failed"; requestId: string; error: UiError }
+  | { type: "panel"; lines: Lines; focusStart: number; focusEnd: number; cite: number | null }
+  | { type: "close-panel" }
+  | { type: "select"; selection: Selection | null }
+  | { type: "edit"; recordId: string; decision: EditDecision }
+  | { type: "provenance"; provenance: ProvenanceView }
+  | { type: "settings"; settings: SettingsView }
+  | { type: "editor-setup"; setup: EditorSetup }
+  | { type: "new-conversation" };
+
+function updateAssistant(s: State, id: string, f: (m: AssistantMessage) => AssistantMessage): Message[] {
+  return s.messages.map((m) => (m.role === "assistant" && m.id === id ? f(m) : m));
+}
+
+export function reduce(s: State, a: Action): State {
+  switch (a.type) {
+    case "startup":
+      return { ...s, version: a.startup.version, recent: a.startup.recent };
+    case "opening":
+      return { ...s, opening: a.path, error: null };
+    case "opened": {
+      const recent = [a.status.repo, ...s.recent.filter((r) => r !== a.status.repo)].slice(0, 10);
+      const sameRepo = s.status?.repo === a.status.repo;
+      return {
+        ...s,
+        opening: null,
+        status: a.status,
+        recent,
+        error: null,
+        // Another repository: its conversation, panel and edits start afresh.
+        ...(sameRepo
+          ? {}
+          : { messages: [], conversation: null, edits: {}, panel: null, selection: null, provenance: null }),
+      };
+    }
+    case "status":
+      return { ...s, status: a.status };
+    case "index":
+      return s.status ? { ...s, status: { ...s.status, index: a.index, files: filesOf(a.index, s.status.files) } } : s;
+    case "error":
+      return { ...s, error: a.error, opening: null };
+    case "clear-error":
+      return { ...s, error: null };
+    case "notice":
+      return { ...s, notice: a.text };
+    case "view":
+      return { ...s, view: a.view };
+    case "ask":
+      return {
+        ...s,
+        error: null,
+        streaming: a.requestId,
+        messages: [
+          ...s.messages,
+          { role: "user", id: `q-${a.requestId}`, text: a.question, kind: a.kind, selection: a.selection },
+          { role: "assistant", id: a.requestId, text: "", done: false, answer: null, error: null, notice: null },
+        ],
+      };
+    case "delta":
+      return {
+        ...s,
+        messages: updateAssistant(s, a.requestId, (m) => (m.done ? m : { ...m, text: m.text + a.text })),
+      };
+    case "reset":
+      return {
+        ...s,
+        messages: updateAssistant(s, a.requestId, (m) => ({
+          ...m,
+          text: "",
+          notice: `${a.reason}; answering with the fallback model`,
+        })),
+      };
+    case "answered": {
+      const edits = { ...s.edits };
+      for (const e of a.answer.edits) edits[e.recordId] = { state: "proposed" };
+      return {
+        ...s,
+        streaming: s.streaming === a.answer.requestId ? null : s.streaming,
+        conversation: a.answer.conversationId,
+        edits,
+        messages: updateAssistant(s, a.answer.requestId, (m) => ({
+          ...m,
+          // The final text is the engine's (trimmed, after any fallback reset).
+          text: a.answer.answer,
+          done: true,
+          answer: a.answer,
+        })),
+      };
+    }
+    case "chat-failed":
+      return {
+        ...s,
+        streaming: s.streaming === a.requestId ? null : s.streaming,
+        messages: updateAssistant(s, a.requestId, (m) => ({ ...m, done: true, error: a.error })),
+      };
+    case "panel":
+      return { ...s, panel: { lines: a.lines, focusStart: a.focusStart, focusEnd: a.focusEnd, cite: a.cite } };
+    case "close-panel":
+      return { ...s, panel: null, selection: null };
+    case "select":
+      return { ...s, selection: a.selection };
+    case "edit":
+      return { ...s, edits: { ...s.edits, [a.recordId]: a.decision } };
+    case "provenance":
+      return { ...s, provenance: a.provenance };
+    case "settings":
+      return { ...s, settings: a.settings };
+    case "editor-setup":
+      return { ...s, editorSetup: a.setup };
+    case "new-conversation":
+      return { ...s, messages: [], conversation: null, streaming: null };
+  }
+}
+
+function filesOf(index: IndexState, before: number | null): number | null {
+  switch (index.state) {
+    case "ready":
+    case "read-only":
+      return index.files;
+    case "indexing":
+      return index.filesTotal;
+    default:
+      return before;
+  }
+}
+
+/** A line for the status bar's index part. */
+export function indexLabel(index: IndexState | undefined): { text: string; fraction: number | null } {
+  if (!index) return { text: "no repository", fraction: null };
+  switch (index.state) {
+    case "opening":
+      return { text: "opening the index…", fraction: 0 };
+    case "indexing": {
+      const f = index.filesTotal > 0 ? index.filesDone / index.filesTotal : 0;
+      return { text: `indexing ${index.filesDone}/${index.filesTotal} files`, fraction: f };
+    }
+    case "ready":
+      return { text: `${index.files} files indexed`, fraction: null };
+    case "read-only":
+      return { text: `${index.files} files (read-only: ${index.message})`, fraction: null };
+    case "error":
+      return { text: `index error: ${index.message}`, fraction: null };
+    case "disabled":
+      return { text: "index off", fraction: null };
+  }
+}
+
+/** Whether an edit's buttons are live. */
+export function editActionable(s: State, e: EditView): boolean {
+  const d = s.edits[e.recordId];
+  return !e.problem && (!d || d.state === "proposed" || d.state === "failed");
+}
+
+/** Turns whatever a command threw into a banner: the app's errors carry kind/message/action. */
+export function toUiError(e: unknown): UiError {
+  if (e && typeof e === "object" && "message" in e && "action" in e && "kind" in e) {
+    const o = e as UiError;
+    return { kind: o.kind, message: String(o.message), action: String(o.action) };
+  }
+  const text = e instanceof Error ? e.message : typeof e === "string" ? e : JSON.stringify(e);
+  return {
+    kind: "window",
+    message: `Something in the window failed: ${text}`,
+    action: "Try again; if it keeps failing, restart Cairn and report the message.",
+  };
+}

@@ -1,0 +1,236 @@
+// The shapes the Rust commands return (src-tauri/src/desktop.rs, settings.rs, error.rs).
+
+export type ErrorKind =
+  | "not-found"
+  | "permission-denied"
+  | "not-a-directory"
+  | "no-repository"
+  | "outside-repository"
+  | "config"
+  | "model"
+  | "unauthorized"
+  | "remote"
+  | "keyring"
+  | "ledger"
+  | "stale"
+  | "input"
+  | "cancelled"
+  | "io"
+  | "report"
+  | "window";
+
+export interface UiError {
+  kind: ErrorKind;
+  message: string;
+  action: string;
+}
+
+export type IndexState =
+  | { state: "opening" }
+  | { state: "indexing"; filesDone: number; filesTotal: number }
+  | { state: "ready"; files: number }
+  | { state: "read-only"; files: number; message: string }
+  | { state: "error"; message: string }
+  | { state: "disabled" };
+
+export interface ModelView {
+  name: string;
+  origin: "local" | "remote";
+  modelId: string;
+  endpoint?: string | null;
+  quantization?: string | null;
+  sha256?: string | null;
+  runtime: string;
+}
+
+export interface Status {
+  repo: string;
+  version: string;
+  files: number | null;
+  languages: Record<string, number>;
+  chatModel: ModelView | null;
+  completeModel: ModelView | null;
+  backend: "local" | "remote" | "none";
+  modelError: UiError | null;
+  index: IndexState;
+  ledgerPath: string | null;
+  ledgerError: string | null;
+  gpuBackend: string | null;
+}
+
+export interface Citation {
+  n: number;
+  path: string;
+  startLine: number;
+  endLine: number;
+}
+
+export interface Source extends Citation {
+  score: number;
+  retriever: string;
+}
+
+export interface EditView {
+  recordId: string;
+  path: string;
+  startLine: number;
+  endLine: number;
+  newText: string;
+  oldFile: string | null;
+  newFile: string | null;
+  problem: string | null;
+  model: ModelView;
+  contextFiles: string[];
+}
+
+export interface ChatView {
+  requestId: string;
+  conversationId: string;
+  answer: string;
+  citations: Citation[];
+  sources: Source[];
+  edits: EditView[];
+  model: ModelView;
+  firstTokenMs: number | null;
+  totalMs: number;
+}
+
+export interface Lines {
+  path: string;
+  startLine: number;
+  endLine: number;
+  totalLines: number;
+  lines: string[];
+}
+
+export interface AppliedView {
+  recordId: string;
+  path: string;
+  startLine: number;
+  endLine: number;
+}
+
+export interface Tally {
+  ai: number;
+  aiModified: number;
+  human: number;
+  reviewedAi: number;
+  unreviewedAi: number;
+}
+
+export interface FileRow {
+  commit: string;
+  author: string;
+  time: string;
+  path: string;
+  models: string[];
+  ai: number;
+  aiModified: number;
+  human: number;
+  reviewed: boolean;
+}
+
+export interface AiRegion {
+  commit: string;
+  path: string;
+  startLine: number;
+  endLine: number;
+  class: string;
+  model: string;
+  recordId: string;
+}
+
+export interface ReportData {
+  range: string;
+  commits: number;
+  attestedCommits: number;
+  totals: Tally;
+  byModel: Record<string, Tally & { suggested?: number | null; accepted?: number | null; acceptanceRate?: number | null }>;
+  byAuthor: Record<string, Tally>;
+  rows: FileRow[];
+  regions: [AiRegion, boolean][];
+}
+
+export interface LedgerEvent {
+  seq: number;
+  event: string;
+  recordId: string | null;
+  refersTo: string | null;
+  model: string | null;
+  origin: string | null;
+  path: string | null;
+  startLine: number | null;
+  endLine: number | null;
+  time: string | null;
+}
+
+export interface ProvenanceView {
+  report: ReportData | null;
+  reportError: UiError | null;
+  ledger: {
+    path: string | null;
+    error: string | null;
+    byModel: Record<string, { suggested: number; accepted: number; rejected: number }>;
+    recent: LedgerEvent[];
+  };
+}
+
+export interface ExportView {
+  path: string;
+  bytes: number;
+  format: string;
+}
+
+export interface LocalForm {
+  path?: string | null;
+  registry?: string | null;
+  gpuLayers?: number | null;
+}
+
+export interface RemoteForm {
+  baseUrl: string;
+  model: string;
+}
+
+export interface SettingsView {
+  configPath: string;
+  local: LocalForm | null;
+  remote: RemoteForm | null;
+  chat: string;
+  complete: string;
+  models: string[];
+  cache: { name: string; path: string; size: number }[];
+  apiKeyStored: boolean | null;
+  keyringError: string | null;
+  gpuBackend: string | null;
+  repoConfig: string | null;
+  error: UiError | null;
+}
+
+export interface SettingsForm {
+  local: LocalForm | null;
+  remote: RemoteForm | null;
+  apiKey: string | null;
+  chat: string;
+  complete: string;
+}
+
+export interface Startup {
+  path: string | null;
+  recent: string[];
+  version: string;
+}
+
+export interface EditorSetup {
+  cairn: string | null;
+  neovim: string;
+  vscode: string;
+}
+
+export type ChatKind = "ask" | "explain" | "fix" | "test";
+
+export interface Selection {
+  path: string;
+  startLine: number;
+  endLine: number;
+}
