@@ -5,7 +5,7 @@ export CAIRN_CACHE_DIR ?= $(HOME)/.cache/cairn
 export CARGO_TARGET_DIR ?= $(CAIRN_CACHE_DIR)/cargo-target
 export CAIRN_TEST_PYTHON ?= $(CAIRN_CACHE_DIR)/py/bin/python
 
-.PHONY: setup setup-test run build test test-rust test-lsp lint bench-models fmt
+.PHONY: setup setup-test run run-chat run-desktop build test test-rust test-lsp test-desktop lint bench-models bench-desktop bundle-desktop fmt
 
 setup:
 	scripts/setup.sh
@@ -16,13 +16,24 @@ setup-test:
 build:
 	cargo build --release -p cairn
 
-# Cairn's main job on the embedded default model: chat over the current repository.
+# Cairn's main job on the embedded default model: chat over the current repository, in the
+# desktop window where there is a display, else in the terminal.
 run:
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then $(MAKE) --no-print-directory run-desktop; else $(MAKE) --no-print-directory run-chat; fi
+
+run-chat:
 	CAIRN_PROFILE=release scripts/setup.sh
 	$(CARGO_TARGET_DIR)/release/cairn chat
 
+# The desktop window (src-tauri, ui) on this repository. DESKTOP_PROFILE=debug builds faster.
+DESKTOP_PROFILE ?= release
+run-desktop:
+	CAIRN_PROFILE=$(DESKTOP_PROFILE) CAIRN_DESKTOP=1 scripts/setup.sh
+	cargo build $(if $(filter release,$(DESKTOP_PROFILE)),--release) -p cairn-desktop
+	$(CARGO_TARGET_DIR)/$(DESKTOP_PROFILE)/cairn-desktop $(CURDIR)
+
 # The whole test suite, as CI runs it.
-test: setup-test lint test-rust test-lsp
+test: setup-test lint test-rust test-lsp test-desktop
 
 lint:
 	cargo fmt --all -- --check
@@ -41,8 +52,28 @@ test-lsp:
 	editors/vscode/node_modules/.bin/tsc -p editors/vscode
 	$(CAIRN_TEST_PYTHON) -m pytest tests/lsp -q
 
+# The desktop window: the UI's unit tests (Vitest), then the app end to end in a real
+# WebKitGTK window through tauri-driver + WebKitWebDriver on a virtual display (tests/desktop).
+# CAIRN_UPDATE_DOCS=1 also refreshes the screenshots in docs/.
+test-desktop:
+	cd ui && npm test --silent && npm run build --silent
+	cargo build -p cairn
+	cargo build -p cairn-desktop
+	xvfb-run -a -s "-screen 0 1280x860x24" dbus-run-session -- $(CAIRN_TEST_PYTHON) -m pytest tests/desktop -q
+
 bench-models:
 	bench/models/run
+
+bench-desktop:
+	bench/desktop/run
+
+# The .deb and AppImage, with `cairn` bundled as a Tauri sidecar (needs `cargo install
+# tauri-cli --locked`); see docs/desktop.md.
+bundle-desktop:
+	CAIRN_PROFILE=release CAIRN_DESKTOP=1 scripts/setup.sh
+	mkdir -p src-tauri/binaries
+	cp $(CARGO_TARGET_DIR)/release/cairn src-tauri/binaries/cairn-$$(rustc -vV | sed -n 's/^host: //p')
+	cd src-tauri && cargo tauri build --config tauri.bundle.conf.json
 
 fmt:
 	cargo fmt --all

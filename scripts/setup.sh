@@ -51,6 +51,27 @@ else
 fi
 "$CARGO_TARGET_DIR/$profile/cairn" models setup
 
+# 2b. The desktop window (`make run` with a display, and the tests): Node builds its web
+#     front end (ui/) into ui/dist, which the cairn-desktop crate embeds.
+if [ "${CAIRN_DESKTOP:-0}" = 1 ] || [ $want_test -eq 1 ]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    say "apt: installing nodejs npm"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  if [ ! -f "$here/ui/node_modules/.package-lock.json" ] \
+     || [ "$here/ui/package-lock.json" -nt "$here/ui/node_modules/.package-lock.json" ]; then
+    say "npm ci in ui"
+    (cd "$here/ui" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  if [ ! -f "$here/ui/dist/index.html" ] || grep -q "built without its web front end" "$here/ui/dist/index.html" \
+     || [ -n "$(find "$here/ui/src" "$here/ui/index.html" -newer "$here/ui/dist/index.html" 2>/dev/null | head -1)" ]; then
+    say "building the desktop UI (ui/dist)"
+    (cd "$here/ui" && npm run build --silent >/dev/null)
+  fi
+fi
+
 [ $want_test -eq 1 ] || exit 0
 
 # 3. A Python environment for the tests: llama-cpp-python's OpenAI-compatible server
@@ -102,5 +123,14 @@ for dir in tests/lsp/node editors/vscode; do
     (cd "$here/$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 done
+
+# 6. The desktop end-to-end test (tests/desktop): tauri-driver in front of Debian's
+#    WebKitWebDriver (webkit2gtk-driver, above), built once into the cache.
+TAURI_DRIVER_VERSION=2.1.0
+if ! "$CACHE/tools/bin/tauri-driver" --help >/dev/null 2>&1; then
+  say "cargo install tauri-driver $TAURI_DRIVER_VERSION (into $CACHE/tools)"
+  CARGO_TARGET_DIR="$CACHE/tools/target" cargo install -q --locked --root "$CACHE/tools" \
+    tauri-driver --version "$TAURI_DRIVER_VERSION"
+fi
 
 say "ready"
