@@ -198,6 +198,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 (None, false) => rt.block_on(cairn_lsp::serve_stdio(options)),
             }
+            // Reading stdin parks a blocking thread that only returns with the next
+            // byte; after `exit` nothing else is coming, so do not wait for it.
+            rt.shutdown_background();
             Ok(ExitCode::SUCCESS)
         }
         Command::Index(c) => c.run_in(cli.repo.as_deref()),

@@ -45,7 +45,16 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
 impl Window {
     pub fn cut(text: &str, offset: usize, opts: &CompletionOptions) -> Window {
         let offset = floor_boundary(text, offset.min(text.len()));
-        let mut p_start = floor_boundary(text, offset.saturating_sub(opts.prefix_chars));
+        // The start moves in steps (up to 1 KiB), not with every keystroke, so consecutive
+        // requests share their prompt's head and the model's KV cache holds.
+        let step = (opts.prefix_chars / 4).clamp(1, 1024);
+        let raw_start = offset.saturating_sub(opts.prefix_chars);
+        let aligned = if raw_start == 0 {
+            0
+        } else {
+            raw_start.div_ceil(step) * step
+        };
+        let mut p_start = floor_boundary(text, aligned.min(offset));
         if p_start > 0 {
             // Start on a whole line.
             if let Some(nl) = text[p_start..offset].find('\n') {
@@ -129,7 +138,7 @@ mod tests {
     #[test]
     fn single_line_when_text_follows_the_cursor() {
         let t = "def f(x):\n    return x +  # done\n";
-        let off = t.find("  # done").unwrap();
+        let off = t.find(" # done").unwrap();
         let w = Window::cut(t, off, &CompletionOptions::default());
         assert!(!w.multiline);
         assert_eq!(w.prefix, "def f(x):\n    return x + ");
@@ -145,6 +154,19 @@ mod tests {
         let off = t.find("\n}").unwrap();
         let w = Window::cut(t, off, &CompletionOptions::default());
         assert!(w.multiline);
+    }
+
+    #[test]
+    fn the_window_start_holds_still_while_typing() {
+        let line = "x".repeat(99) + "\n";
+        let t = line.repeat(200);
+        let opts = CompletionOptions::default();
+        let starts: std::collections::BTreeSet<usize> = (10_000..10_500)
+            .map(|off| off - Window::cut(&t, off, &opts).prefix.len())
+            .collect();
+        assert!(starts.len() <= 2, "{starts:?}");
+        let w = Window::cut(&t, 15_000, &opts);
+        assert!(w.prefix.len() <= opts.prefix_chars && w.prefix.len() > opts.prefix_chars - 1200);
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub fn cut_to_scope(completion: &str, shape: &Shape, suffix: &str) -> String {
         if !line.trim().is_empty() && indent_of(line) < shape.min_indent {
             let t = line.trim();
             let is_closer = t.chars().all(|c| matches!(c, ')' | ']' | '}' | ';' | ','));
-            if is_closer && next_suffix_line != Some(t) && closes_open_bracket(&out) {
+            if is_closer && next_suffix_line != Some(t) {
                 out.push(line);
             }
             break;
@@ -170,11 +170,6 @@ pub fn cut_to_scope(completion: &str, shape: &Shape, suffix: &str) -> String {
         out.push(line);
     }
     out.join("\n")
-}
-
-fn closes_open_bracket(lines: &[&str]) -> bool {
-    let joined = lines.join("\n");
-    bracket_depths(&joined).last().is_some_and(|(_, d)| d > 0)
 }
 
 /// A single-line completion that closes a bracket the text after the cursor already

@@ -226,6 +226,8 @@ const TAIL: usize = 2_000;
 const SHOWN_CAP: usize = 10_000;
 
 type IndexSlot = Arc<RwLock<Option<Index>>>;
+/// When HEAD was last read, and what it was.
+type HeadRead = (Instant, Option<String>);
 
 pub struct Workspace {
     root: PathBuf,
@@ -245,7 +247,7 @@ pub struct Workspace {
     recent: Mutex<HashMap<String, Recent>>,
     context_cache: Mutex<HashMap<String, (usize, Vec<indexer::Snippet>)>>,
     conversations: Mutex<HashMap<String, Vec<ChatMessage>>>,
-    base_commit: Mutex<Option<(Instant, Option<String>)>>,
+    base_commit: Arc<Mutex<Option<HeadRead>>>,
 }
 
 impl Drop for Workspace {
@@ -309,7 +311,7 @@ impl Workspace {
             recent: Mutex::default(),
             context_cache: Mutex::default(),
             conversations: Mutex::default(),
-            base_commit: Mutex::default(),
+            base_commit: Arc::default(),
         });
         if !ws.options.no_index {
             ws.start_indexing();
@@ -600,7 +602,12 @@ impl Workspace {
         cancel: &CancellationToken,
         started: Instant,
     ) -> Result<Completion, EngineError> {
-        if let Some(hit) = self.typed_through(key, text, offset, req.position) {
+        // Typing through serves automatic requests; an invoked one wants fresh candidates.
+        let cached = match req.trigger {
+            Trigger::Automatic => self.typed_through(key, text, offset, req.position),
+            Trigger::Invoked => None,
+        };
+        if let Some(hit) = cached {
             let mut hit = hit;
             hit.timings.total_ms = ms(started.elapsed());
             return Ok(hit);
@@ -699,6 +706,15 @@ impl Workspace {
                 },
             );
         }
+        tracing::debug!(
+            path = key,
+            items = items.len(),
+            context_ms = prepared.context_ms,
+            model_ms,
+            ledger_ms,
+            total_ms = ms(started.elapsed()),
+            "completion"
+        );
         Ok(Completion {
             items,
             from_cache: false,
@@ -905,26 +921,38 @@ impl Workspace {
             .map_err(|e| EngineError::Unavailable(format!("the provenance ledger: {e}")))
     }
 
+    /// HEAD, for the record's location. Read once, then refreshed in the background
+    /// when older than a few seconds, so no request waits on git after the first.
     async fn base_commit(&self) -> Option<String> {
-        if let Some((at, c)) = lock(&self.base_commit).as_ref() {
-            if at.elapsed() < Duration::from_secs(5) {
-                return c.clone();
-            }
-        }
-        let root = self.root.clone();
-        let c = tokio::task::spawn_blocking(move || {
+        fn read_head(root: &Path) -> Option<String> {
             std::process::Command::new("git")
                 .arg("-C")
-                .arg(&root)
+                .arg(root)
                 .args(["rev-parse", "--verify", "-q", "HEAD"])
                 .output()
                 .ok()
                 .filter(|o| o.status.success())
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        })
-        .await
-        .ok()
-        .flatten();
+        }
+        let cached = lock(&self.base_commit).clone();
+        if let Some((at, c)) = cached {
+            if at.elapsed() >= Duration::from_secs(5) {
+                // Mark fresh now so one refresh runs at a time.
+                *lock(&self.base_commit) = Some((Instant::now(), c.clone()));
+                let root = self.root.clone();
+                let slot = self.base_commit.clone();
+                tokio::task::spawn_blocking(move || {
+                    let head = read_head(&root);
+                    *lock(&slot) = Some((Instant::now(), head));
+                });
+            }
+            return c;
+        }
+        let root = self.root.clone();
+        let c = tokio::task::spawn_blocking(move || read_head(&root))
+            .await
+            .ok()
+            .flatten();
         *lock(&self.base_commit) = Some((Instant::now(), c.clone()));
         c
     }
@@ -1309,6 +1337,10 @@ impl Prepared {
         // The cursor already sits at the line's indentation: a model that indents
         // again would shift the line.
         let before = self.window.prefix.rsplit('\n').next().unwrap_or("");
+        if before.trim().is_empty() && self.shape.multiline {
+            // On a blank line the block starts here, not after blank lines.
+            out = out.trim_start_matches(['\n', '\r']).to_string();
+        }
         if !before.is_empty() && before.trim().is_empty() {
             out = out.trim_start_matches([' ', '\t']).to_string();
         }

@@ -21,7 +21,10 @@ use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, LanguageServer, LspService, Server};
 
+mod framing;
 pub mod shared;
+
+pub use framing::guarded;
 
 pub const CMD_ACCEPT: &str = "cairn.accept";
 pub const CMD_REJECT: &str = "cairn.reject";
@@ -40,9 +43,10 @@ pub struct ServerOptions {
 /// Serves LSP on stdin/stdout until the client exits.
 pub async fn serve_stdio(options: ServerOptions) {
     let (service, socket) = service(options);
-    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
-        .serve(service)
-        .await;
+    framing::guarded(tokio::io::stdin(), tokio::io::stdout(), |input, output| {
+        Server::new(input, output, socket).serve(service)
+    })
+    .await;
 }
 
 /// The service, for any transport.
@@ -694,7 +698,9 @@ impl LanguageServer for CairnServer {
                     },
                 )),
                 completion_provider: Some(CompletionOptions {
-                    resolve_provider: Some(true),
+                    // Items are complete as sent; resolving would only delay the accept
+                    // command (Neovim 0.11 drops it when the buffer changed meanwhile).
+                    resolve_provider: Some(false),
                     ..Default::default()
                 }),
                 inline_completion_provider: Some(OneOf::Left(true)),
@@ -850,15 +856,31 @@ impl LanguageServer for CairnServer {
 
     async fn code_action(&self, p: CodeActionParams) -> Result<Option<CodeActionResponse>> {
         let arg = json!({"uri": p.text_document.uri, "range": p.range});
+        // Clients without codeActionLiteralSupport take bare commands only (LSP 3.17).
+        let literals = self
+            .client_caps
+            .lock()
+            .ok()
+            .and_then(|c| {
+                c.text_document
+                    .as_ref()
+                    .and_then(|t| t.code_action.as_ref())
+                    .map(|a| a.code_action_literal_support.is_some())
+            })
+            .unwrap_or(false);
         let action = |title: &str, command: &str, kind: CodeActionKind| {
+            let command = Command {
+                title: title.into(),
+                command: command.into(),
+                arguments: Some(vec![arg.clone()]),
+            };
+            if !literals {
+                return CodeActionOrCommand::Command(command);
+            }
             CodeActionOrCommand::CodeAction(CodeAction {
                 title: title.into(),
                 kind: Some(kind),
-                command: Some(Command {
-                    title: title.into(),
-                    command: command.into(),
-                    arguments: Some(vec![arg.clone()]),
-                }),
+                command: Some(command),
                 ..Default::default()
             })
         };
@@ -866,13 +888,17 @@ impl LanguageServer for CairnServer {
             action(
                 "Cairn: Explain this",
                 CMD_EXPLAIN,
-                CodeActionKind::new("cairn.explain"),
+                CodeActionKind::new("refactor.cairn.explain"),
             ),
-            action("Cairn: Fix this", CMD_FIX, CodeActionKind::QUICKFIX),
+            action(
+                "Cairn: Fix this",
+                CMD_FIX,
+                CodeActionKind::new("quickfix.cairn.fix"),
+            ),
             action(
                 "Cairn: Write a test for this",
                 CMD_WRITE_TEST,
-                CodeActionKind::new("cairn.test"),
+                CodeActionKind::new("refactor.cairn.test"),
             ),
         ]))
     }

@@ -96,7 +96,10 @@ pub async fn serve_daemon(
         let sessions = sessions.clone();
         sessions.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            Server::new(read, write, client_socket).serve(service).await;
+            crate::guarded(read, write, |input, output| {
+                Server::new(input, output, client_socket).serve(service)
+            })
+            .await;
             sessions.fetch_sub(1, Ordering::SeqCst);
         });
     }

@@ -314,7 +314,11 @@ fn local_only(
         "bench/models (local only): {name} ({} threads, {} runs, median, openmp {})",
         a.threads,
         a.runs,
-        if cfg!(feature = "openmp") { "on" } else { "off" }
+        if cfg!(feature = "openmp") {
+            "on"
+        } else {
+            "off"
+        }
     );
     println!("| request | latency ms | prompt tok/s | gen tok/s | prompt tokens (reused) |");
     println!("|---|---:|---:|---:|---:|");
