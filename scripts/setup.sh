@@ -63,7 +63,11 @@ if [ "${CAIRN_DESKTOP:-0}" = 1 ] || [ $want_test -eq 1 ]; then
   if [ ! -f "$here/ui/node_modules/.package-lock.json" ] \
      || [ "$here/ui/package-lock.json" -nt "$here/ui/node_modules/.package-lock.json" ]; then
     say "npm ci in ui"
-    (cd "$here/ui" && npm ci --no-audit --no-fund --loglevel=error)
+    # `npm ci` checks that every platform's optional build of rollup/esbuild is in the
+    # lockfile; registry mirrors that carry only this platform's make it refuse. Then
+    # install from the same lockfile with `npm install` (the pinned versions still hold).
+    (cd "$here/ui" && { npm ci --no-audit --no-fund --loglevel=error 2>/dev/null \
+      || npm install --no-audit --no-fund --loglevel=error; })
   fi
   if [ ! -f "$here/ui/dist/index.html" ] || grep -q "built without its web front end" "$here/ui/dist/index.html" \
      || [ -n "$(find "$here/ui/src" "$here/ui/index.html" -newer "$here/ui/dist/index.html" 2>/dev/null | head -1)" ]; then
