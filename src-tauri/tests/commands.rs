@@ -169,8 +169,10 @@ fn fixture(chat_model: &str) -> Fixture {
     .unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("keys")).unwrap();
-    let mut ws = WorkspaceOptions::default();
-    ws.watch = false;
+    let mut ws = WorkspaceOptions {
+        watch: false,
+        ..Default::default()
+    };
     ws.index.index_dir = Some(data.join("index"));
     ws.index.parse_threads = 1;
     ws.ledger = LedgerOptions::default()
