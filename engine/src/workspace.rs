@@ -755,13 +755,16 @@ impl Workspace {
         let context_ms = ms(t_ctx.elapsed());
         let sources: Vec<ContextSource> = snippets
             .iter()
-            .map(|s| ContextSource {
-                path: s.path.clone(),
-                start_line: s.start_line as u32,
-                end_line: s.end_line as u32,
-                content_digest: sha256_hex(s.text.as_bytes()),
-                retriever: format!("{:?}", s.kind).to_lowercase(),
-                score: f64::from(s.score),
+            .map(|s| {
+                let retriever = format!("{:?}", s.kind).to_lowercase();
+                context_source(
+                    &s.path,
+                    s.start_line,
+                    s.end_line,
+                    &s.text,
+                    retriever,
+                    s.score,
+                )
             })
             .collect();
         request.context = snippets
@@ -1187,13 +1190,16 @@ impl Workspace {
         let base_commit = self.base_commit().await;
         let ctx: Vec<ContextSource> = sources
             .iter()
-            .map(|s| ContextSource {
-                path: s.path.clone(),
-                start_line: s.start_line as u32,
-                end_line: s.end_line as u32,
-                content_digest: sha256_hex(s.text.as_bytes()),
-                retriever: s.retriever.clone(),
-                score: f64::from(s.score),
+            .map(|s| {
+                let retriever = s.retriever.clone();
+                context_source(
+                    &s.path,
+                    s.start_line,
+                    s.end_line,
+                    &s.text,
+                    retriever,
+                    s.score,
+                )
             })
             .collect();
         let events: Vec<Event> = raw
@@ -1426,6 +1432,25 @@ fn generator_of(g: &Generation) -> Generator {
         remote_model: remote.then(|| id.model_id.clone()),
         runtime: Some(id.runtime.clone()),
         sampling,
+    }
+}
+
+/// A retrieved snippet as the record names it (the text only as its digest).
+fn context_source(
+    path: &str,
+    start_line: usize,
+    end_line: usize,
+    text: &str,
+    retriever: String,
+    score: f32,
+) -> ContextSource {
+    ContextSource {
+        path: path.to_string(),
+        start_line: start_line as u32,
+        end_line: end_line as u32,
+        content_digest: sha256_hex(text.as_bytes()),
+        retriever,
+        score: f64::from(score),
     }
 }
 

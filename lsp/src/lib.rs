@@ -250,8 +250,13 @@ impl CairnServer {
         &self,
         uri: &Uri,
         position: Position,
-        trigger: Trigger,
+        invoked: bool,
     ) -> Result<cairn_engine::Completion> {
+        let trigger = if invoked {
+            Trigger::Invoked
+        } else {
+            Trigger::Automatic
+        };
         let ws = self.ws()?.clone();
         let token = CancellationToken::new();
         let _guard = CancelOnDrop(token.clone());
@@ -277,13 +282,9 @@ impl CairnServer {
         params: InlineCompletionParams,
     ) -> Result<Option<InlineCompletionResponse>> {
         let tdp = params.text_document_position;
-        let trigger = if params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED {
-            Trigger::Invoked
-        } else {
-            Trigger::Automatic
-        };
+        let invoked = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
         let done = self
-            .complete(&tdp.text_document.uri, tdp.position, trigger)
+            .complete(&tdp.text_document.uri, tdp.position, invoked)
             .await?;
         let items = done
             .items
@@ -798,13 +799,8 @@ impl LanguageServer for CairnServer {
             .context
             .as_ref()
             .is_some_and(|c| c.trigger_kind == CompletionTriggerKind::INVOKED);
-        let trigger = if invoked {
-            Trigger::Invoked
-        } else {
-            Trigger::Automatic
-        };
         let done = self
-            .complete(&tdp.text_document.uri, tdp.position, trigger)
+            .complete(&tdp.text_document.uri, tdp.position, invoked)
             .await?;
         let model = self
             .ws()?
