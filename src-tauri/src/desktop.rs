@@ -150,6 +150,22 @@ pub struct ChatView {
     /// From the command's start: first streamed text, and the whole turn.
     pub first_token_ms: Option<f64>,
     pub total_ms: f64,
+    pub usage: UsageView,
+    /// The model that was asked, when another (the fallback) answered.
+    pub fallback_from: Option<String>,
+}
+
+/// The model's side of a turn.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageView {
+    pub prompt_tokens: u32,
+    /// Prompt tokens whose state the model kept from the previous request.
+    pub reused_prompt_tokens: u32,
+    pub generated_tokens: u32,
+    /// From the model request to its first token (prompt evaluation included).
+    pub model_first_token_ms: Option<f64>,
+    pub tokens_per_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -251,6 +267,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
+
+/// How long streamed text is held after the first delta, to send it in one event.
+const DELTA_BATCH: Duration = Duration::from_millis(80);
 
 /// Whether a file of this size is diffed whole in the window.
 const MAX_DIFF_BYTES: usize = 512 * 1024;
@@ -581,21 +600,51 @@ impl Desktop {
         let request_id = req.request_id.clone();
         let sink = events.clone();
         let forward = tokio::spawn(async move {
+            // The first text goes out at once; after it, text is sent in batches (each event
+            // costs the window a JavaScript call, and a local model shares the CPU with it).
             let mut first: Option<Duration> = None;
-            while let Some(ev) = rx.recv().await {
+            let mut held = String::new();
+            let mut due: Option<tokio::time::Instant> = None;
+            let send = |text: &str| {
+                sink.emit(
+                    events::CHAT_DELTA,
+                    json!({"requestId": request_id, "text": text}),
+                )
+            };
+            loop {
+                let ev = match due {
+                    Some(at) => tokio::select! {
+                        ev = rx.recv() => ev,
+                        _ = tokio::time::sleep_until(at) => {
+                            send(&std::mem::take(&mut held));
+                            due = None;
+                            continue;
+                        }
+                    },
+                    None => rx.recv().await,
+                };
                 match ev {
-                    StreamEvent::Text(t) => {
-                        first.get_or_insert_with(|| started.elapsed());
+                    Some(StreamEvent::Text(t)) if first.is_none() => {
+                        first = Some(started.elapsed());
+                        send(&t);
+                    }
+                    Some(StreamEvent::Text(t)) => {
+                        held.push_str(&t);
+                        due.get_or_insert_with(|| tokio::time::Instant::now() + DELTA_BATCH);
+                    }
+                    Some(StreamEvent::Reset { reason }) => {
+                        held.clear();
+                        due = None;
                         sink.emit(
-                            events::CHAT_DELTA,
-                            json!({"requestId": request_id, "text": t}),
+                            events::CHAT_RESET,
+                            json!({"requestId": request_id, "reason": reason}),
                         );
                     }
-                    StreamEvent::Reset { reason } => sink.emit(
-                        events::CHAT_RESET,
-                        json!({"requestId": request_id, "reason": reason}),
-                    ),
+                    None => break,
                 }
+            }
+            if !held.is_empty() {
+                send(&held);
             }
             first
         });
@@ -644,6 +693,14 @@ impl Desktop {
             model,
             first_token_ms: first.map(ms),
             total_ms: ms(started.elapsed()),
+            usage: UsageView {
+                prompt_tokens: answer.usage.prompt_tokens,
+                reused_prompt_tokens: answer.usage.reused_prompt_tokens,
+                generated_tokens: answer.usage.generated_tokens,
+                model_first_token_ms: answer.usage.time_to_first_token.map(ms),
+                tokens_per_s: (answer.usage.generation_tokens_per_s() * 10.0).round() / 10.0,
+            },
+            fallback_from: answer.fallback.as_ref().map(|f| f.from.clone()),
         })
     }
 

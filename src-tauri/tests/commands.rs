@@ -332,10 +332,10 @@ fn chat_streams_cites_and_reads_the_cited_lines() {
             .filter(|d| d["requestId"] == "q1")
             .map(|d| d["text"].as_str().unwrap().to_string())
             .collect();
-        assert!(
-            f.events.named("chat-delta").len() > 3,
-            "the answer came in pieces"
-        );
+        // The first piece goes out alone, at once; the rest follow in batches.
+        let pieces = f.events.named("chat-delta");
+        assert!(pieces.len() >= 2, "the answer came in pieces: {pieces:?}");
+        assert_eq!(pieces[0]["text"].as_str().unwrap().chars().count(), 7);
         assert_eq!(deltas.trim(), answer.answer);
         assert!(answer.first_token_ms.is_some());
         assert_eq!(answer.model.name, "remote");

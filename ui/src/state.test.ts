@@ -14,6 +14,8 @@ const edit: EditView = {
 const answer = (requestId: string, edits: EditView[] = []): ChatView => ({
   requestId, conversationId: "c-1", answer: "It adds [1].", citations: [{ n: 1, path: "calc.py", startLine: 4, endLine: 6 }],
   sources: [], edits, model, firstTokenMs: 120, totalMs: 900,
+  usage: { promptTokens: 10, reusedPromptTokens: 0, generatedTokens: 5, modelFirstTokenMs: 100, tokensPerS: 50 },
+  fallbackFrom: null,
 });
 
 function replay(...actions: Action[]): State {

@@ -93,6 +93,14 @@ export interface ChatView {
   model: ModelView;
   firstTokenMs: number | null;
   totalMs: number;
+  usage: {
+    promptTokens: number;
+    reusedPromptTokens: number;
+    generatedTokens: number;
+    modelFirstTokenMs: number | null;
+    tokensPerS: number;
+  };
+  fallbackFrom: string | null;
 }
 
 export interface Lines {

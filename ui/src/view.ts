@@ -265,7 +265,7 @@ function renderAssistant(s: State, m: AssistantMessage): HTMLElement {
     },
     m.notice ? h("div", { class: "msg-notice" }, m.notice) : null,
     body,
-    !m.done && !m.text ? h("div", { class: "thinking" }, h("span", { class: "spinner" }), " thinking…") : null,
+    !m.done && !m.text ? h("div", { class: "thinking" }, "thinking…") : null,
   );
   if (m.error) {
     add(el, 
@@ -298,7 +298,15 @@ function renderAssistant(s: State, m: AssistantMessage): HTMLElement {
         "div",
         { class: "meta" },
         modelBadge(a.model),
+        a.fallbackFrom ? ` · answered by the fallback (${a.fallbackFrom} failed)` : "",
         ` · first token ${a.firstTokenMs !== null ? Math.round(a.firstTokenMs) + " ms" : "–"} · ${(a.totalMs / 1000).toFixed(1)} s`,
+        a.usage.promptTokens === 0
+          ? null
+          : h(
+          "span",
+          { class: "usage", title: "prompt tokens (reused from the previous request) · generated tokens · generation speed" },
+          ` · ${a.usage.promptTokens} prompt tokens (${a.usage.reusedPromptTokens} reused) · ${a.usage.generatedTokens} generated · ${a.usage.tokensPerS} tok/s`,
+        ),
       ),
     );
   }
