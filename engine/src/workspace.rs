@@ -442,13 +442,22 @@ impl Workspace {
     pub fn rel_path(&self, path: &str) -> String {
         let p = Path::new(path);
         if p.is_absolute() {
-            let canon = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-            for candidate in [&canon, &p.to_path_buf()] {
-                if let Ok(rel) = candidate.strip_prefix(&self.root) {
-                    return rel.to_string_lossy().replace('\\', "/");
-                }
-            }
-            return path.to_string();
+            // The editor's path usually is under the (canonical) root as given; only
+            // otherwise (a symlinked checkout) ask the filesystem, off the common path.
+            let rel = p
+                .strip_prefix(&self.root)
+                .map(Path::to_path_buf)
+                .or_else(|_| {
+                    std::fs::canonicalize(p).map_err(|_| ()).and_then(|c| {
+                        c.strip_prefix(&self.root)
+                            .map(Path::to_path_buf)
+                            .map_err(|_| ())
+                    })
+                });
+            return match rel {
+                Ok(rel) => rel.to_string_lossy().replace('\\', "/"),
+                Err(()) => path.to_string(),
+            };
         }
         path.trim_start_matches("./").to_string()
     }
@@ -801,21 +810,15 @@ impl Workspace {
     }
 
     fn completion_goes_remote(&self) -> bool {
-        self.models.as_ref().is_ok_and(|e| {
-            let r = &e.router().complete;
-            std::iter::once(&r.primary)
-                .chain(r.fallback.as_ref())
-                .any(|b| b.identity().origin == ModelOrigin::Remote)
-        })
+        self.models
+            .as_ref()
+            .is_ok_and(|e| route_is_remote(&e.router().complete))
     }
 
     fn chat_goes_remote(&self) -> bool {
-        self.models.as_ref().is_ok_and(|e| {
-            let r = &e.router().chat;
-            std::iter::once(&r.primary)
-                .chain(r.fallback.as_ref())
-                .any(|b| b.identity().origin == ModelOrigin::Remote)
-        })
+        self.models
+            .as_ref()
+            .is_ok_and(|e| route_is_remote(&e.router().chat))
     }
 
     /// Retrieved context for a completion. Kept for the same region of a document so
@@ -1433,6 +1436,14 @@ fn generator_of(g: &Generation) -> Generator {
         runtime: Some(id.runtime.clone()),
         sampling,
     }
+}
+
+/// Whether any model of the route (primary or fallback) is behind a remote API, so its
+/// prompts must be redacted.
+fn route_is_remote(route: &crate::models::router::Route) -> bool {
+    std::iter::once(&route.primary)
+        .chain(route.fallback.as_ref())
+        .any(|b| b.identity().origin == ModelOrigin::Remote)
 }
 
 /// A retrieved snippet as the record names it (the text only as its digest).

@@ -269,6 +269,15 @@ impl CairnServer {
         ws.complete(req, token).await.map_err(engine_error)
     }
 
+    /// Whether the client accepts `window/workDoneProgress/create`.
+    fn client_supports_progress(&self) -> bool {
+        self.client_caps
+            .lock()
+            .ok()
+            .and_then(|c| c.window.as_ref().and_then(|w| w.work_done_progress))
+            .unwrap_or(false)
+    }
+
     fn accept_command(&self, uri: &Uri, record_id: &str) -> Command {
         Command {
             title: "Accept Cairn suggestion".into(),
@@ -438,12 +447,7 @@ impl CairnServer {
             ChatKind::WriteTest => "Cairn: writing a test",
             ChatKind::Ask => "Cairn",
         };
-        let progress_ok = self
-            .client_caps
-            .lock()
-            .ok()
-            .and_then(|c| c.window.as_ref().and_then(|w| w.work_done_progress))
-            .unwrap_or(false);
+        let progress_ok = self.client_supports_progress();
         let token = ProgressToken::String(format!("cairn/{}", uuid_ish()));
         let progress = if progress_ok
             && self
@@ -546,12 +550,7 @@ impl CairnServer {
     }
 
     async fn report_index_progress(&self, ws: Arc<Workspace>) {
-        let progress_ok = self
-            .client_caps
-            .lock()
-            .ok()
-            .and_then(|c| c.window.as_ref().and_then(|w| w.work_done_progress))
-            .unwrap_or(false);
+        let progress_ok = self.client_supports_progress();
         let mut rx = ws.index_events();
         let client = self.client.clone();
         tokio::spawn(async move {
@@ -802,11 +801,11 @@ impl LanguageServer for CairnServer {
         let done = self
             .complete(&tdp.text_document.uri, tdp.position, invoked)
             .await?;
+        // The model's name only: not the whole status (index, ledger) per request.
         let model = self
             .ws()?
-            .status()
-            .model
-            .map(|m| m.name)
+            .models()
+            .map(|e| e.router().complete.primary.identity().name)
             .unwrap_or_default();
         let items = done
             .items
