@@ -20,6 +20,8 @@ use crate::ServerOptions;
 #[derive(Default)]
 pub struct Workspaces {
     open: Mutex<HashMap<PathBuf, Weak<Workspace>>>,
+    /// Editor sessions connected now, for a host that shows them (the desktop app).
+    sessions: AtomicUsize,
 }
 
 impl Workspaces {
@@ -46,6 +48,11 @@ impl Workspaces {
     pub fn insert(&self, ws: &Arc<Workspace>) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.insert(ws.root().to_path_buf(), Arc::downgrade(ws));
+    }
+
+    /// How many editor sessions the daemon serving these workspaces has connected now.
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::SeqCst)
     }
 }
 
@@ -95,12 +102,15 @@ pub async fn serve_daemon(
         let (service, client_socket) = crate::service_with(options.clone(), Some(shared.clone()));
         let sessions = sessions.clone();
         sessions.fetch_add(1, Ordering::SeqCst);
+        shared.sessions.fetch_add(1, Ordering::SeqCst);
+        let counted = shared.clone();
         tokio::spawn(async move {
             crate::guarded(read, write, |input, output| {
                 Server::new(input, output, client_socket).serve(service)
             })
             .await;
             sessions.fetch_sub(1, Ordering::SeqCst);
+            counted.sessions.fetch_sub(1, Ordering::SeqCst);
         });
     }
     let _ = std::fs::remove_file(socket);
