@@ -11,9 +11,11 @@ use crate::desktop::{
     AppliedView, ChatRequest, ChatView, Desktop, DesktopOptions, EditorSetup, EventSink,
     ExportView, ProvenanceView, StatusView,
 };
+use crate::editor::OpenedView;
 use crate::error::{DesktopError, ErrorKind};
 use crate::files::Lines;
 use crate::settings::{SettingsForm, SettingsView};
+use crate::sharing::EditorsView;
 
 type Cmd<T> = Result<T, DesktopError>;
 
@@ -160,29 +162,21 @@ fn editor_setup(desktop: State<'_, Arc<Desktop>>) -> EditorSetup {
     desktop.editor_setup()
 }
 
-/// Opens a repository file with the desktop's default application (`xdg-open`).
+/// Opens a repository file at a line in the person's editor (`$VISUAL`, `$EDITOR`),
+/// else with the desktop's default application.
 #[tauri::command]
-fn open_in_editor(desktop: State<'_, Arc<Desktop>>, path: String) -> Cmd<String> {
-    let lines = desktop.read_lines(&path, 1, 1)?;
-    let abs = desktop.workspace()?.root().join(&lines.path);
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else if cfg!(windows) {
-        "explorer"
-    } else {
-        "xdg-open"
-    };
-    std::process::Command::new(opener)
-        .arg(&abs)
-        .spawn()
-        .map_err(|e| {
-            DesktopError::new(
-                ErrorKind::Io,
-                format!("Cannot run {opener} for {}: {e}", abs.display()),
-                "Open the file from your editor",
-            )
-        })?;
-    Ok(abs.display().to_string())
+async fn open_in_editor(
+    desktop: State<'_, Arc<Desktop>>,
+    path: String,
+    line: Option<u32>,
+) -> Cmd<OpenedView> {
+    desktop.open_in_editor(&path, line).await
+}
+
+/// Whether editors reach this window's engine (the window polls it).
+#[tauri::command]
+fn editors(desktop: State<'_, Arc<Desktop>>) -> EditorsView {
+    desktop.editors()
 }
 
 struct StartupArgs {
@@ -267,7 +261,10 @@ pub fn run(args: Vec<String>) -> std::process::ExitCode {
 }
 
 fn run_window(desktop: Arc<Desktop>, path: Option<String>) -> std::process::ExitCode {
-    let result = tauri::Builder::default()
+    let on_exit = desktop.clone();
+    let built = tauri::Builder::default()
+        // The native folder picker behind "Choose…" (the window calls `dialog.open`).
+        .plugin(tauri_plugin_dialog::init())
         .manage(desktop)
         .manage(StartupArgs { path })
         .invoke_handler(tauri::generate_handler![
@@ -286,10 +283,18 @@ fn run_window(desktop: Arc<Desktop>, path: Option<String>) -> std::process::Exit
             save_settings,
             editor_setup,
             open_in_editor,
+            editors,
         ])
-        .run(tauri::generate_context!());
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        .build(tauri::generate_context!());
+    match built {
+        Ok(app) => {
+            app.run(move |_, event| {
+                if let tauri::RunEvent::Exit = event {
+                    on_exit.shutdown();
+                }
+            });
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("cairn-desktop: the window could not start: {e}");
             std::process::ExitCode::FAILURE

@@ -17,9 +17,11 @@ use cairn_engine::{ChatKind, ChatTurn, IndexState, Workspace, WorkspaceOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::editor::{Launcher, OpenedView};
 use crate::error::{DesktopError, ErrorKind, Result};
 use crate::files::{self, Lines};
 use crate::settings::{self, SettingsForm, SettingsView};
+use crate::sharing::{EditorsView, EngineSharing};
 
 /// Where the window's events go.
 pub trait EventSink: Send + Sync + 'static {
@@ -43,6 +45,11 @@ pub struct DesktopOptions {
     /// Recent repositories (JSON); `None` keeps no list.
     pub state_file: Option<PathBuf>,
     pub workspace: WorkspaceOptions,
+    /// The `cairn lsp --remote auto` daemon socket the app serves while a repository is
+    /// open, so editors share its engine; `None` serves none.
+    pub editor_socket: Option<PathBuf>,
+    /// How "Open in editor" starts the person's editor.
+    pub launcher: Launcher,
 }
 
 impl DesktopOptions {
@@ -53,6 +60,8 @@ impl DesktopOptions {
             user_config: user_config_path().unwrap_or_else(|| PathBuf::from("cairn-config.toml")),
             state_file: dirs.map(|d| d.data_dir().join("desktop.json")),
             workspace: WorkspaceOptions::default(),
+            editor_socket: Some(cairn_lsp::shared::default_socket_path()),
+            launcher: Launcher::from_env(),
         }
     }
 }
@@ -99,6 +108,8 @@ pub struct StatusView {
     pub ledger_path: Option<String>,
     pub ledger_error: Option<String>,
     pub gpu_backend: Option<String>,
+    /// Whether editors (`cairn lsp --remote auto`) reach this window's engine.
+    pub editors: EditorsView,
 }
 
 /// A chat turn as the window asks it.
@@ -234,6 +245,9 @@ pub struct ExportView {
 pub struct EditorSetup {
     /// The bundled `cairn` binary, when found.
     pub cairn: Option<String>,
+    /// Where the binary was found: `bundled` (next to the app), `build` (cargo's target
+    /// folder), `path` or `none`.
+    pub found: String,
     pub neovim: String,
     pub vscode: String,
 }
@@ -258,6 +272,7 @@ pub struct Desktop {
     generation: Arc<AtomicU64>,
     edits: Mutex<HashMap<String, PendingEdit>>,
     chats: Mutex<HashMap<String, CancellationToken>>,
+    sharing: Option<EngineSharing>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -277,6 +292,7 @@ const MAX_DIFF_BYTES: usize = 512 * 1024;
 impl Desktop {
     pub fn new(opts: DesktopOptions) -> Desktop {
         Desktop {
+            sharing: opts.editor_socket.clone().map(EngineSharing::new),
             opts,
             session: RwLock::new(None),
             generation: Arc::new(AtomicU64::new(0)),
@@ -404,6 +420,15 @@ impl Desktop {
             .replace(Session { ws: ws.clone() });
         drop(old);
         lock(&self.edits).clear();
+        if let Some(sharing) = &self.sharing {
+            sharing.share(
+                &ws,
+                cairn_lsp::ServerOptions {
+                    repo: None,
+                    workspace: self.opts.workspace.clone(),
+                },
+            );
+        }
         self.forward_index(&ws, generation, events);
         self.remember_recent(ws.root());
         Ok(self.status_of(&ws))
@@ -504,6 +529,28 @@ impl Desktop {
             ledger_path: s.ledger.path.map(|p| p.display().to_string()),
             ledger_error: s.ledger.error,
             gpu_backend: cairn_engine::models::gpu_backend().map(str::to_string),
+            editors: self.editors(),
+        }
+    }
+
+    /// Whether editors reach this window's engine (polled by the window).
+    pub fn editors(&self) -> EditorsView {
+        match &self.sharing {
+            Some(s) => s.view(),
+            None => EditorsView {
+                state: "off".into(),
+                socket: String::new(),
+                pid: None,
+                sessions: 0,
+                message: "Serving editors is turned off for this window".into(),
+            },
+        }
+    }
+
+    /// The app is exiting: give the editors' socket back.
+    pub fn shutdown(&self) {
+        if let Some(s) = &self.sharing {
+            s.shutdown();
         }
     }
 
@@ -946,14 +993,42 @@ impl Desktop {
         Ok((self.settings(), status))
     }
 
+    /// The editor set-up lines, pointing at the bundled `cairn` and sharing this
+    /// window's engine (`--remote auto`).
     pub fn editor_setup(&self) -> EditorSetup {
-        let cairn = find_cairn();
+        let (cairn, found) = match find_cairn() {
+            Some((p, how)) => (Some(p), how),
+            None => (None, "none"),
+        };
         let cmd = cairn.clone().unwrap_or_else(|| "cairn".into());
         EditorSetup {
-            neovim: format!("require('cairn').setup({{ cmd = {{ '{cmd}', 'lsp' }} }})"),
-            vscode: format!("\"cairn.path\": \"{cmd}\""),
+            neovim: format!(
+                "require('cairn').setup({{ cmd = {{ '{cmd}', 'lsp', '--remote', 'auto' }} }})"
+            ),
+            vscode: format!(
+                "\"cairn.path\": \"{cmd}\", \"cairn.extraArgs\": [\"--remote\", \"auto\"]"
+            ),
             cairn,
+            found: found.to_string(),
         }
+    }
+
+    /// Opens a repository file in the person's editor at `line` (1-based), else with
+    /// the desktop's default application.
+    pub async fn open_in_editor(&self, path: &str, line: Option<u32>) -> Result<OpenedView> {
+        let ws = self.workspace()?;
+        let abs = checked_abs(&ws, path)?;
+        if !abs.is_file() {
+            return Err(DesktopError::new(
+                ErrorKind::NotFound,
+                format!("There is no file {path} in {}", ws.root().display()),
+                "It may have been moved or deleted; ask again to get current citations",
+            ));
+        }
+        let launcher = self.opts.launcher.clone();
+        tokio::task::spawn_blocking(move || launcher.open(&abs, line))
+            .await
+            .map_err(|e| DesktopError::new(ErrorKind::Editor, e.to_string(), "Try again"))?
     }
 }
 
@@ -1087,26 +1162,33 @@ fn ledger_summary(path: Option<&Path>, error: Option<String>) -> LedgerSummary {
     out
 }
 
-/// The `cairn` binary next to this one (where the bundle puts the sidecar and where
-/// cargo builds it), else on `PATH`.
-pub fn find_cairn() -> Option<String> {
+/// The `cairn` binary next to this one (where the bundle puts the sidecar, and where
+/// cargo builds it), else on `PATH`; with where it was found.
+pub fn find_cairn() -> Option<(String, &'static str)> {
     let name = if cfg!(windows) { "cairn.exe" } else { "cairn" };
     let here = std::env::current_exe().ok()?;
-    let beside = here.parent()?.join(name);
+    let dir = here.parent()?;
+    let beside = dir.join(name);
     if beside.is_file() {
-        return Some(beside.display().to_string());
+        // Cargo's target/<profile> holds a `.fingerprint` folder; an installed bundle not.
+        let how = if dir.join(".fingerprint").is_dir() {
+            "build"
+        } else {
+            "bundled"
+        };
+        return Some((beside.display().to_string(), how));
     }
     // Test binaries live in target/<profile>/deps.
-    if let Some(up) = here.parent()?.parent() {
+    if let Some(up) = dir.parent() {
         let p = up.join(name);
-        if p.is_file() {
-            return Some(p.display().to_string());
+        if p.is_file() && up.join(".fingerprint").is_dir() {
+            return Some((p.display().to_string(), "build"));
         }
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(name))
             .find(|p| p.is_file())
-            .map(|p| p.display().to_string())
+            .map(|p| (p.display().to_string(), "path"))
     })
 }

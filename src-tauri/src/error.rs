@@ -35,6 +35,8 @@ pub enum ErrorKind {
     Cancelled,
     Io,
     Report,
+    /// Neither the person's editor nor the desktop's opener could open a file.
+    Editor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]

@@ -5,9 +5,11 @@
 
 mod app;
 pub mod desktop;
+pub mod editor;
 pub mod error;
 pub mod files;
 pub mod settings;
+pub mod sharing;
 
 pub use app::run;
 pub use desktop::{Desktop, DesktopOptions, EventSink};

@@ -54,6 +54,9 @@ impl Recorder {
     }
 }
 
+/// Every prompt the scripted server was sent, in order (all tests of this binary).
+static PROMPTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 /// An OpenAI-compatible server with scripted answers: a fix (one code block) when the
 /// prompt asks for one, else an answer citing source [1]. A model id `refuse` gets 401.
 fn scripted_server() -> String {
@@ -86,6 +89,7 @@ fn serve(mut stream: TcpStream) {
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body).unwrap();
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    PROMPTS.lock().unwrap().push(req["messages"].to_string());
     if req["model"] == "refuse" {
         let msg = r#"{"error":{"message":"invalid api key"}}"#;
         let _ = write!(
@@ -147,6 +151,12 @@ fn git(repo: &Path, args: &[&str]) {
 }
 
 fn fixture(chat_model: &str) -> Fixture {
+    fixture_with(chat_model, false)
+}
+
+/// With `serve_editors`, the app serves the editors' daemon socket at
+/// `<tmp>/run/cairn/lsp.sock` (see [`Fixture::socket`]).
+fn fixture_with(chat_model: &str, serve_editors: bool) -> Fixture {
     keyring_for_tests();
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
@@ -182,6 +192,8 @@ fn fixture(chat_model: &str) -> Fixture {
         user_config: config.clone(),
         state_file: Some(data.join("desktop.json")),
         workspace: ws,
+        editor_socket: serve_editors.then(|| dir.path().join("run").join("cairn").join("lsp.sock")),
+        launcher: Default::default(),
     });
     Fixture {
         _dir: dir,
@@ -606,4 +618,353 @@ fn recent_repositories_are_remembered() {
                 .to_string()]
         );
     });
+}
+
+// ---- editors share the window's engine -------------------------------------------------
+
+impl Fixture {
+    fn socket(&self) -> PathBuf {
+        self._dir.path().join("run").join("cairn").join("lsp.sock")
+    }
+
+    async fn wait_editors(&self, state: &str) -> cairn_desktop::sharing::EditorsView {
+        for _ in 0..200 {
+            let v = self.desktop.editors();
+            if v.state == state {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "editors never reached `{state}`: {:?}",
+            self.desktop.editors()
+        );
+    }
+}
+
+/// The `cairn` binary cargo built next to this test (target/<profile>/cairn).
+fn cairn_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join("cairn");
+    assert!(
+        p.is_file(),
+        "{} is missing: build it first (`cargo build -p cairn`; `cargo test --workspace` and `make test-desktop` do)",
+        p.display()
+    );
+    p
+}
+
+/// A real `cairn lsp --remote auto` process, spoken to as an editor would.
+struct EditorClient {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    messages: std::sync::mpsc::Receiver<Value>,
+    next_id: u64,
+}
+
+impl EditorClient {
+    /// `home` gets the client's own config, data and state dirs: a daemon it started
+    /// itself (instead of reaching the app) would write its ledger there, not the app's.
+    fn start(socket: &Path, home: &Path) -> EditorClient {
+        use std::process::Stdio;
+        std::fs::create_dir_all(home).unwrap();
+        let mut child = std::process::Command::new(cairn_binary())
+            .args(["lsp", "--remote", "auto", "--socket"])
+            .arg(socket)
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("CAIRN_CONFIG", home.join("no-config.toml"))
+            .env("CAIRN_DAEMON_IDLE_SECS", "5")
+            .env("CAIRN_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            loop {
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                if r.read_exact(&mut body).is_err() {
+                    return;
+                }
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        EditorClient {
+            child,
+            stdin,
+            messages: rx,
+            next_id: 1,
+        }
+    }
+
+    fn send(&mut self, msg: Value) {
+        let body = msg.to_string();
+        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// Sends a request and waits for its response, answering the server's own requests.
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let msg = self
+                .messages
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer to {method} from cairn lsp --remote auto"));
+            if msg.get("method").is_some() {
+                if let Some(sid) = msg.get("id") {
+                    let sid = sid.clone();
+                    self.send(serde_json::json!({"jsonrpc": "2.0", "id": sid, "result": null}));
+                }
+                continue;
+            }
+            if msg["id"] == id {
+                assert!(msg.get("error").is_none(), "{method}: {msg}");
+                return msg["result"].clone();
+            }
+        }
+    }
+
+    fn exit(mut self) {
+        let _ = self.request("shutdown", Value::Null);
+        self.notify("exit", Value::Null);
+        drop(self.stdin);
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn file_uri(p: &Path) -> String {
+    format!("file://{}", p.display())
+}
+
+#[test]
+fn editors_through_cairn_lsp_remote_auto_share_the_windows_engine() {
+    let f = fixture_with("scripted", true);
+    let rt = rt();
+    let _guard = rt.enter();
+    rt.block_on(f.open());
+    let serving = rt.block_on(f.wait_editors("serving"));
+    assert_eq!(serving.pid, Some(std::process::id()));
+    assert_eq!(serving.sessions, 0);
+    assert_eq!(serving.socket, f.socket().display().to_string());
+    assert_eq!(f.desktop.status().unwrap().editors.state, "serving");
+    let ws = f.desktop.workspace().unwrap();
+    let holders = Arc::strong_count(&ws);
+
+    let client_home = f._dir.path().join("editor-home");
+    let mut ed = EditorClient::start(&f.socket(), &client_home);
+    let init = ed.request(
+        "initialize",
+        serde_json::json!({"processId": null, "rootUri": file_uri(&f.repo), "capabilities": {}}),
+    );
+    assert_eq!(init["serverInfo"]["name"], "cairn");
+    ed.notify("initialized", serde_json::json!({}));
+    // The editor's session holds the window's own workspace object.
+    assert_eq!(f.desktop.editors().sessions, 1);
+    assert_eq!(Arc::strong_count(&ws), holders + 1);
+    let status = ed.request("cairn/status", Value::Null);
+    assert_eq!(
+        status["repo"].as_str().unwrap(),
+        ws.root().display().to_string()
+    );
+    assert_eq!(status["chatModel"]["modelId"], "scripted");
+
+    // A fix asked from the editor: its record lands in the window's ledger (a ledger
+    // directory only the window's workspace knows), and nothing in the editor's own.
+    let calc = f.repo.join("calc.py");
+    ed.notify(
+        "textDocument/didOpen",
+        serde_json::json!({"textDocument": {"uri": file_uri(&calc), "languageId": "python", "version": 1, "text": CALC_PY}}),
+    );
+    let fix = ed.request(
+        "cairn/chat",
+        serde_json::json!({"kind": "fix", "uri": file_uri(&calc),
+            "range": {"start": {"line": 3, "character": 0}, "end": {"line": 6, "character": 0}}}),
+    );
+    let record = fix["edits"][0]["recordId"].as_str().unwrap().to_string();
+    let events = f.ledger_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "suggested" && e["recordId"] == record.as_str()),
+        "the editor's suggestion {record} is not in the window's ledger"
+    );
+    assert!(
+        !client_home.join("data").join("cairn").exists(),
+        "the editor wrote state of its own: it did not use the window's engine"
+    );
+
+    // The conversation the editor started lives in the window's memory: the window's
+    // next turn in it sends the editor's question along as history.
+    let marker = "Which helper did the editor ask about, zebra-7?";
+    let asked = ed.request(
+        "cairn/chat",
+        serde_json::json!({"question": marker, "conversationId": "shared-1"}),
+    );
+    assert_eq!(asked["conversationId"], "shared-1");
+    let from_window = rt
+        .block_on(f.desktop.chat(
+            ChatRequest {
+                request_id: "w1".into(),
+                question: "And where is it defined?".into(),
+                conversation: Some("shared-1".into()),
+                ..Default::default()
+            },
+            f.events.clone(),
+        ))
+        .unwrap();
+    assert_eq!(from_window.conversation_id, "shared-1");
+    let prompts = PROMPTS.lock().unwrap().clone();
+    let window_prompt = prompts
+        .iter()
+        .rev()
+        .find(|p| p.contains("And where is it defined?"))
+        .expect("the window's turn reached the model");
+    assert!(
+        window_prompt.contains("zebra-7"),
+        "the window's turn lacks the editor's question: {window_prompt}"
+    );
+
+    ed.exit();
+    for _ in 0..100 {
+        if f.desktop.editors().sessions == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(f.desktop.editors().sessions, 0);
+    assert!(f.socket().exists(), "the app still serves the next editor");
+    f.desktop.shutdown();
+    assert!(!f.socket().exists(), "the socket is given back on exit");
+}
+
+#[test]
+fn a_daemon_already_serving_keeps_its_socket_and_the_app_takes_over_when_it_exits() {
+    let f = fixture_with("scripted", true);
+    let socket = f.socket();
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let home = f._dir.path().join("daemon-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut daemon = std::process::Command::new(cairn_binary())
+        .args(["lsp", "--daemon", "--socket"])
+        .arg(&socket)
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("CAIRN_CONFIG", home.join("no-config.toml"))
+        .env("CAIRN_DAEMON_IDLE_SECS", "3")
+        .env("CAIRN_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(socket.exists(), "the standalone daemon did not start");
+    let rt = rt();
+    let _guard = rt.enter();
+    rt.block_on(f.open());
+    let other = rt.block_on(f.wait_editors("other-daemon"));
+    assert_eq!(other.pid, Some(daemon.id()), "{other:?}");
+    assert!(other.message.contains("Another Cairn engine"), "{other:?}");
+    assert!(
+        socket.exists(),
+        "the app must not take a live daemon's socket"
+    );
+    // Idle, the daemon exits and removes its socket; the app then serves editors.
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let serving = rt.block_on(f.wait_editors("serving"));
+    assert_eq!(serving.pid, Some(std::process::id()));
+    assert!(socket.exists());
+    f.desktop.shutdown();
+}
+
+#[test]
+fn open_in_editor_runs_the_editor_at_the_line_and_refuses_paths_outside() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = fixture("scripted");
+    let out = f._dir.path().join("editor-args.txt");
+    let editor = f._dir.path().join("code");
+    std::fs::write(
+        &editor,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done > '{}'\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut opts = f.desktop.options().clone();
+    opts.launcher = cairn_desktop::editor::Launcher {
+        visual: None,
+        editor: Some(editor.display().to_string()),
+        terminal: None,
+        opener: f._dir.path().join("no-opener").display().to_string(),
+    };
+    f.desktop = Desktop::new(opts);
+    let rt = rt();
+    rt.block_on(f.open());
+    let opened = rt
+        .block_on(f.desktop.open_in_editor("calc.py", Some(4)))
+        .unwrap();
+    assert_eq!(opened.via, "editor");
+    let abs = std::fs::canonicalize(f.repo.join("calc.py")).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("-g\n{}:4\n", abs.display())
+    );
+    let outside = rt
+        .block_on(f.desktop.open_in_editor("../config.toml", Some(1)))
+        .unwrap_err();
+    assert_eq!(outside.kind, ErrorKind::OutsideRepository);
+    let missing = rt
+        .block_on(f.desktop.open_in_editor("gone.py", None))
+        .unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound);
+    assert!(missing.message.contains("gone.py"), "{}", missing.message);
 }

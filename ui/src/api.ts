@@ -3,14 +3,17 @@
 
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { open as openDialog } from "@tauri-apps/plugin-dialog";
 import type {
   AppliedView,
   ChatKind,
   ChatView,
   EditorSetup,
+  EditorsView,
   ExportView,
   IndexState,
   Lines,
+  OpenedView,
   ProvenanceView,
   Selection,
   SettingsForm,
@@ -71,7 +74,14 @@ export const api = {
   saveSettings: (form: SettingsForm) =>
     call<{ settings: SettingsView; status: Status | null }>("save_settings", { form }),
   editorSetup: () => call<EditorSetup>("editor_setup"),
-  openInEditor: (path: string) => call<string>("open_in_editor", { path }),
+  openInEditor: (path: string, line: number | null) => call<OpenedView>("open_in_editor", { path, line }),
+  editors: () => call<EditorsView>("editors"),
+  /** The native folder picker (the dialog plugin); null when the person cancels. */
+  pickFolder: async (defaultPath: string | null): Promise<string | null> => {
+    if (!inTauri()) throw outside;
+    const picked = await openDialog({ directory: true, multiple: false, title: "Open a repository", defaultPath: defaultPath ?? undefined });
+    return typeof picked === "string" ? picked : null;
+  },
 };
 
 export interface AppEvents {

@@ -8,7 +8,7 @@ import { api, inTauri, subscribe } from "./api";
 import { panelWindow } from "./citations";
 import { editPatch } from "./diff";
 import { $, clear, h } from "./dom";
-import { initialState, reduce, toUiError, type Action, type State } from "./state";
+import { editorLine, initialState, openedNotice, reduce, toUiError, type Action, type State } from "./state";
 import type { ChatKind, Citation } from "./types";
 import {
   readSettingsForm,
@@ -100,6 +100,40 @@ async function open(path: string): Promise<void> {
   } catch (e) {
     fail(e);
   }
+}
+
+/** The native folder picker; the typed path and the recent list stay as they are. */
+async function chooseFolder(): Promise<void> {
+  const btn = document.getElementById("choose-btn") as HTMLButtonElement | null;
+  if (btn) btn.disabled = true;
+  try {
+    const picked = await api.pickFolder(state.status?.repo ?? null);
+    if (picked) await open(picked);
+  } catch (e) {
+    fail(e);
+  } finally {
+    if (btn) btn.disabled = false;
+  }
+}
+
+async function openInEditor(): Promise<void> {
+  const p = state.panel;
+  if (!p) return;
+  try {
+    notice(openedNotice(await api.openInEditor(p.lines.path, editorLine(state))));
+  } catch (e) {
+    fail(e);
+  }
+}
+
+/** Editors connecting and leaving change the status bar; nothing pushes that, so poll. */
+let editorsPoll: number | undefined;
+function pollEditors(): void {
+  window.clearInterval(editorsPoll);
+  editorsPoll = window.setInterval(() => {
+    if (!state.status || state.streaming) return;
+    api.editors().then((editors) => dispatch({ type: "editors", editors }), () => {});
+  }, 1500);
 }
 
 // ---- chat ---------------------------------------------------------------------------------
@@ -385,7 +419,8 @@ function wire(): void {
     else if (d.act === "more-above") void moreLines("above");
     else if (d.act === "more-below") void moreLines("below");
     else if (d.act === "prov-refresh") void loadProvenance();
-    else if (d.act === "open-editor" && state.panel) void api.openInEditor(state.panel.lines.path).catch(fail);
+    else if (d.act === "open-editor") void openInEditor();
+    else if (d.act === "choose-folder") void chooseFolder();
   });
   window.addEventListener("error", (ev) => fail(ev.error ?? ev.message));
   window.addEventListener("unhandledrejection", (ev) => fail(ev.reason));
@@ -415,6 +450,7 @@ async function boot(): Promise<void> {
   dispatch({ type: "startup", startup });
   document.body.dataset.ready = "true";
   void api.uiReady();
+  pollEditors();
   if (startup.path) await open(startup.path);
 }
 

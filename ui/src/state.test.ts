@@ -1,12 +1,27 @@
 import { describe, expect, it } from "vitest";
-import { editActionable, indexLabel, initialState, reduce, toUiError, type Action, type State } from "./state";
-import type { ChatView, EditView, Status } from "./types";
+import {
+  editActionable,
+  editorLine,
+  editorsLabel,
+  indexLabel,
+  initialState,
+  openedNotice,
+  reduce,
+  toUiError,
+  type Action,
+  type State,
+} from "./state";
+import type { ChatView, EditView, EditorsView, Status } from "./types";
 
 const model = { name: "default", origin: "local" as const, modelId: "SmolLM2", runtime: "llama.cpp" };
 const status = (repo: string): Status => ({
   repo, version: "0.1.0", files: null, languages: {}, chatModel: model, completeModel: model,
   backend: "local", modelError: null, index: { state: "opening" }, ledgerPath: "/l", ledgerError: null, gpuBackend: null,
+  editors: serving(0),
 });
+function serving(sessions: number): EditorsView {
+  return { state: "serving", socket: "/run/user/1000/cairn/lsp.sock", pid: 4242, sessions, message: `${sessions} connected` };
+}
 const edit: EditView = {
   recordId: "rec1", path: "calc.py", startLine: 5, endLine: 6, newText: "    return a + b\n",
   oldFile: "x\n", newFile: "y\n", problem: null, model, contextFiles: ["calc.py:1-9"],
@@ -103,5 +118,53 @@ describe("the window's state", () => {
     expect(e.kind).toBe("window");
     expect(e.message).toContain("boom");
     expect(e.action).toMatch(/restart/i);
+  });
+
+  it("takes polled editor sessions into the status, keeping the state when nothing changed", () => {
+    const s = replay({ type: "opened", status: status("/r") });
+    expect(s.status?.editors.sessions).toBe(0);
+    // Same answer again: the very same state object, so nothing redraws.
+    expect(reduce(s, { type: "editors", editors: serving(0) })).toBe(s);
+    const one = reduce(s, { type: "editors", editors: serving(1) });
+    expect(one.status?.editors).toMatchObject({ state: "serving", sessions: 1, pid: 4242 });
+    expect(one.status?.repo).toBe("/r");
+    // Before a repository is open there is no status to put it in.
+    expect(reduce(initialState, { type: "editors", editors: serving(1) })).toBe(initialState);
+  });
+
+  it("words the editors' part of the status bar", () => {
+    expect(editorsLabel(serving(1))).toEqual({ text: "1 editor connected", tone: "ok" });
+    expect(editorsLabel(serving(3)).text).toBe("3 editors connected");
+    expect(editorsLabel({ ...serving(0), state: "other-daemon", pid: 99 })).toEqual({
+      text: "editors: another engine (pid 99)",
+      tone: "warn",
+    });
+    expect(editorsLabel({ ...serving(0), state: "other-daemon", pid: null }).text).toBe("editors: another engine");
+    expect(editorsLabel({ ...serving(0), state: "unavailable" }).tone).toBe("warn");
+    expect(editorsLabel(undefined).text).toBe("editors: –");
+  });
+
+  it("opens the editor at the selection, else at the first cited line", () => {
+    const lines = { path: "calc.py", startLine: 1, endLine: 12, totalLines: 12, lines: [] };
+    let s = replay(
+      { type: "opened", status: status("/r") },
+      { type: "panel", lines, focusStart: 4, focusEnd: 6, cite: 1 },
+    );
+    expect(editorLine(s)).toBe(4);
+    s = reduce(s, { type: "select", selection: { path: "calc.py", startLine: 9, endLine: 10 } });
+    expect(editorLine(s)).toBe(9);
+    // A selection in another file does not move this file's line.
+    s = reduce(s, { type: "select", selection: { path: "other.py", startLine: 2, endLine: 2 } });
+    expect(editorLine(s)).toBe(4);
+    expect(editorLine(reduce(s, { type: "close-panel" }))).toBeNull();
+  });
+
+  it("says what opened the file, and why the editor was passed over", () => {
+    expect(openedNotice({ path: "/r/calc.py", line: 4, via: "editor", command: ["/usr/bin/code", "-g", "/r/calc.py:4"], note: null })).toBe(
+      "Opened /r/calc.py:4 in code.",
+    );
+    expect(
+      openedNotice({ path: "/r/calc.py", line: 4, via: "opener", command: ["xdg-open", "/r/calc.py"], note: "vim could not be started" }),
+    ).toBe("Opened /r/calc.py with the desktop's default application (xdg-open): vim could not be started.");
   });
 });

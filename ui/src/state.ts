@@ -8,7 +8,9 @@ import type {
   ChatView,
   EditView,
   EditorSetup,
+  EditorsView,
   IndexState,
+  OpenedView,
   Lines,
   ProvenanceView,
   Selection,
@@ -118,6 +120,7 @@ export type Action =
   | { type: "provenance"; provenance: ProvenanceView }
   | { type: "settings"; settings: SettingsView }
   | { type: "editor-setup"; setup: EditorSetup }
+  | { type: "editors"; editors: EditorsView }
   | { type: "new-conversation" };
 
 function updateAssistant(s: State, id: string, f: (m: AssistantMessage) => AssistantMessage): Message[] {
@@ -219,6 +222,10 @@ export function reduce(s: State, a: Action): State {
       return { ...s, settings: a.settings };
     case "editor-setup":
       return { ...s, editorSetup: a.setup };
+    case "editors":
+      // Polled: an unchanged answer keeps the state (and so the status bar) as it is.
+      if (!s.status || sameEditors(s.status.editors, a.editors)) return s;
+      return { ...s, status: { ...s.status, editors: a.editors } };
     case "new-conversation":
       return { ...s, messages: [], conversation: null, streaming: null };
   }
@@ -255,6 +262,44 @@ export function indexLabel(index: IndexState | undefined): { text: string; fract
     case "disabled":
       return { text: "index off", fraction: null };
   }
+}
+
+function sameEditors(a: EditorsView | undefined, b: EditorsView): boolean {
+  return !!a && a.state === b.state && a.pid === b.pid && a.sessions === b.sessions && a.message === b.message && a.socket === b.socket;
+}
+
+/** The status bar's words for whether editors share this window's engine. */
+export function editorsLabel(e: EditorsView | undefined): { text: string; tone: "ok" | "warn" | "muted" } {
+  if (!e) return { text: "editors: –", tone: "muted" };
+  switch (e.state) {
+    case "serving":
+      return { text: e.sessions === 1 ? "1 editor connected" : `${e.sessions} editors connected`, tone: "ok" };
+    case "other-daemon":
+      return { text: `editors: another engine${e.pid ? ` (pid ${e.pid})` : ""}`, tone: "warn" };
+    case "unavailable":
+      return { text: "editors: unavailable", tone: "warn" };
+    case "starting":
+      return { text: "editors: starting", tone: "muted" };
+    case "off":
+      return { text: "editors: off", tone: "muted" };
+  }
+}
+
+/** The line "Open in editor" jumps to: the selection's first line when it is in the
+ * panel's file, else the first cited line. */
+export function editorLine(s: State): number | null {
+  const p = s.panel;
+  if (!p) return null;
+  if (s.selection && s.selection.path === p.lines.path) return s.selection.startLine;
+  return p.focusStart;
+}
+
+/** The notice after "Open in editor". */
+export function openedNotice(v: OpenedView): string {
+  const where = v.line ? `${v.path}:${v.line}` : v.path;
+  const program = v.command[0]?.split("/").pop() ?? "";
+  if (v.via === "editor") return `Opened ${where} in ${program}.`;
+  return `Opened ${v.path} with the desktop's default application (${program})${v.note ? `: ${v.note}` : ""}.`;
 }
 
 /** Whether an edit's buttons are live. */

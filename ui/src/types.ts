@@ -17,6 +17,7 @@ export type ErrorKind =
   | "cancelled"
   | "io"
   | "report"
+  | "editor"
   | "window";
 
 export interface UiError {
@@ -56,6 +57,25 @@ export interface Status {
   ledgerPath: string | null;
   ledgerError: string | null;
   gpuBackend: string | null;
+  editors: EditorsView;
+}
+
+/** Whether editors (`cairn lsp --remote auto`) reach this window's engine. */
+export interface EditorsView {
+  state: "off" | "starting" | "serving" | "other-daemon" | "unavailable";
+  socket: string;
+  pid: number | null;
+  sessions: number;
+  message: string;
+}
+
+/** What "Open in editor" started. */
+export interface OpenedView {
+  path: string;
+  line: number | null;
+  via: "editor" | "opener";
+  command: string[];
+  note: string | null;
 }
 
 export interface Citation {
@@ -231,6 +251,7 @@ export interface Startup {
 
 export interface EditorSetup {
   cairn: string | null;
+  found: "bundled" | "build" | "path" | "none";
   neovim: string;
   vscode: string;
 }

@@ -5,7 +5,7 @@ import { citationLabel } from "./citations";
 import { editDiff } from "./diff";
 import { $, add, clear, h } from "./dom";
 import { highlight, renderAnswer } from "./markdown";
-import { editActionable, indexLabel, type AssistantMessage, type Message, type State } from "./state";
+import { editActionable, editorsLabel, indexLabel, type AssistantMessage, type Message, type State } from "./state";
 import type { EditView, ModelView, ProvenanceView, SettingsView, UiError } from "./types";
 
 export function shell(): HTMLElement {
@@ -28,6 +28,7 @@ export function shell(): HTMLElement {
           spellcheck: "false",
         }),
         h("button", { id: "open-btn", type: "submit" }, "Open"),
+        h("button", { id: "choose-btn", type: "button", "data-act": "choose-folder", title: "Pick the repository folder in a file dialog" }, "Choose…"),
         h("select", { id: "recent", "aria-label": "Recent repositories" }, h("option", { value: "" }, "Recent…")),
       ),
       h(
@@ -163,6 +164,24 @@ export function renderStatus(s: State): void {
     st.ledgerError
       ? h("span", { class: "badge bad", title: st.ledgerError }, "ledger unavailable")
       : h("span", { class: "badge ok", title: st.ledgerPath ?? "" }, "ledger ok"),
+    editorsBadge(st),
+  );
+}
+
+function editorsBadge(st: NonNullable<State["status"]>): HTMLElement {
+  const e = st.editors;
+  const l = editorsLabel(e);
+  return h(
+    "span",
+    {
+      id: "editors-status",
+      class: `badge ${l.tone}`,
+      title: e?.message ?? "",
+      "data-state": e?.state ?? "",
+      "data-pid": e?.pid ?? "",
+      "data-sessions": e?.sessions ?? 0,
+    },
+    l.text,
   );
 }
 
@@ -216,7 +235,7 @@ function welcome(s: State): HTMLElement {
       "div",
       { class: "welcome" },
       h("h2", {}, "Open a repository"),
-      h("p", {}, "Type the folder of a repository above and press Open, or pick one you used before:"),
+      h("p", {}, "Type the folder of a repository above and press Open, choose it in a file dialog (Choose…), or pick one you used before:"),
       s.recent.length
         ? h(
             "ul",
@@ -405,7 +424,7 @@ export function renderPanel(s: State): void {
       "div",
       { class: "panel-head" },
       h("span", { class: "panel-title", id: "panel-title" }, p.cite !== null ? `[${p.cite}] ` : "", `${p.lines.path}:${range}`),
-      h("button", { type: "button", class: "quiet", "data-act": "open-editor", title: "Open with the desktop's default editor" }, "Open in editor"),
+      h("button", { type: "button", class: "quiet", id: "open-editor-btn", "data-act": "open-editor", title: "Open at this line in $VISUAL or $EDITOR (else the desktop's default application)" }, "Open in editor"),
       h("button", { type: "button", class: "quiet", "data-act": "close-panel", "aria-label": "Close" }, "×"),
     ),
     h(
@@ -659,11 +678,18 @@ export function renderSettings(s: SettingsView | null, setup: State["editorSetup
       h("h3", {}, "Use Cairn from your editor"),
       setup
         ? [
-            h("p", {}, setup.cairn ? `The cairn binary: ${setup.cairn}` : "The cairn binary was not found next to the app or on PATH."),
+            h(
+              "p",
+              { id: "cairn-binary", "data-found": setup.found },
+              setup.cairn
+                ? `The cairn binary (${{ bundled: "bundled with this app", build: "from the build folder", path: "found on PATH", none: "" }[setup.found]}): ${setup.cairn}`
+                : "The cairn binary was not found next to the app or on PATH.",
+            ),
+            h("p", { class: "muted" }, "With --remote auto, editors share this window's engine while it has a repository open (one index, one ledger, one model in memory)."),
             h("p", {}, "Neovim:"),
-            h("pre", {}, setup.neovim),
+            h("pre", { id: "setup-neovim" }, setup.neovim),
             h("p", {}, "VS Code (settings.json, with the Cairn extension):"),
-            h("pre", {}, setup.vscode),
+            h("pre", { id: "setup-vscode" }, setup.vscode),
           ]
         : h("p", { class: "muted" }, "…"),
     ),
