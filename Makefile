@@ -67,13 +67,15 @@ bench-models:
 bench-desktop:
 	bench/desktop/run
 
-# The .deb and AppImage, with `cairn` bundled as a Tauri sidecar (needs `cargo install
-# tauri-cli --locked`); see docs/desktop.md.
+# The .deb (and the AppImage: BUNDLES=deb,appimage; its tools are downloaded from GitHub at
+# build time), with `cairn` bundled as a Tauri sidecar; setup installs the Tauri CLI into
+# $(CAIRN_CACHE_DIR)/tools. Output: $(CARGO_TARGET_DIR)/release/bundle/. See docs/desktop.md.
+BUNDLES ?= deb
 bundle-desktop:
-	CAIRN_PROFILE=release CAIRN_DESKTOP=1 scripts/setup.sh
+	CAIRN_PROFILE=release CAIRN_DESKTOP=1 CAIRN_BUNDLE=1 scripts/setup.sh
 	mkdir -p src-tauri/binaries
 	cp $(CARGO_TARGET_DIR)/release/cairn src-tauri/binaries/cairn-$$(rustc -vV | sed -n 's/^host: //p')
-	cd src-tauri && cargo tauri build --config tauri.bundle.conf.json
+	cd src-tauri && PATH="$(CAIRN_CACHE_DIR)/tools/bin:$$PATH" cargo tauri build --config tauri.bundle.conf.json --bundles $(BUNDLES)
 
 fmt:
 	cargo fmt --all

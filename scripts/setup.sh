@@ -76,6 +76,16 @@ if [ "${CAIRN_DESKTOP:-0}" = 1 ] || [ $want_test -eq 1 ]; then
   fi
 fi
 
+# 2c. The .deb/AppImage (`make bundle-desktop` only, never the tests): the Tauri CLI, built
+#     once into the cache (~10 min on 2 cores).
+TAURI_CLI_VERSION=2.12.4
+if [ "${CAIRN_BUNDLE:-0}" = 1 ] \
+   && ! "$CACHE/tools/bin/cargo-tauri" --version 2>/dev/null | grep -q "$TAURI_CLI_VERSION"; then
+  say "cargo install tauri-cli $TAURI_CLI_VERSION (into $CACHE/tools)"
+  CARGO_TARGET_DIR="$CACHE/tools/target" cargo install -q --locked --root "$CACHE/tools" \
+    tauri-cli --version "$TAURI_CLI_VERSION"
+fi
+
 [ $want_test -eq 1 ] || exit 0
 
 # 3. A Python environment for the tests: llama-cpp-python's OpenAI-compatible server

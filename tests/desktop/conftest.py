@@ -146,6 +146,18 @@ class World:
     app: Path  # what tauri-driver launches
     env: dict[str, str] = field(default_factory=dict)
     user: str = ""
+    cairn: Path = Path()  # the `cairn` binary beside the app, as the bundle places it
+    editor_args: Path = Path()  # what the $EDITOR the app runs was given
+
+    def socket(self) -> Path:
+        """The editors' daemon socket the app serves (`$XDG_RUNTIME_DIR/cairn/lsp.sock`)."""
+        return Path(self.env["XDG_RUNTIME_DIR"]) / "cairn" / "lsp.sock"
+
+    def as_app_user(self, argv: list[str]) -> list[str]:
+        """A command run as the app's user, with the app's environment."""
+        env = [f"{k}={v}" for k, v in self.env.items()]
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] if self.user == "nobody" else []
+        return [*drop, "env", "-i", *env, *argv]
 
     def ledger(self) -> Path:
         found = list((self.data / "xdg-data").glob("cairn/ledgers/*/ledger.jsonl"))
@@ -213,11 +225,21 @@ def make_world(root: Path) -> World:
     ):
         git(repo, *args)
     data = root / "state"
-    for d in ("home", "xdg-data", "xdg-config", "xdg-cache", "keys", "models", "bin", "exports"):
+    for d in ("home", "xdg-data", "xdg-config", "xdg-cache", "keys", "models", "bin", "exports", "run", "editor"):
         (data / d).mkdir(parents=True)
+    (data / "run").chmod(0o700)
     # The app's own copy of the binary and the model: an unprivileged user cannot reach ~root.
+    # `cairn` goes beside the app, where the bundle puts the sidecar.
     app_bin = data / "bin" / "cairn-desktop"
     shutil.copy2(binary("cairn-desktop"), app_bin)
+    cairn_bin = data / "bin" / "cairn"
+    shutil.copy2(binary("cairn"), cairn_bin)
+    # $EDITOR for "Open in editor": a program named `code` (so it gets `-g FILE:LINE`) that
+    # writes down its arguments.
+    editor_args = data / "editor" / "args.txt"
+    editor = data / "editor" / "code"
+    editor.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {shlex_quote(str(editor_args))}\n")
+    editor.chmod(0o755)
     model = data / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     shutil.copy2(default_model(), model)
     config = data / "xdg-config" / "cairn" / "config.toml"
@@ -246,6 +268,8 @@ def make_world(root: Path) -> World:
         "DISPLAY": os.environ.get("DISPLAY", ""),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "NO_AT_BRIDGE": "1",
+        "XDG_RUNTIME_DIR": str(data / "run"),
+        "EDITOR": str(editor),
     }
     if os.environ.get("XAUTHORITY"):
         # xvfb-run's display wants its cookie; the app's user gets a copy of its own.
@@ -258,6 +282,8 @@ def make_world(root: Path) -> World:
     drop = "setpriv --reuid=65534 --regid=65534 --clear-groups -- " if as_root else ""
     # root's session bus is not nobody's to use.
     unset = "-u DBUS_SESSION_BUS_ADDRESS " if as_root else ""
+    # The outer shell's $VISUAL would win over the test's $EDITOR.
+    unset += "-u VISUAL "
     launcher = data / "bin" / "launch-cairn-desktop"
     stderr = OUT / "cairn-desktop.stderr"
     OUT.mkdir(parents=True, exist_ok=True)
@@ -272,7 +298,8 @@ def make_world(root: Path) -> World:
         stderr.touch()
         os.chmod(stderr, 0o666)
     return World(root=root, repo=repo, config=config, data=data, locked=locked, not_gguf=not_gguf,
-                 app=launcher, env=env, user="nobody" if as_root else os.environ.get("USER", ""))
+                 app=launcher, env=env, user="nobody" if as_root else os.environ.get("USER", ""),
+                 cairn=cairn_bin, editor_args=editor_args)
 
 
 def shlex_quote(s: str) -> str:

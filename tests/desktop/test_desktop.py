@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from conftest import ADD_LINES, CALC_PY, FIXED_ADD, OUT, REPO_ROOT, ScriptedModel, binary, shot
+from lsp_client import LspClient
 
 DOCS = REPO_ROOT / "docs"
 
@@ -126,6 +127,57 @@ def test_03_open_the_repository_and_see_the_index(app, world):
     shot(app, "03-repository-open")
 
 
+def socket_peer_pid(path) -> int:
+    """The pid of the process listening on a Unix socket (SO_PEERCRED)."""
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(path))
+        pid, _uid, _gid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return pid
+
+
+def editors_badge(app) -> dict:
+    return app.js(
+        """const b = document.getElementById('editors-status');
+           return b ? {state: b.dataset.state, pid: b.dataset.pid, sessions: b.dataset.sessions,
+                       text: b.textContent, title: b.title} : null;"""
+    )
+
+
+def daemons() -> list[str]:
+    """Command lines of `cairn lsp --daemon` processes (what an editor starts when it
+    cannot reach an engine)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if b"lsp" in cmd and b"--daemon" in cmd:
+                found.append(" ".join(c.decode(errors="replace") for c in cmd))
+    return found
+
+
+def test_03b_the_window_serves_the_editors_socket(app, world):
+    """While a repository is open, the app itself listens on `cairn lsp --remote auto`'s
+    socket; the set-up lines point at the `cairn` beside the app, with --remote auto."""
+    b = app.wait("the editors' socket served", lambda: (e := editors_badge(app)) and e["state"] == "serving" and e, 30)
+    pid = int(b["pid"])
+    assert socket_peer_pid(world.socket()) == pid, "another process listens on the socket"
+    assert os.readlink(f"/proc/{pid}/exe").endswith("cairn-desktop"), os.readlink(f"/proc/{pid}/exe")
+    assert "share this window's engine" in b["title"], b
+    app.find("#tab-settings").click()
+    found = app.wait_for("#cairn-binary", 30)
+    assert found.attr("data-found") == "bundled", app.text_of("#cairn-binary")
+    assert str(world.cairn) in app.text_of("#cairn-binary")
+    assert f"'{world.cairn}', 'lsp', '--remote', 'auto'" in app.text_of("#setup-neovim")
+    assert '"cairn.extraArgs": ["--remote", "auto"]' in app.text_of("#setup-vscode")
+    app.find("#tab-chat").click()
+
+
 def test_04_a_streamed_answer_from_the_default_model(app, world):
     ask(app, "What does the mean function in calc.py return?")
     st = last_answer(app)
@@ -155,6 +207,42 @@ def test_05_switch_chat_to_the_scripted_server_in_settings(app, world, scripted_
     app.find("#tab-chat").click()
 
 
+def test_05b_an_editor_shares_the_windows_engine(app, world):
+    """A real `cairn lsp --remote auto` (the binary beside the app, as the app's user)
+    connects to the window's process: the window counts the session, the socket's peer is
+    the app, no daemon of its own is started, and its fix is recorded in the ledger with
+    the model the window just switched to."""
+    assert not daemons(), daemons()
+    repo = os.path.realpath(world.repo)
+    client = LspClient(world.as_app_user([str(world.cairn), "lsp", "--remote", "auto"]))
+    try:
+        init = client.request("initialize", {"processId": None, "rootUri": f"file://{repo}", "capabilities": {}})
+        assert init["serverInfo"]["name"] == "cairn"
+        client.notify("initialized", {})
+        b = app.wait("the window to count the editor", lambda: (e := editors_badge(app)) and e["sessions"] == "1" and e, 15)
+        assert b["text"] == "1 editor connected", b
+        assert socket_peer_pid(world.socket()) == int(b["pid"])
+        status = client.request("cairn/status", None)
+        assert status["repo"] == repo, status
+        assert status["chatModel"]["modelId"] == "scripted", status
+        calc = f"file://{repo}/calc.py"
+        client.notify("textDocument/didOpen", {"textDocument": {"uri": calc, "languageId": "python", "version": 1,
+                                                                "text": (world.repo / "calc.py").read_text()}})
+        a, b_ = ADD_LINES
+        fix = client.request("cairn/chat", {"kind": "fix", "uri": calc,
+                                            "range": {"start": {"line": a - 1, "character": 0}, "end": {"line": b_, "character": 0}}})
+        record = fix["edits"][0]["recordId"]
+        events = world.ledger_events()
+        mine = [e for e in events if e["event"] == "suggested" and e["recordId"] == record]
+        assert mine and mine[0]["generator"]["origin"] == "remote", mine
+        assert not daemons(), f"the editor started an engine of its own: {daemons()}"
+        shot(app, "05b-editor-connected")
+    finally:
+        rc = client.close()
+    assert rc == 0, client.stderr_so_far()
+    app.wait("the window to see the editor leave", lambda: editors_badge(app)["sessions"] == "0", 15)
+
+
 def test_06_click_a_citation_to_see_the_cited_lines(app, world):
     ask(app, "What does add do?")
     st = last_answer(app, 60)
@@ -169,6 +257,19 @@ def test_06_click_a_citation_to_see_the_cited_lines(app, world):
     assert "def add(a, b):" in lines, lines
     assert app.find_all("#panel-lines .pl.focus"), "the cited lines are highlighted"
     shot(app, "06-citation-panel")
+
+
+def test_06b_open_the_cited_lines_in_the_editor(app, world):
+    """"Open in editor" runs $EDITOR (here a `code` that writes down its arguments) at the
+    first cited line, and the window says what it opened."""
+    title = app.text_of("#panel-title")  # "[1] calc.py:4-6"
+    first = int(title.split(":")[1].split("-")[0])
+    app.find("#open-editor-btn").click()
+    app.wait("the editor to run", lambda: world.editor_args.exists() and world.editor_args.read_text(), 15)
+    calc = os.path.realpath(world.repo / "calc.py")
+    assert world.editor_args.read_text().splitlines() == ["-g", f"{calc}:{first}"]
+    app.wait("the notice", lambda: f"calc.py:{first} in code" in app.text_of("#notice"), 10)
+    assert banner(app) is None, banner(app)
 
 
 def fix_selection(app) -> str:
@@ -274,6 +375,32 @@ def test_12_a_remote_that_refuses_the_key_is_a_clear_message(app, world, scripte
     # The window and the app are still alive: the repository still answers.
     app.find("#tab-chat").click()
     assert app.js("return document.body.dataset.index") == "ready"
+
+
+def test_12b_the_native_folder_picker_opens(app, world):
+    """Choose… opens the native GTK folder dialog through the dialog plugin. WebDriver
+    cannot reach into a native dialog, so this checks what can be checked: the command is
+    permitted (a refused one would show a banner), a dialog window titled "Open a
+    repository" appears on the display, and the web page keeps answering."""
+    caps = json.loads((REPO_ROOT / "src-tauri" / "capabilities" / "default.json").read_text())
+    assert "dialog:allow-open" in caps["permissions"], caps
+    app.find("#tab-chat").click()
+    if banner(app) is not None:  # the previous test's 401
+        app.find("[data-act='dismiss-error']").click()
+        app.wait("the banner to close", lambda: banner(app) is None, 10)
+    btn = app.find("#choose-btn")
+    assert btn.enabled
+    btn.click()
+
+    def dialog_shown():
+        tree = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True).stdout
+        return "Open a repository" in tree
+
+    app.wait("the native folder dialog", dialog_shown, 20)
+    assert banner(app) is None, banner(app)
+    assert app.js("return document.body.dataset.ready") == "true"
+    assert app.js("return document.body.dataset.index") == "ready"
+    subprocess.run(["import", "-window", "root", str(OUT / "12-folder-picker-screen.png")], check=False)
 
 
 def test_13_copy_screenshots_into_docs():

@@ -108,7 +108,9 @@ async function chooseFolder(): Promise<void> {
   if (btn) btn.disabled = true;
   try {
     const picked = await api.pickFolder(state.status?.repo ?? null);
-    if (picked) await open(picked);
+    if (!picked) return; // cancelled
+    await open(picked);
+    if (state.status && !state.error) notice(`Opened ${state.status.repo} (chosen in the folder dialog).`);
   } catch (e) {
     fail(e);
   } finally {
