@@ -1,7 +1,8 @@
 //! Ledger benchmark: appends/s with fsync (sequential, concurrent group commit, batched),
 //! verify throughput, and report time over 1,000 commits / 100,000 records.
 //! Run: `cargo run --release -p cairn-provenance --example ledger_bench -- [--records N] [--commits N]`
-//! (bench/ledger/run.sh wraps it). Prints a Markdown table.
+//! (bench/ledger/run.sh wraps it). Prints a Markdown table. `--keep` stops after writing the
+//! 1,000-commit repository and leaves it (and its ledger) on disk for profiling reports.
 
 use cairn_provenance::notes::{AiCommit, Checkpoint, FileAttribution, KeyInfo, Note, Region};
 use cairn_provenance::*;
@@ -187,9 +188,9 @@ fn main() {
     .unwrap();
     let (tree_size, root_hash) = l.checkpoint().unwrap();
     for c in 0..commits {
-        let envs: Vec<Envelope> = entries[1 + c * per_commit..1 + (c + 1) * per_commit]
+        let lines: Vec<String> = entries[1 + c * per_commit..1 + (c + 1) * per_commit]
             .iter()
-            .map(|e| e.envelope.clone())
+            .map(|e| String::from_utf8(e.line.clone()).unwrap())
             .collect();
         let regions: Vec<Region> = (0..per_commit)
             .map(|k| Region {
@@ -228,7 +229,10 @@ fn main() {
                 human_lines: 0,
                 regions,
             }],
-            records: envs,
+            record_digests: lines
+                .iter()
+                .map(|l| digest::sha256_hex(l.as_bytes()))
+                .collect(),
         };
         let st = Statement::new(
             vec![Subject::new("git+commit:x", "gitCommit", "0".repeat(40))],
@@ -238,6 +242,7 @@ fn main() {
         let env = Envelope::sign(&jcs::to_vec(&st).unwrap(), l.signing_key());
         let note = Note {
             ai_commit: Some((env, st, ac)),
+            records: lines,
             reviews: vec![],
             errors: vec![],
         }
@@ -259,6 +264,15 @@ fn main() {
         "setup: fast-import of {commits} commits + notes in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    if std::env::args().any(|a| a == "--keep") {
+        eprintln!(
+            "kept: repo {} ledger {}",
+            repo.display(),
+            l.path().display()
+        );
+        let _ = tmp.keep();
+        return;
+    }
     for (fmt, name) in [
         (ReportFormat::Json, "json"),
         (ReportFormat::Html, "html"),

@@ -42,9 +42,14 @@ fn rel_path(repo: &str, p: &str) -> String {
     p.trim_start_matches("./").to_string()
 }
 
-fn payload_of(env: &Envelope) -> Option<Value> {
+fn payload_of(line: &str) -> Option<Value> {
+    let env: Envelope = serde_json::from_str(line).ok()?;
     let st: Statement = serde_json::from_slice(&env.payload_bytes().ok()?).ok()?;
     Some(st.predicate)
+}
+
+fn line_of(e: &LedgerEntry) -> String {
+    String::from_utf8_lossy(&e.line).into_owned()
 }
 
 /// Candidates and record envelopes from the ledger: accepted spans, as last edited.
@@ -52,8 +57,8 @@ fn payload_of(env: &Envelope) -> Option<Value> {
 struct Sources {
     /// (path, line hash) → candidate
     lines: HashMap<(String, String), Candidate>,
-    /// record id → envelopes of that suggestion's records (suggested, accepted, edited)
-    envelopes: HashMap<String, Vec<Envelope>>,
+    /// record id → envelope lines of that suggestion's records (suggested, accepted, edited)
+    envelopes: HashMap<String, Vec<String>>,
 }
 
 impl Sources {
@@ -83,7 +88,7 @@ impl Sources {
                         .unwrap_or("unknown")
                         .to_string();
                     model.insert(id.clone(), m);
-                    s.envelopes.entry(id).or_default().push(e.envelope.clone());
+                    s.envelopes.entry(id).or_default().push(line_of(e));
                 }
                 "accepted" => {
                     let path = rel_path(
@@ -100,10 +105,7 @@ impl Sources {
                         .filter_map(|h| h.as_str().map(|h| (h.to_string(), LineClass::Ai)))
                         .collect();
                     spans.insert(refers.clone(), (path, hashes));
-                    s.envelopes
-                        .entry(refers)
-                        .or_default()
-                        .push(e.envelope.clone());
+                    s.envelopes.entry(refers).or_default().push(line_of(e));
                 }
                 "edited" => {
                     let path = rel_path(
@@ -125,10 +127,7 @@ impl Sources {
                         })
                         .collect();
                     spans.insert(refers.clone(), (path, lines));
-                    s.envelopes
-                        .entry(refers)
-                        .or_default()
-                        .push(e.envelope.clone());
+                    s.envelopes.entry(refers).or_default().push(line_of(e));
                 }
                 _ => {}
             }
@@ -150,9 +149,12 @@ impl Sources {
     }
 
     /// Attribution carried by an earlier note (copied by amend/rebase, or the pre-rewrite commit).
-    fn add_note(&mut self, ac: &AiCommit) {
-        for env in &ac.records {
-            if let Some(p) = payload_of(env) {
+    fn add_note(&mut self, note: &Note) {
+        let Some((_, _, ac)) = &note.ai_commit else {
+            return;
+        };
+        for line in &note.records {
+            if let Some(p) = payload_of(line) {
                 let rid = p
                     .get("refersTo")
                     .or_else(|| p.get("recordId"))
@@ -160,8 +162,8 @@ impl Sources {
                     .unwrap_or("")
                     .to_string();
                 let list = self.envelopes.entry(rid).or_default();
-                if !list.contains(env) {
-                    list.push(env.clone());
+                if !list.contains(line) {
+                    list.push(line.clone());
                 }
             }
         }
@@ -222,17 +224,15 @@ pub fn attest_with(
         .map(|t| Note::parse(t))
         .unwrap_or_default();
     let mut carried_from = rewritten_from.map(str::to_string);
+    sources.add_note(&existing);
     if let Some((_, _, ac)) = &existing.ai_commit {
-        sources.add_note(ac);
         if ac.commit != commit && carried_from.is_none() {
             carried_from = Some(ac.commit.clone()); // note copied by notes.rewriteRef
         }
     }
     for old in lookup.iter().skip(1) {
         if let Some(t) = notes.get(old) {
-            if let Some((_, _, ac)) = Note::parse(t).ai_commit {
-                sources.add_note(&ac);
-            }
+            sources.add_note(&Note::parse(t));
         }
     }
 
@@ -317,7 +317,7 @@ pub fn attest_with(
 
     let mut used: Vec<String> = used.into_iter().collect();
     used.sort();
-    let records: Vec<Envelope> = used
+    let records: Vec<String> = used
         .iter()
         .flat_map(|r| sources.envelopes.get(r).cloned().unwrap_or_default())
         .collect();
@@ -338,7 +338,7 @@ pub fn attest_with(
         }),
         rewritten_from: carried_from,
         files,
-        records,
+        record_digests: records.iter().map(|l| sha256_hex(l.as_bytes())).collect(),
     };
     let mut subject = vec![Subject::new(
         format!("git+commit:{commit}"),
@@ -354,6 +354,7 @@ pub fn attest_with(
     let env = Envelope::sign(&jcs::to_vec(&st)?, ledger.signing_key());
     let note = Note {
         ai_commit: Some((env.clone(), st, ac.clone())),
+        records,
         reviews: existing.reviews,
         errors: vec![],
     };

@@ -27,6 +27,23 @@ pub struct EnvelopeSignature {
     pub sig: String,
 }
 
+/// What one DSSE signature covers.
+#[derive(Debug, Clone)]
+pub struct SignedParts {
+    /// The PAE bytes the signature is over (they end with the payload).
+    pub message: Vec<u8>,
+    payload_start: usize,
+    pub sig: Signature,
+    pub keyid: String,
+}
+
+impl SignedParts {
+    /// The decoded payload (the statement's bytes).
+    pub fn payload(&self) -> &[u8] {
+        &self.message[self.payload_start..]
+    }
+}
+
 /// DSSE pre-authentication encoding.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
@@ -57,8 +74,33 @@ impl Envelope {
 
     /// The envelope as its canonical JSON line (no newline).
     pub fn to_line(&self) -> Vec<u8> {
-        // An envelope holds only strings: canonicalisation cannot fail.
-        jcs::to_vec(self).expect("envelope canonicalises")
+        // An envelope holds only strings in fixed members, so its JCS form is written
+        // directly (members in UTF-16 order: payload < payloadType < signatures, keyid
+        // < sig); `verify` does this once per ledger line.
+        let sig_len: usize = self
+            .signatures
+            .iter()
+            .map(|s| s.keyid.len() + s.sig.len() + 24)
+            .sum();
+        let mut out =
+            Vec::with_capacity(self.payload.len() + self.payload_type.len() + sig_len + 48);
+        out.extend_from_slice(b"{\"payload\":");
+        jcs::write_string(&self.payload, &mut out);
+        out.extend_from_slice(b",\"payloadType\":");
+        jcs::write_string(&self.payload_type, &mut out);
+        out.extend_from_slice(b",\"signatures\":[");
+        for (i, s) in self.signatures.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"keyid\":");
+            jcs::write_string(&s.keyid, &mut out);
+            out.extend_from_slice(b",\"sig\":");
+            jcs::write_string(&s.sig, &mut out);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        out
     }
 
     pub fn payload_bytes(&self) -> Result<Vec<u8>> {
@@ -66,8 +108,9 @@ impl Envelope {
             .map_err(|e| Error::Envelope(format!("payload is not base64: {e}")))
     }
 
-    /// The first signature and the bytes it signs, for batch verification.
-    pub fn signed_parts(&self) -> Result<(Vec<u8>, Signature, String)> {
+    /// The first signature and the bytes it signs, for batch verification. The
+    /// payload is decoded once; [`SignedParts::payload`] gives it back.
+    pub fn signed_parts(&self) -> Result<SignedParts> {
         if self.payload_type != PAYLOAD_TYPE {
             return Err(Error::Envelope(format!(
                 "payloadType {:?} is not {PAYLOAD_TYPE}",
@@ -83,11 +126,14 @@ impl Envelope {
             .map_err(|e| Error::Envelope(format!("signature is not base64: {e}")))?;
         let sig = Signature::from_slice(&raw)
             .map_err(|e| Error::Envelope(format!("signature is malformed: {e}")))?;
-        Ok((
-            pae(&self.payload_type, &self.payload_bytes()?),
+        let payload = self.payload_bytes()?;
+        let message = pae(&self.payload_type, &payload);
+        Ok(SignedParts {
+            payload_start: message.len() - payload.len(),
+            message,
             sig,
-            s.keyid.clone(),
-        ))
+            keyid: s.keyid.clone(),
+        })
     }
 
     /// Verify that one of the signatures is by `key`.
@@ -144,5 +190,22 @@ mod tests {
         let mut forged = env.clone();
         forged.payload = B64.encode(br#"{"a":2}"#);
         assert!(forged.verify(&k.verifying_key()).is_err());
+        let parts = env.signed_parts().unwrap();
+        assert_eq!(parts.payload(), br#"{"a":1}"#);
+        assert_eq!(parts.message, pae(PAYLOAD_TYPE, br#"{"a":1}"#));
+    }
+
+    #[test]
+    fn to_line_is_the_jcs_of_the_envelope() {
+        let k = SigningKey::from_bytes(&[7u8; 32]);
+        let mut env = Envelope::sign(br#"{"a":"\u0001"}"#, &k);
+        env.payload_type = "odd \"type\"\n\u{1f}".into();
+        env.signatures.push(EnvelopeSignature {
+            keyid: "k2".into(),
+            sig: "c2ln".into(),
+        });
+        assert_eq!(env.to_line(), jcs::to_vec(&env).unwrap());
+        env.signatures.clear();
+        assert_eq!(env.to_line(), jcs::to_vec(&env).unwrap());
     }
 }

@@ -221,14 +221,24 @@ pub fn read_notes(repo: &Path, commits: &[String]) -> Result<HashMap<String, Str
         Ok(l) => l,
         Err(_) => return Ok(HashMap::new()), // no notes ref yet
     };
-    let wanted: std::collections::HashSet<&str> = commits.iter().map(String::as_str).collect();
-    let pairs: Vec<(String, String)> = list
+    let blob_of: HashMap<&str, &str> = list
         .lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
-            Some((it.next()?.to_string(), it.next()?.to_string()))
+            let blob = it.next()?;
+            Some((it.next()?, blob))
         })
-        .filter(|(_, c)| wanted.contains(c.as_str()))
+        .collect();
+    // In the caller's order (ranges are oldest first): that is the order notes were
+    // written in, so a pack's delta chains between successive notes are walked forward
+    // and each base comes from git's delta-base cache. `git notes list` order (by commit
+    // id) made every note rebuild its chain, which grew faster than linearly with the
+    // range once the notes outgrew the cache.
+    let mut seen = std::collections::HashSet::new();
+    let pairs: Vec<(String, String)> = commits
+        .iter()
+        .filter(|c| seen.insert(c.as_str()))
+        .filter_map(|c| Some((blob_of.get(c.as_str())?.to_string(), c.clone())))
         .collect();
     if pairs.is_empty() {
         return Ok(HashMap::new());
@@ -276,7 +286,9 @@ pub fn read_notes(repo: &Path, commits: &[String]) -> Result<HashMap<String, Str
             stderr: e.to_string(),
         })?;
         buf.pop();
-        map.insert(commit.clone(), String::from_utf8_lossy(&buf).into_owned());
+        let text = String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        map.insert(commit.clone(), text);
     }
     let _ = feeder.join();
     let _ = child.wait();

@@ -101,7 +101,8 @@ fn write_number(n: &serde_json::Number, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+/// Append `s` as a canonical JSON string.
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;

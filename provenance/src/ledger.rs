@@ -672,8 +672,33 @@ struct Parsed {
     is_header: bool,
     header_key: Option<String>,
     ledger_id: Option<String>,
-    signed: Option<(Vec<u8>, Signature, String)>,
+    signed: Option<crate::dsse::SignedParts>,
+    /// SHA-256 of the line's bytes.
+    digest: String,
     error: Option<String>,
+}
+
+/// The parts of a statement `verify` looks at; everything else is skipped unparsed
+/// (building a `serde_json::Value` of every predicate would cost more than the signatures).
+#[derive(serde::Deserialize)]
+struct VerifyStatement {
+    #[serde(rename = "_type")]
+    _type: serde::de::IgnoredAny,
+    #[serde(rename = "subject")]
+    _subject: serde::de::IgnoredAny,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    predicate: VerifyPredicate,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyPredicate {
+    seq: Option<Value>,
+    prev: Option<Value>,
+    record_id: Option<Value>,
+    ledger_id: Option<Value>,
+    public_key: Option<Value>,
 }
 
 fn parse_for_verify(line: &[u8]) -> Parsed {
@@ -685,41 +710,48 @@ fn parse_for_verify(line: &[u8]) -> Parsed {
         header_key: None,
         ledger_id: None,
         signed: None,
+        digest: sha256_hex(line),
         error: None,
     };
-    let (env, st) = match parse_line(line) {
-        Ok(x) => x,
+    let env: Envelope = match serde_json::from_slice(line) {
+        Ok(e) => e,
+        Err(e) => {
+            p.error = Some(format!("not a DSSE envelope: {e}"));
+            return p;
+        }
+    };
+    let signed = match env.signed_parts() {
+        Ok(s) => s,
         Err(e) => {
             p.error = Some(e.to_string());
             return p;
         }
     };
-    let pred = &st.predicate;
-    p.seq = pred.get("seq").and_then(Value::as_u64);
-    p.prev = pred.get("prev").and_then(Value::as_str).map(str::to_string);
-    p.record = pred
-        .get("recordId")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    p.ledger_id = pred
-        .get("ledgerId")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let st: VerifyStatement = match serde_json::from_slice(signed.payload()) {
+        Ok(st) => st,
+        Err(e) => {
+            p.error = Some(format!("payload is not an in-toto statement: {e}"));
+            return p;
+        }
+    };
+    let text = |v: Option<Value>| match v {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    let pred = st.predicate;
+    p.seq = pred.seq.as_ref().and_then(Value::as_u64);
+    p.prev = text(pred.prev);
+    p.record = text(pred.record_id);
+    p.ledger_id = text(pred.ledger_id);
     p.is_header = st.predicate_type == PREDICATE_LEDGER_HEADER;
     if p.is_header {
-        p.header_key = pred
-            .get("publicKey")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        p.header_key = text(pred.public_key);
     }
     if env.to_line() != line {
         p.error = Some("envelope is not in canonical form (the line was edited)".into());
         return p;
     }
-    match env.signed_parts() {
-        Ok(s) => p.signed = Some(s),
-        Err(e) => p.error = Some(e.to_string()),
-    }
+    p.signed = Some(signed);
     p
 }
 
@@ -798,24 +830,19 @@ pub fn verify_ledger_file(path: &Path, expected_key: Option<&VerifyingKey>) -> R
                     s.spawn(move || {
                         let mut bad = Vec::new();
                         for sub in c.chunks(256) {
-                            let msgs: Vec<&[u8]> = sub
-                                .iter()
-                                .map(|&i| parsed[i].signed.as_ref().unwrap().0.as_slice())
-                                .collect();
-                            let sigs: Vec<Signature> = sub
-                                .iter()
-                                .map(|&i| parsed[i].signed.as_ref().unwrap().1)
-                                .collect();
+                            let signed = |i: usize| parsed[i].signed.as_ref().expect("filtered");
+                            let msgs: Vec<&[u8]> =
+                                sub.iter().map(|&i| signed(i).message.as_slice()).collect();
+                            let sigs: Vec<Signature> = sub.iter().map(|&i| signed(i).sig).collect();
                             let keys = vec![key; sub.len()];
-                            let ids_ok = sub
-                                .iter()
-                                .all(|&i| &parsed[i].signed.as_ref().unwrap().2 == kid);
+                            let ids_ok = sub.iter().all(|&i| &signed(i).keyid == kid);
                             if ids_ok && ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok() {
                                 continue;
                             }
                             for &i in sub {
-                                let (m, sig, id) = parsed[i].signed.as_ref().unwrap();
-                                if id != kid || key.verify_strict(m, sig).is_err() {
+                                let s = signed(i);
+                                if &s.keyid != kid || key.verify_strict(&s.message, &s.sig).is_err()
+                                {
                                     bad.push(i);
                                 }
                             }
@@ -837,7 +864,7 @@ pub fn verify_ledger_file(path: &Path, expected_key: Option<&VerifyingKey>) -> R
     let mut prev_digest: Option<String> = None;
     for (i, p) in parsed.iter().enumerate() {
         let place = format!("ledger line {}", i + 1);
-        let digest = sha256_hex(lines[i]);
+        let digest = p.digest.clone();
         let fail = |check: &mut LedgerCheck, message: String| {
             check.failures.push(Failure {
                 place: place.clone(),

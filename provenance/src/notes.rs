@@ -1,12 +1,17 @@
-//! What Cairn keeps in `refs/notes/cairn`: per commit, one `ai-commit` statement
-//! followed by any `review` statements, one DSSE envelope per line.
+//! What Cairn keeps in `refs/notes/cairn`: per commit, one `ai-commit` statement, the
+//! ledger records it binds by digest, then any `review` statements; one DSSE envelope
+//! per line.
 
 use crate::digest::sha256_hex;
 use crate::dsse::Envelope;
 use crate::error::Error;
 use crate::jcs;
-use crate::record::{LineClass, Statement, Subject, PREDICATE_AI_COMMIT, PREDICATE_REVIEW};
+use crate::record::{
+    LineClass, Statement, Subject, PREDICATE_AI_COMMIT, PREDICATE_AI_COMMIT_V1, PREDICATE_EVENT,
+    PREDICATE_REVIEW,
+};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,9 +66,27 @@ pub struct AiCommit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewritten_from: Option<String>,
     pub files: Vec<FileAttribution>,
-    /// Signed ledger envelopes of the records the regions come from, so the
-    /// attribution can be checked on any clone without the author's ledger.
-    pub records: Vec<Envelope>,
+    /// Envelope digests (SHA-256 of the JCS line) of the signed ledger records the
+    /// regions come from. The records themselves follow the statement as lines of the
+    /// note, so the attribution can be checked on any clone without the author's
+    /// ledger, and readers that only need the attribution never decode them.
+    pub record_digests: Vec<String>,
+}
+
+/// The v1 ai-commit predicate, which embedded the record envelopes themselves.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AiCommitV1 {
+    commit: String,
+    patch_id: String,
+    time: String,
+    signer: KeyInfo,
+    #[serde(default)]
+    checkpoint: Option<Checkpoint>,
+    #[serde(default)]
+    rewritten_from: Option<String>,
+    files: Vec<FileAttribution>,
+    records: Vec<Envelope>,
 }
 
 impl AiCommit {
@@ -125,6 +148,9 @@ pub struct Review {
 #[derive(Debug, Clone, Default)]
 pub struct Note {
     pub ai_commit: Option<(Envelope, Statement, AiCommit)>,
+    /// The record envelopes the ai-commit statement binds (`recordDigests`), as their
+    /// JCS lines, undecoded.
+    pub records: Vec<String>,
     pub reviews: Vec<(Envelope, Statement, Review)>,
     /// Lines that could not be read, with the reason.
     pub errors: Vec<String>,
@@ -133,22 +159,64 @@ pub struct Note {
 impl Note {
     pub fn parse(text: &str) -> Note {
         let mut note = Note::default();
+        // Digests the ai-commit statement binds: a line with one of them is a record,
+        // kept as it is without decoding it (reports over many commits never need them).
+        let mut bound: HashSet<String> = HashSet::new();
+        // Records met before the statement (line order is not guaranteed after a merge).
+        let mut early: Vec<(usize, &str)> = Vec::new();
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
             }
+            if !bound.is_empty() && bound.contains(&sha256_hex(line.as_bytes())) {
+                note.records.push(line.to_string());
+                continue;
+            }
             let parsed = parse_typed(line.as_bytes()).and_then(|(env, kind, bytes)| {
-                // Parse the predicate straight into its type: notes embed many records,
-                // and a detour through `serde_json::Value` triples the cost of reports.
+                // Parse the predicate straight into its type: a detour through
+                // `serde_json::Value` triples the cost of reports.
                 match kind.as_str() {
+                    PREDICATE_AI_COMMIT | PREDICATE_AI_COMMIT_V1 if note.ai_commit.is_some() => {
+                        return Err(Error::Invalid("a second ai-commit statement".into()))
+                    }
                     PREDICATE_AI_COMMIT => {
                         let t: Typed<AiCommit> = serde_json::from_slice(&bytes)?;
+                        bound.extend(t.predicate.record_digests.iter().cloned());
                         note.ai_commit = Some((env, t.statement(), t.predicate));
+                    }
+                    PREDICATE_AI_COMMIT_V1 => {
+                        // v1 embedded the records in the signed payload; hold them as
+                        // lines like v2 does (to_text writes such a note back unchanged).
+                        let t: Typed<AiCommitV1> = serde_json::from_slice(&bytes)?;
+                        let st = t.statement();
+                        let v1 = t.predicate;
+                        let lines: Vec<String> = v1
+                            .records
+                            .iter()
+                            .map(|e| String::from_utf8_lossy(&e.to_line()).into_owned())
+                            .collect();
+                        let ac = AiCommit {
+                            commit: v1.commit,
+                            patch_id: v1.patch_id,
+                            time: v1.time,
+                            signer: v1.signer,
+                            checkpoint: v1.checkpoint,
+                            rewritten_from: v1.rewritten_from,
+                            files: v1.files,
+                            record_digests: lines
+                                .iter()
+                                .map(|l| sha256_hex(l.as_bytes()))
+                                .collect(),
+                        };
+                        note.records.extend(lines);
+                        note.ai_commit = Some((env, st, ac));
                     }
                     PREDICATE_REVIEW => {
                         let t: Typed<Review> = serde_json::from_slice(&bytes)?;
                         note.reviews.push((env, t.statement(), t.predicate));
                     }
+                    PREDICATE_EVENT if note.ai_commit.is_none() => early.push((i, line)),
+                    PREDICATE_EVENT => return Err(unbound()),
                     other => return Err(Error::Invalid(format!("unknown predicate type {other}"))),
                 }
                 Ok(())
@@ -157,7 +225,22 @@ impl Note {
                 note.errors.push(format!("note line {}: {e}", i + 1));
             }
         }
+        for (i, line) in early {
+            if bound.contains(&sha256_hex(line.as_bytes())) {
+                note.records.push(line.to_string());
+            } else {
+                note.errors
+                    .push(format!("note line {}: {}", i + 1, unbound()));
+            }
+        }
         note
+    }
+
+    /// Whether the ai-commit statement is the v1 form (records inside its payload).
+    pub fn is_v1(&self) -> bool {
+        self.ai_commit
+            .as_ref()
+            .is_some_and(|(_, st, _)| st.predicate_type == PREDICATE_AI_COMMIT_V1)
     }
 
     pub fn to_text(&self) -> String {
@@ -165,6 +248,12 @@ impl Note {
         if let Some((env, _, _)) = &self.ai_commit {
             out.push_str(&String::from_utf8_lossy(&env.to_line()));
             out.push('\n');
+            if !self.is_v1() {
+                for r in &self.records {
+                    out.push_str(r);
+                    out.push('\n');
+                }
+            }
         }
         for (env, _, _) in &self.reviews {
             out.push_str(&String::from_utf8_lossy(&env.to_line()));
@@ -172,6 +261,13 @@ impl Note {
         }
         out
     }
+}
+
+fn unbound() -> Error {
+    Error::Invalid(
+        "a ledger record that the ai-commit statement does not bind (added or altered after signing?)"
+            .into(),
+    )
 }
 
 #[derive(Deserialize)]

@@ -10,8 +10,12 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_EVENT: &str = "https://cairn.dev/provenance/event/v1";
 /// Predicate of the first line of every ledger: its id and public key.
 pub const PREDICATE_LEDGER_HEADER: &str = "https://cairn.dev/provenance/ledger-header/v1";
-/// Predicate of the attribution of one commit, kept in `refs/notes/cairn`.
-pub const PREDICATE_AI_COMMIT: &str = "https://cairn.dev/provenance/ai-commit/v1";
+/// Predicate of the attribution of one commit, kept in `refs/notes/cairn`; it binds the
+/// ledger records that follow it in the note by their envelope digests.
+pub const PREDICATE_AI_COMMIT: &str = "https://cairn.dev/provenance/ai-commit/v2";
+/// The first form of the attribution, with the record envelopes inside its payload
+/// (still read; no longer written).
+pub const PREDICATE_AI_COMMIT_V1: &str = "https://cairn.dev/provenance/ai-commit/v1";
 /// Predicate of a reviewer's sign-off, kept in `refs/notes/cairn`.
 pub const PREDICATE_REVIEW: &str = "https://cairn.dev/provenance/review/v1";
 

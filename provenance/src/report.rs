@@ -82,8 +82,9 @@ pub struct ReportData {
     pub by_author: BTreeMap<String, Tally>,
     pub rows: Vec<FileRow>,
     pub regions: Vec<(AiRegion, bool)>,
+    /// Envelope lines of the range's statements and records (only for the in-toto bundle).
     #[serde(skip)]
-    envelopes: Vec<Vec<u8>>,
+    envelopes: Vec<String>,
 }
 
 /// Gather the report data for a range. `ledger_file` (optional) adds acceptance rates.
@@ -92,7 +93,27 @@ pub fn report_data(
     range: Option<&str>,
     ledger_file: Option<&Path>,
 ) -> Result<ReportData> {
-    let rn = range_notes(repo, range)?;
+    gather(repo, range, ledger_file, false)
+}
+
+fn gather(
+    repo: &Path,
+    range: Option<&str>,
+    ledger_file: Option<&Path>,
+    bundle: bool,
+) -> Result<ReportData> {
+    // The ledger's acceptance counts are read beside the notes (git inflates those).
+    let (rn, counts) = std::thread::scope(|s| {
+        let counts = s.spawn(|| {
+            ledger_file
+                .filter(|p| p.exists())
+                .map(acceptance_counts)
+                .transpose()
+        });
+        let rn = range_notes(repo, range);
+        (rn, counts.join().expect("ledger reader panicked"))
+    });
+    let (rn, counts) = (rn?, counts?);
     let infos = git::commit_infos(repo, &rn.commits)?;
     let mut d = ReportData {
         range: range.unwrap_or("HEAD").to_string(),
@@ -100,7 +121,7 @@ pub fn report_data(
         ..Default::default()
     };
     let opts = CheckOptions::default();
-    let mut seen_env: HashSet<Vec<u8>> = HashSet::new();
+    let mut seen_env: HashSet<String> = HashSet::new();
     for c in &rn.commits {
         let Some(note) = rn.notes.get(c) else {
             continue;
@@ -118,12 +139,14 @@ pub fn report_data(
             .map(|i| i.author_email.clone())
             .unwrap_or_default();
         let time = infos.get(c).map(|i| i.time.clone()).unwrap_or_default();
-        for line in std::iter::once(env.to_line())
-            .chain(note.reviews.iter().map(|(e, _, _)| e.to_line()))
-            .chain(ac.records.iter().map(|e| e.to_line()))
-        {
-            if seen_env.insert(line.clone()) {
-                d.envelopes.push(line);
+        if bundle {
+            let own = std::iter::once(env.to_line())
+                .chain(note.reviews.iter().map(|(e, _, _)| e.to_line()))
+                .map(|l| String::from_utf8_lossy(&l).into_owned());
+            for line in own.chain(note.records.iter().cloned()) {
+                if seen_env.insert(line.clone()) {
+                    d.envelopes.push(line);
+                }
             }
         }
         for f in &ac.files {
@@ -173,56 +196,7 @@ pub fn report_data(
             d.regions.push((r, reviewed));
         }
     }
-    if let Some(path) = ledger_file.filter(|p| p.exists()) {
-        let mut model_of: HashMap<String, String> = HashMap::new();
-        let mut counts: HashMap<String, (u64, u64)> = HashMap::new();
-        #[derive(serde::Deserialize)]
-        struct Light {
-            predicate: LightPredicate,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct LightPredicate {
-            event: Option<String>,
-            record_id: Option<String>,
-            refers_to: Option<String>,
-            generator: Option<LightGenerator>,
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct LightGenerator {
-            model_id: String,
-        }
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.into(),
-            source,
-        })?;
-        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(env) = serde_json::from_slice::<crate::dsse::Envelope>(line) else {
-                continue;
-            };
-            let Ok(payload) = env.payload_bytes() else {
-                continue;
-            };
-            let Ok(Light { predicate: p }) = serde_json::from_slice::<Light>(&payload) else {
-                continue;
-            };
-            match p.event.as_deref() {
-                Some("suggested") => {
-                    let m = p
-                        .generator
-                        .map_or_else(|| "unknown".to_string(), |g| g.model_id);
-                    counts.entry(m.clone()).or_default().0 += 1;
-                    model_of.insert(p.record_id.unwrap_or_default(), m);
-                }
-                Some("accepted") => {
-                    if let Some(m) = p.refers_to.as_deref().and_then(|r| model_of.get(r)) {
-                        counts.entry(m.clone()).or_default().1 += 1;
-                    }
-                }
-                _ => {}
-            }
-        }
+    if let Some(counts) = counts {
         for (m, (s, a)) in counts {
             let st = d.by_model.entry(m).or_default();
             st.suggested = Some(s);
@@ -233,6 +207,60 @@ pub fn report_data(
     Ok(d)
 }
 
+/// Suggestions and acceptances per model, from a ledger file.
+fn acceptance_counts(path: &Path) -> Result<HashMap<String, (u64, u64)>> {
+    let mut model_of: HashMap<String, String> = HashMap::new();
+    let mut counts: HashMap<String, (u64, u64)> = HashMap::new();
+    #[derive(serde::Deserialize)]
+    struct Light {
+        predicate: LightPredicate,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct LightPredicate {
+        event: Option<String>,
+        record_id: Option<String>,
+        refers_to: Option<String>,
+        generator: Option<LightGenerator>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct LightGenerator {
+        model_id: String,
+    }
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.into(),
+        source,
+    })?;
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(env) = serde_json::from_slice::<crate::dsse::Envelope>(line) else {
+            continue;
+        };
+        let Ok(payload) = env.payload_bytes() else {
+            continue;
+        };
+        let Ok(Light { predicate: p }) = serde_json::from_slice::<Light>(&payload) else {
+            continue;
+        };
+        match p.event.as_deref() {
+            Some("suggested") => {
+                let m = p
+                    .generator
+                    .map_or_else(|| "unknown".to_string(), |g| g.model_id);
+                counts.entry(m.clone()).or_default().0 += 1;
+                model_of.insert(p.record_id.unwrap_or_default(), m);
+            }
+            Some("accepted") => {
+                if let Some(m) = p.refers_to.as_deref().and_then(|r| model_of.get(r)) {
+                    counts.entry(m.clone()).or_default().1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(counts)
+}
+
 /// Render a report over `range` in `format`.
 pub fn report(
     repo: &Path,
@@ -240,17 +268,13 @@ pub fn report(
     format: ReportFormat,
     ledger_file: Option<&Path>,
 ) -> Result<String> {
-    let d = report_data(repo, range, ledger_file)?;
+    let d = gather(repo, range, ledger_file, format == ReportFormat::Intoto)?;
     Ok(match format {
         ReportFormat::Json => to_jsonl(&d)?,
         ReportFormat::Csv => to_csv(&d),
         ReportFormat::Html => to_html(&d),
         ReportFormat::Sarif => serde_json::to_string_pretty(&to_sarif(&d))? + "\n",
-        ReportFormat::Intoto => d
-            .envelopes
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned() + "\n")
-            .collect(),
+        ReportFormat::Intoto => d.envelopes.iter().map(|l| l.clone() + "\n").collect(),
     })
 }
 
@@ -307,50 +331,148 @@ pub fn region_fingerprint(r: &AiRegion) -> String {
     crate::digest::sha256_hex(format!("{}\n{}", r.path, r.line_hashes.join("\n")).as_bytes())
 }
 
-fn to_sarif(d: &ReportData) -> Value {
-    let results: Vec<Value> = d
+#[derive(Serialize)]
+struct SarifLog<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    version: &'static str,
+    runs: [SarifRun<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct SarifRun<'a> {
+    tool: Value,
+    results: Vec<SarifResult<'a>>,
+    properties: Value,
+}
+
+/// One result per unreviewed region: typed rather than a `json!` tree, since a long
+/// range has a hundred thousand of them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResult<'a> {
+    rule_id: &'static str,
+    rule_index: u32,
+    level: &'static str,
+    message: SarifText,
+    locations: [SarifLocation<'a>; 1],
+    partial_fingerprints: SarifFingerprints,
+    properties: SarifResultProperties<'a>,
+}
+
+#[derive(Serialize)]
+struct SarifText {
+    text: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifLocation<'a> {
+    physical_location: SarifPhysicalLocation<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifPhysicalLocation<'a> {
+    artifact_location: SarifArtifactLocation<'a>,
+    region: SarifRegion,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifArtifactLocation<'a> {
+    uri: &'a str,
+    uri_base_id: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifRegion {
+    start_line: u32,
+    end_line: u32,
+}
+
+#[derive(Serialize)]
+struct SarifFingerprints {
+    #[serde(rename = "cairnRegion/v1")]
+    cairn_region: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SarifResultProperties<'a> {
+    commit: &'a str,
+    model: &'a str,
+    record_id: &'a str,
+    class: &'static str,
+}
+
+const SARIF_RULE: &str = "cairn/unreviewed-ai-lines";
+
+fn to_sarif(d: &ReportData) -> SarifLog<'_> {
+    let results = d
         .regions
         .iter()
         .filter(|(_, reviewed)| !reviewed)
-        .map(|(r, _)| {
-            json!({
-                "ruleId": "cairn/unreviewed-ai-lines",
-                "ruleIndex": 0,
-                "level": "warning",
-                "message": {"text": format!(
+        .map(|(r, _)| SarifResult {
+            rule_id: SARIF_RULE,
+            rule_index: 0,
+            level: "warning",
+            message: SarifText {
+                text: format!(
                     "{} lines {}-{} are {} ({}) from commit {} and have not been reviewed",
-                    r.path, r.start_line, r.end_line, r.class.as_str(), r.model, &r.commit[..12.min(r.commit.len())]
-                )},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": r.path, "uriBaseId": "%SRCROOT%"},
-                    "region": {"startLine": r.start_line, "endLine": r.end_line}
-                }}],
-                "partialFingerprints": {"cairnRegion/v1": region_fingerprint(r)},
-                "properties": {"commit": r.commit, "model": r.model, "recordId": r.record_id, "class": r.class.as_str()}
-            })
+                    r.path,
+                    r.start_line,
+                    r.end_line,
+                    r.class.as_str(),
+                    r.model,
+                    &r.commit[..12.min(r.commit.len())]
+                ),
+            },
+            locations: [SarifLocation {
+                physical_location: SarifPhysicalLocation {
+                    artifact_location: SarifArtifactLocation {
+                        uri: &r.path,
+                        uri_base_id: "%SRCROOT%",
+                    },
+                    region: SarifRegion {
+                        start_line: r.start_line,
+                        end_line: r.end_line,
+                    },
+                },
+            }],
+            partial_fingerprints: SarifFingerprints {
+                cairn_region: region_fingerprint(r),
+            },
+            properties: SarifResultProperties {
+                commit: &r.commit,
+                model: &r.model,
+                record_id: &r.record_id,
+                class: r.class.as_str(),
+            },
         })
         .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
+    SarifLog {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        version: "2.1.0",
+        runs: [SarifRun {
+            tool: json!({"driver": {
                 "name": "cairn",
                 "version": env!("CARGO_PKG_VERSION"),
                 "informationUri": "https://example.invalid/cairn",
                 "rules": [{
-                    "id": "cairn/unreviewed-ai-lines",
+                    "id": SARIF_RULE,
                     "name": "UnreviewedAiAssistedLines",
                     "shortDescription": {"text": "AI-assisted lines without a recorded human review"},
                     "fullDescription": {"text": "Lines attributed to an AI suggestion by Cairn's provenance ledger that no reviewer has signed off with `cairn review`."},
                     "defaultConfiguration": {"level": "warning"},
                     "help": {"text": "Review the lines, then run `cairn review <range>` to record a signed approval."}
                 }]
-            }},
-            "results": results,
-            "properties": {"range": d.range, "totals": d.totals}
-        }]
-    })
+            }}),
+            results,
+            properties: json!({"range": d.range, "totals": d.totals}),
+        }],
+    }
 }
 
 fn esc(s: &str) -> String {

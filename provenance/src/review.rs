@@ -42,11 +42,35 @@ pub(crate) struct RangeNotes {
 
 pub(crate) fn range_notes(repo: &Path, range: Option<&str>) -> Result<RangeNotes> {
     let commits = git::commits_in_range(repo, range)?;
-    let notes = git::read_notes(repo, &commits)?
-        .into_iter()
-        .map(|(c, t)| (c, Note::parse(&t)))
-        .collect();
-    Ok(RangeNotes { commits, notes })
+    let texts: Vec<(String, String)> = git::read_notes(repo, &commits)?.into_iter().collect();
+    Ok(RangeNotes {
+        commits,
+        notes: parse_all(&texts),
+    })
+}
+
+/// Parse notes on all cores: a long range's notes are hundreds of megabytes.
+fn parse_all(texts: &[(String, String)]) -> HashMap<String, Note> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = texts.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = texts
+            .chunks(chunk)
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|(commit, text)| (commit.clone(), Note::parse(text)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("note parser panicked"))
+            .collect()
+    })
 }
 
 pub(crate) fn regions_of(commit: &str, ac: &AiCommit) -> Vec<AiRegion> {

@@ -2,13 +2,13 @@
 //! statement subjects against git objects.
 
 use crate::digest::{merkle_leaf, merkle_root, sha256_hex};
+use crate::dsse::Envelope;
 use crate::error::Result;
 use crate::git;
 use crate::keys::{key_id, parse_public_key};
 use crate::ledger::{verify_ledger_file, Failure};
-use crate::notes::AiCommit;
+use crate::notes::{AiCommit, Note};
 use crate::review::range_notes;
-use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -96,7 +96,7 @@ pub fn verify(
                         fail(None, format!("ai-commit statement: {e}"));
                     }
                     n_records +=
-                        check_records(ac, &k, ledger_info.as_ref().map(|l| &l.2), &mut fail);
+                        check_records(note, ac, &k, ledger_info.as_ref().map(|l| &l.2), &mut fail);
                 }
                 _ => fail(None, "ai-commit signer key is malformed".into()),
             }
@@ -191,56 +191,138 @@ pub fn verify(
     Ok(rep)
 }
 
+#[derive(serde::Deserialize)]
+struct RecordStatement {
+    predicate: RecordFacts,
+}
+
+/// What `verify` reads of an embedded record.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordFacts {
+    record_id: Option<String>,
+    ledger_id: Option<String>,
+    refers_to: Option<String>,
+    location: Option<RecordLocation>,
+    span: Option<RecordSpan>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordLocation {
+    #[serde(default)]
+    ranges: Vec<RecordRange>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordRange {
+    #[serde(default)]
+    line_hashes: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordSpan {
+    #[serde(default)]
+    lines: Vec<RecordSpanLine>,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordSpanLine {
+    hash: String,
+}
+
+/// Check the records a note's ai-commit statement binds: each bound digest has its
+/// line, every record is signed by the attesting key (batch-verified), is in the local
+/// ledger when it comes from it, and backs the lines the regions claim.
 fn check_records(
+    note: &Note,
     ac: &AiCommit,
     key: &ed25519_dalek::VerifyingKey,
     ledger_digests: Option<&HashSet<String>>,
     fail: &mut impl FnMut(Option<String>, String),
 ) -> usize {
+    let digests: HashSet<String> = note
+        .records
+        .iter()
+        .map(|l| sha256_hex(l.as_bytes()))
+        .collect();
+    for d in &ac.record_digests {
+        if !digests.contains(d) {
+            fail(
+                None,
+                format!(
+                    "record {} bound by the ai-commit statement is missing from the note",
+                    &d[..16.min(d.len())]
+                ),
+            );
+        }
+    }
+    let kid = key_id(key);
+    let mut signed = Vec::with_capacity(note.records.len());
+    let mut facts = Vec::with_capacity(note.records.len());
+    for line in &note.records {
+        let parts = serde_json::from_str::<Envelope>(line)
+            .map_err(|e| format!("not a DSSE envelope: {e}"))
+            .and_then(|env| env.signed_parts().map_err(|e| e.to_string()));
+        let parts = match parts {
+            Ok(p) => p,
+            Err(e) => {
+                fail(None, format!("embedded record: {e}"));
+                continue;
+            }
+        };
+        match serde_json::from_slice::<RecordStatement>(parts.payload()) {
+            Ok(st) => {
+                facts.push((sha256_hex(line.as_bytes()), st.predicate));
+                signed.push(parts);
+            }
+            Err(e) => fail(
+                None,
+                format!("embedded record: payload is not an in-toto statement: {e}"),
+            ),
+        }
+    }
+    let mut bad = vec![false; signed.len()];
+    for (n, chunk) in signed.chunks(256).enumerate() {
+        let msgs: Vec<&[u8]> = chunk.iter().map(|s| s.message.as_slice()).collect();
+        let sigs: Vec<ed25519_dalek::Signature> = chunk.iter().map(|s| s.sig).collect();
+        let keys = vec![*key; chunk.len()];
+        if chunk.iter().all(|s| s.keyid == kid)
+            && ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+        {
+            continue;
+        }
+        for (i, s) in chunk.iter().enumerate() {
+            bad[n * 256 + i] = s.keyid != kid || key.verify_strict(&s.message, &s.sig).is_err();
+        }
+    }
     let mut hashes: HashMap<String, HashSet<String>> = HashMap::new();
-    for env in &ac.records {
-        let payload = env
-            .payload_bytes()
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .unwrap_or(Value::Null);
-        let p = &payload["predicate"];
-        let rid = p["recordId"].as_str().map(str::to_string);
-        if let Err(e) = env.verify(key) {
-            fail(rid.clone(), format!("embedded record: {e}"));
+    for ((digest, p), bad) in facts.into_iter().zip(bad) {
+        if bad {
+            fail(
+                p.record_id.clone(),
+                "embedded record: signature does not verify with the attesting key".into(),
+            );
             continue;
         }
         if let Some(d) = ledger_digests {
-            if p["ledgerId"].as_str() == ac.checkpoint.as_ref().map(|c| c.ledger_id.as_str())
-                && !d.contains(&sha256_hex(&env.to_line()))
+            if p.ledger_id.as_deref() == ac.checkpoint.as_ref().map(|c| c.ledger_id.as_str())
+                && !d.contains(&digest)
             {
                 fail(
-                    rid.clone(),
+                    p.record_id.clone(),
                     "embedded record is not in the ledger (deleted or altered there)".into(),
                 );
             }
         }
-        let owner = p["refersTo"]
-            .as_str()
-            .or(p["recordId"].as_str())
-            .unwrap_or("")
-            .to_string();
+        let owner = p.refers_to.or(p.record_id).unwrap_or_default();
         let set = hashes.entry(owner).or_default();
-        for h in p
-            .pointer("/location/ranges/0/lineHashes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            set.insert(h.as_str().unwrap_or("").to_string());
+        if let Some(r) = p.location.and_then(|l| l.ranges.into_iter().next()) {
+            set.extend(r.line_hashes);
         }
-        for l in p
-            .pointer("/span/lines")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            set.insert(l["hash"].as_str().unwrap_or("").to_string());
+        if let Some(s) = p.span {
+            set.extend(s.lines.into_iter().map(|l| l.hash));
         }
     }
     for f in &ac.files {
@@ -260,5 +342,5 @@ fn check_records(
             }
         }
     }
-    ac.records.len()
+    note.records.len()
 }

@@ -386,3 +386,231 @@ fn assisted_by_trailer_and_never_signed_off_by() {
     assert_eq!(m, "add helper\n\nAssisted-by: cairn:smollm2\n");
     assert!(!m.contains("Signed-off-by"));
 }
+
+/// A teammate's or CI's clone: it fetched the commits and `refs/notes/cairn`, and has
+/// no ledger. Blame, reports, the gate, review and verify all work from the notes.
+#[test]
+fn clone_with_only_the_notes_has_everything() {
+    let (fx, _l, c1) = scenario();
+    let clone = fx.tmp.path().join("clone");
+    let status = std::process::Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&fx.repo)
+        .arg(&clone)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    git(
+        &clone,
+        &["fetch", "-q", "origin", "refs/notes/cairn:refs/notes/cairn"],
+    );
+    let classes: Vec<String> = blame(&clone, "src/main.rs", None)
+        .unwrap()
+        .iter()
+        .map(|b| b.class.clone())
+        .collect();
+    assert_eq!(classes, ["human", "ai-modified", "ai", "human", "human"]);
+    let json = report(&clone, None, ReportFormat::Json, None).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(json.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["totals"]["ai"], 1);
+    assert_eq!(summary["totals"]["aiModified"], 1);
+    // The bundle carries the records the attribution rests on.
+    let bundle = report(&clone, None, ReportFormat::Intoto, None).unwrap();
+    assert_eq!(bundle.lines().count(), 2 + 3);
+
+    let v = verify(&clone, None, None).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+    assert!(
+        v.checked.iter().any(|c| c.contains("3 embedded records")),
+        "{:?}",
+        v.checked
+    );
+    assert!(
+        !check(&clone, None, true, &CheckOptions::default())
+            .unwrap()
+            .passed
+    );
+    let rkey = keys::load_or_create(
+        &FileKeyStore::new(fx.tmp.path().join("reviewer-keys")),
+        keys::REVIEWER_KEY,
+    )
+    .unwrap();
+    let who = ReviewerIdentity {
+        name: "Rev Iewer".into(),
+        email: "rev@example.com".into(),
+    };
+    review(&clone, &format!("{c1}~1..{c1}"), &rkey, &who).unwrap();
+    assert!(
+        check(&clone, None, true, &CheckOptions::default())
+            .unwrap()
+            .passed
+    );
+    // The review kept the records in the note: it still verifies in full.
+    let v = verify(&clone, None, None).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+    assert!(
+        v.checked
+            .iter()
+            .any(|c| c.contains("3 embedded records, 1 reviews")),
+        "{:?}",
+        v.checked
+    );
+}
+
+fn note_lines(fx: &Fixture, commit: &str) -> Vec<String> {
+    git(
+        &fx.repo,
+        &["notes", "--ref", "refs/notes/cairn", "show", commit],
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+fn set_note(fx: &Fixture, commit: &str, lines: &[String]) {
+    git(
+        &fx.repo,
+        &[
+            "notes",
+            "--ref",
+            "refs/notes/cairn",
+            "add",
+            "-f",
+            "-m",
+            &lines.join("\n"),
+            commit,
+        ],
+    );
+}
+
+fn failures(fx: &Fixture) -> String {
+    let v = verify(&fx.repo, None, None).unwrap();
+    v.failures.iter().map(|f| f.to_string() + "\n").collect()
+}
+
+/// The statement binds its records by digest: a record removed from the note, one
+/// added, or one altered is caught, while reports read the note without decoding them.
+#[test]
+fn records_in_the_note_are_bound_by_the_statement() {
+    let (fx, l, c1) = scenario();
+    let lines = note_lines(&fx, &c1);
+    // ai-commit v2, then the suggested, accepted and edited records of the suggestion.
+    assert_eq!(lines.len(), 4);
+    let env: Envelope = serde_json::from_str(&lines[0]).unwrap();
+    let st: Statement = serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
+    assert_eq!(
+        st.predicate_type,
+        "https://cairn.dev/provenance/ai-commit/v2"
+    );
+    let bound: Vec<String> = st.predicate["recordDigests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    let ledger = std::fs::read_to_string(l.path()).unwrap();
+    for (line, digest) in lines[1..].iter().zip(&bound) {
+        assert_eq!(&digest::sha256_hex(line.as_bytes()), digest);
+        assert!(
+            ledger.lines().any(|l| l == line),
+            "record line is a ledger line"
+        );
+    }
+    assert!(failures(&fx).is_empty());
+
+    // A record removed from the note.
+    set_note(&fx, &c1, &[&lines[..2], &lines[3..]].concat());
+    let f = failures(&fx);
+    assert!(f.contains("is missing from the note"), "{f}");
+
+    // A record added that the statement does not bind (here: another ledger line).
+    let extra = ledger.lines().nth(1).unwrap().to_string();
+    set_note(&fx, &c1, &[lines.clone(), vec![extra]].concat());
+    let f = failures(&fx);
+    assert!(f.contains("does not bind"), "{f}");
+
+    // A record altered in the note: no longer bound, and the bound one is missing.
+    let mut altered = lines.clone();
+    let mut e: Envelope = serde_json::from_str(&altered[2]).unwrap();
+    let sig = &e.signatures[0].sig;
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    e.signatures[0].sig = format!("{flipped}{}", &sig[1..]);
+    altered[2] = String::from_utf8(e.to_line()).unwrap();
+    assert_ne!(altered[2], lines[2]);
+    set_note(&fx, &c1, &altered);
+    let f = failures(&fx);
+    assert!(
+        f.contains("does not bind") && f.contains("is missing from the note"),
+        "{f}"
+    );
+
+    // Lines in another order (as a notes merge may leave them) still read and verify.
+    let mut shuffled = lines.clone();
+    shuffled.reverse();
+    set_note(&fx, &c1, &shuffled);
+    assert_eq!(failures(&fx), "");
+    assert_eq!(
+        check(&fx.repo, None, false, &CheckOptions::default())
+            .unwrap()
+            .ai_regions,
+        2
+    );
+}
+
+/// Notes written in the v1 form (records inside the ai-commit payload) are still read.
+#[test]
+fn v1_notes_are_still_read() {
+    let (fx, _l, c1) = scenario();
+    let lines = note_lines(&fx, &c1);
+    let env: Envelope = serde_json::from_str(&lines[0]).unwrap();
+    let mut st: Statement = serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
+    let records: Vec<serde_json::Value> = lines[1..]
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let p = st.predicate.as_object_mut().unwrap();
+    p.remove("recordDigests");
+    p.insert("records".into(), records.into());
+    st.predicate_type = "https://cairn.dev/provenance/ai-commit/v1".into();
+    let key = ed25519_dalek::SigningKey::from_bytes(
+        &FileKeyStore::new(fx.tmp.path().join("keys"))
+            .load(keys::DEVICE_KEY)
+            .unwrap()
+            .unwrap(),
+    );
+    let v1 = Envelope::sign(&jcs::to_vec(&st).unwrap(), &key);
+    set_note(&fx, &c1, &[String::from_utf8(v1.to_line()).unwrap()]);
+
+    let b = blame_text(&fx, "src/main.rs");
+    assert!(
+        b.contains("L02 ai-modified") && b.contains("L03 ai "),
+        "{b}"
+    );
+    let v = verify(&fx.repo, None, None).unwrap();
+    assert!(v.ok(), "{:?}", v.failures);
+    assert!(
+        v.checked.iter().any(|c| c.contains("3 embedded records")),
+        "{:?}",
+        v.checked
+    );
+    // A review keeps the v1 note as it was, with the review after it.
+    let rkey = keys::load_or_create(
+        &FileKeyStore::new(fx.tmp.path().join("reviewer-keys")),
+        keys::REVIEWER_KEY,
+    )
+    .unwrap();
+    let who = ReviewerIdentity {
+        name: "Rev Iewer".into(),
+        email: "rev@example.com".into(),
+    };
+    review(&fx.repo, "HEAD~1..HEAD", &rkey, &who).unwrap();
+    let after = note_lines(&fx, &c1);
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[0], String::from_utf8(v1.to_line()).unwrap());
+    assert!(
+        check(&fx.repo, None, true, &CheckOptions::default())
+            .unwrap()
+            .passed
+    );
+    assert!(verify(&fx.repo, None, None).unwrap().ok());
+}
