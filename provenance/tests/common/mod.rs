@@ -123,3 +123,45 @@ pub fn suggest_accept(l: &Ledger, model: &str, path: &str, line: u32, text: &str
     .unwrap();
     id
 }
+
+/// Initial human commit, then an accepted two-line suggestion of which one line is
+/// edited before committing, plus one human line.
+pub fn scenario() -> (Fixture, Ledger, String) {
+    let fx = Fixture::new();
+    let l = fx.ledger();
+    fx.write("src/main.rs", "fn main() {\n}\n");
+    let c0 = fx.commit("initial");
+    attest_with(&l, &c0, None).unwrap();
+
+    let text = "    let total = compute(1, 2);\n    println!(\"{total}\");\n";
+    let id = suggest_accept(&l, "qwen2.5-coder-1.5b", "src/main.rs", 1, text);
+    let mut spans = SpanTracker::new();
+    spans.track(
+        id,
+        "src/main.rs",
+        Range::new(Position::new(1, 0), Position::new(1, 0)),
+        text,
+    );
+    // The developer changes `2` to `3` (line 1, characters 27..28).
+    spans.apply_change(
+        "src/main.rs",
+        &TextChange::Incremental {
+            range: Range::new(Position::new(1, 27), Position::new(1, 28)),
+            text: "3".into(),
+        },
+    );
+    for ev in spans.take_edited_events("src/main.rs") {
+        l.append(ev).unwrap();
+    }
+    fx.write(
+        "src/main.rs",
+        "fn main() {\n    let total = compute(1, 3);\n    println!(\"{total}\");\n    let human = 5;\n}\n",
+    );
+    let c1 = fx.commit("use compute");
+    let out = attest_with(&l, &c1, None).unwrap();
+    assert_eq!(
+        (out.ai_lines, out.ai_modified_lines, out.human_lines),
+        (1, 1, 1)
+    );
+    (fx, l, c1)
+}
