@@ -21,8 +21,8 @@ use models::{ModelError, Registry, Router};
 pub use completion::{CompletionOptions, Window};
 pub use config::Config;
 pub use workspace::{
-    ChatAnswer, ChatKind, ChatTurn, CompleteRequest, Completion, IndexState, ProposedEdit, Status,
-    Suggestion, Trigger, Workspace, WorkspaceOptions,
+    ChatAnswer, ChatKind, ChatTurn, CompleteRequest, Completion, ContextChoice, IndexState,
+    ProposedEdit, Status, Suggestion, Trigger, Workspace, WorkspaceOptions,
 };
 
 #[derive(Debug, thiserror::Error)]

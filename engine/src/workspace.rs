@@ -126,6 +126,21 @@ pub struct Completion {
     pub multiline: bool,
     pub context: Vec<ContextSource>,
     pub timings: Timings,
+    /// The model's usage for the first item (none when served from an earlier one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::models::Usage>,
+}
+
+/// Where a completion's cross-file context comes from.
+#[derive(Debug, Clone, Default)]
+pub enum ContextChoice {
+    /// The repository index (`context_for`): what editors get.
+    #[default]
+    Retrieve,
+    /// Snippets the caller brings (an extension with its own retrieval, an evaluation).
+    Given(Vec<indexer::Snippet>),
+    /// No cross-file context.
+    Without,
 }
 
 /// What a chat turn is for; code actions use the focused kinds.
@@ -576,24 +591,35 @@ impl Workspace {
         req: CompleteRequest,
         cancel: CancellationToken,
     ) -> Result<Completion, EngineError> {
+        self.complete_with(req, cancel, ContextChoice::Retrieve)
+            .await
+    }
+
+    /// [`Workspace::complete`] with the cross-file context chosen by the caller.
+    pub async fn complete_with(
+        &self,
+        req: CompleteRequest,
+        cancel: CancellationToken,
+        context: ContextChoice,
+    ) -> Result<Completion, EngineError> {
         let started = Instant::now();
         let key = self.rel_path(&req.path);
         let text = self.text_for(&key)?;
-        let offset = document::offset_at(&text, req.position).ok_or_else(|| {
-            EngineError::Input(format!(
+        if document::offset_at(&text, req.position).is_none() {
+            return Err(EngineError::Input(format!(
                 "position {}:{} is past the end of {} ({} lines)",
                 req.position.line + 1,
                 req.position.character + 1,
                 req.path,
                 text.lines().count()
-            ))
-        })?;
+            )));
+        }
         let ticket = self.requests.fetch_add(1, Ordering::Relaxed);
         if let Some((_, old)) = lock(&self.inflight).insert(key.clone(), (ticket, cancel.clone())) {
             old.cancel();
         }
         let result = self
-            .complete_inner(&key, &text, offset, &req, &cancel, started)
+            .complete_inner(&key, &text, &req, &cancel, started, context)
             .await;
         let mut inflight = lock(&self.inflight);
         if inflight.get(&key).is_some_and(|(t, _)| *t == ticket) {
@@ -606,11 +632,13 @@ impl Workspace {
         &self,
         key: &str,
         text: &str,
-        offset: usize,
         req: &CompleteRequest,
         cancel: &CancellationToken,
         started: Instant,
+        context: ContextChoice,
     ) -> Result<Completion, EngineError> {
+        // Checked by `complete_with` before the request was registered.
+        let offset = document::offset_at(text, req.position).unwrap_or(text.len());
         // Typing through serves automatic requests; an invoked one wants fresh candidates.
         let cached = match req.trigger {
             Trigger::Automatic => self.typed_through(key, text, offset, req.position),
@@ -622,7 +650,7 @@ impl Workspace {
             return Ok(hit);
         }
         let engine = self.models()?;
-        let prepared = self.prepare(key, text, offset).await;
+        let prepared = self.prepare(key, text, offset, context).await;
         let t_model = Instant::now();
         let n = match req.trigger {
             Trigger::Automatic => 1,
@@ -662,6 +690,7 @@ impl Workspace {
         if cancel.is_cancelled() {
             return Err(EngineError::Model(crate::models::ModelError::Cancelled));
         }
+        let usage = outputs.first().map(|(_, g)| g.usage.clone());
         let model_ms = ms(t_model.elapsed());
         let t_ledger = Instant::now();
         let at = document::position_at(text, offset);
@@ -735,6 +764,7 @@ impl Workspace {
                 ledger_ms,
                 total_ms: ms(started.elapsed()),
             },
+            usage,
         })
     }
 
@@ -749,10 +779,19 @@ impl Workspace {
         let text = self.text_for(&key)?;
         let offset = document::offset_at(&text, position)
             .ok_or_else(|| EngineError::Input(format!("position past the end of {path}")))?;
-        Ok(self.prepare(&key, &text, offset).await.request)
+        Ok(self
+            .prepare(&key, &text, offset, ContextChoice::Retrieve)
+            .await
+            .request)
     }
 
-    async fn prepare(&self, key: &str, text: &str, offset: usize) -> Prepared {
+    async fn prepare(
+        &self,
+        key: &str,
+        text: &str,
+        offset: usize,
+        context: ContextChoice,
+    ) -> Prepared {
         let opts = &self.options.completion;
         let mut window = Window::cut(text, offset, opts);
         let window_text = format!("{}{}", window.prefix, window.suffix);
@@ -760,7 +799,11 @@ impl Workspace {
         window.multiline = shape.multiline;
         let mut request = window.request(key, opts);
         let t_ctx = Instant::now();
-        let snippets = self.context_snippets(key, &window, text, offset).await;
+        let snippets = match context {
+            ContextChoice::Retrieve => self.context_snippets(key, text, offset).await,
+            ContextChoice::Given(given) => fit_snippets(given, self.options.context_chars),
+            ContextChoice::Without => Vec::new(),
+        };
         let context_ms = ms(t_ctx.elapsed());
         let sources: Vec<ContextSource> = snippets
             .iter()
@@ -826,7 +869,6 @@ impl Workspace {
     async fn context_snippets(
         &self,
         key: &str,
-        window: &Window,
         text: &str,
         offset: usize,
     ) -> Vec<indexer::Snippet> {
@@ -844,13 +886,13 @@ impl Workspace {
                 return cached.clone();
             }
         }
-        let window_text = format!("{}{}", window.prefix, window.suffix);
-        let cursor = window.prefix.len();
+        // The whole document, so the region excluded from the results is in the same
+        // line numbers as the index's chunks of this file.
+        let doc = text.to_string();
         let abs = self.abs_path(key);
-        let found = tokio::task::spawn_blocking(move || {
-            index.context_for(&abs, &window_text, cursor, budget)
-        })
-        .await;
+        let found =
+            tokio::task::spawn_blocking(move || index.context_for(&abs, &doc, offset, budget))
+                .await;
         let snippets = match found {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -894,6 +936,7 @@ impl Workspace {
             multiline: recent.multiline,
             context: Vec::new(),
             timings: Timings::default(),
+            usage: None,
         })
     }
 
@@ -1118,7 +1161,7 @@ impl Workspace {
             Some((_, _, _, sel, _)) => format!("{question}\n{sel}"),
             None => question.clone(),
         };
-        let sources = self.sources_for(&query).await;
+        let sources = self.chat_sources(&query).await;
         let focus_arg = focus.as_ref().map(|(k, s, _, sel, text)| {
             (
                 k.as_str(),
@@ -1284,7 +1327,9 @@ impl Workspace {
         Some(rel)
     }
 
-    async fn sources_for(&self, query: &str) -> Vec<Source> {
+    /// The numbered sources a chat turn on `query` is grounded in (what the answer
+    /// can cite), best first, within the chat source budget.
+    pub async fn chat_sources(&self, query: &str) -> Vec<Source> {
         let Some(index) = self.index() else {
             return Vec::new();
         };
@@ -1329,6 +1374,27 @@ impl Workspace {
     pub fn forget_conversation(&self, id: &str) {
         lock(&self.conversations).remove(id);
     }
+}
+
+/// Caller-given snippets in their order, as many as fit in `budget` characters (the
+/// first always, cut to the budget if it alone is larger).
+fn fit_snippets(given: Vec<indexer::Snippet>, budget: usize) -> Vec<indexer::Snippet> {
+    let mut left = budget;
+    let mut out = Vec::new();
+    for mut s in given {
+        if left == 0 {
+            break;
+        }
+        if s.text.len() > left {
+            if !out.is_empty() {
+                break;
+            }
+            s.text.truncate(floor(&s.text, left));
+        }
+        left -= s.text.len();
+        out.push(s);
+    }
+    out
 }
 
 struct Prepared {
@@ -1494,5 +1560,32 @@ mod tests {
             line_range(t, 2, 99),
             Range::new(Position::new(1, 0), Position::new(3, 0))
         );
+    }
+
+    fn snippet(path: &str, text: &str) -> indexer::Snippet {
+        indexer::Snippet {
+            path: path.into(),
+            start_line: 1,
+            end_line: 1,
+            text: text.into(),
+            score: 1.0,
+            kind: indexer::SnippetKind::Similar,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn given_snippets_fit_the_budget_in_their_order() {
+        let given = vec![snippet("a", "aaaa"), snippet("b", "bbbb"), snippet("c", "cc")];
+        let kept: Vec<String> = fit_snippets(given.clone(), 9)
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        // "c" would fit after "b" is dropped, but order is the caller's ranking.
+        assert_eq!(kept, ["a", "b"]);
+        let cut = fit_snippets(vec![snippet("big", "é123456789")], 5);
+        assert_eq!(cut.len(), 1);
+        assert!(cut[0].text.len() <= 5 && cut[0].text.starts_with('é'));
+        assert!(fit_snippets(given, 0).is_empty());
     }
 }

@@ -13,8 +13,8 @@ use cairn_engine::indexer::IndexOptions;
 use cairn_engine::models::{CancellationToken, ModelError};
 use cairn_engine::provenance::{self as prov, FileKeyStore, LedgerOptions, Position, TextChange};
 use cairn_engine::{
-    ChatKind, ChatTurn, CompleteRequest, Config, EngineError, IndexState, Trigger, Workspace,
-    WorkspaceOptions,
+    ChatKind, ChatTurn, CompleteRequest, Config, ContextChoice, EngineError, IndexState, Trigger,
+    Workspace, WorkspaceOptions,
 };
 
 struct Fixture {
@@ -215,6 +215,60 @@ async fn completion_is_recorded_accepted_and_followed_into_edits() {
         ws.reject(&other.record_id, "dismissed").await.unwrap();
         assert!(events(&ws).iter().any(|e| e.0 == "rejected"));
     }
+}
+
+/// The caller chooses the cross-file context: none, its own snippets (within the same
+/// budget), or the index's. The model's usage comes back with the items.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completion_context_can_be_given_or_left_out() {
+    let f = fixture();
+    let mut opts = f.opts.clone();
+    opts.context_chars = 60;
+    let ws = Workspace::open(&f.repo, Config::default(), opts).unwrap();
+    ready(&ws).await;
+    ws.open_document("calc.py", 1, CALC.to_string());
+    let without = ws
+        .complete_with(
+            at(5, 4, Trigger::Invoked),
+            CancellationToken::new(),
+            ContextChoice::Without,
+        )
+        .await
+        .unwrap();
+    assert!(without.context.is_empty(), "{:?}", without.context);
+    let usage = without.usage.expect("a model call reports its usage");
+    assert!(usage.prompt_tokens > 10 && usage.generated_tokens > 0, "{usage:?}");
+
+    let snippet = |path: &str, text: &str| cairn_engine::indexer::Snippet {
+        path: path.into(),
+        start_line: 1,
+        end_line: 2,
+        text: text.into(),
+        score: 1.0,
+        kind: cairn_engine::indexer::SnippetKind::Similar,
+        reason: "given".into(),
+    };
+    let given = ws
+        .complete_with(
+            at(5, 4, Trigger::Invoked),
+            CancellationToken::new(),
+            ContextChoice::Given(vec![
+                snippet("lib/ops.py", "def mul(a, b):\n    return a * b\n"),
+                // Past the 60-character budget: left out.
+                snippet("lib/big.py", &"x = 1\n".repeat(20)),
+            ]),
+        )
+        .await
+        .unwrap();
+    let paths: Vec<&str> = given.context.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(paths, ["lib/ops.py"]);
+    // The record of the suggestion names the context it was given.
+    let path = ws.status().ledger.path.unwrap();
+    let last = prov::read_entries(&path).unwrap().pop().unwrap();
+    assert_eq!(last.event(), Some("suggested"));
+    let context = &last.statement.predicate["input"]["context"];
+    assert!(context.to_string().contains("lib/ops.py"), "{context}");
+    assert!(!context.to_string().contains("lib/big.py"), "{context}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,6 +52,8 @@ pub struct LocalSpec {
     pub n_threads: Option<i32>,
     pub n_threads_batch: Option<i32>,
     pub n_gpu_layers: Option<u32>,
+    /// See [`LocalOptions::reuse_prefix`] (default on).
+    pub reuse_prefix: Option<bool>,
 }
 
 impl LocalSpec {
@@ -63,6 +65,7 @@ impl LocalSpec {
             n_threads: self.n_threads,
             n_threads_batch: self.n_threads_batch,
             n_gpu_layers: self.n_gpu_layers,
+            reuse_prefix: self.reuse_prefix.unwrap_or(d.reuse_prefix),
         }
     }
 }

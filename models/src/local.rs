@@ -43,6 +43,10 @@ pub struct LocalOptions {
     pub n_threads_batch: Option<i32>,
     /// Layers offloaded to the GPU. Default: all when a GPU backend is compiled in, else 0.
     pub n_gpu_layers: Option<u32>,
+    /// Keep the KV cache of the previous prompt and evaluate only the tokens after the
+    /// common prefix (the main latency lever while typing). Off: every prompt is
+    /// evaluated from the start (benchmarks compare the two).
+    pub reuse_prefix: bool,
 }
 
 impl Default for LocalOptions {
@@ -53,6 +57,7 @@ impl Default for LocalOptions {
             n_threads: None,
             n_threads_batch: None,
             n_gpu_layers: None,
+            reuse_prefix: true,
         }
     }
 }
@@ -336,6 +341,8 @@ fn worker(
         info: info.clone(),
         identity: identity.clone(),
         n_batch: options.n_batch.min(n_ctx) as usize,
+        reuse_prefix: options.reuse_prefix,
+        pieces: None,
     };
     if ready.send(Ok((info, identity))).is_err() {
         return;
@@ -465,6 +472,9 @@ struct Worker<'m> {
     info: LocalModelInfo,
     identity: ModelIdentity,
     n_batch: usize,
+    reuse_prefix: bool,
+    /// Each token's bytes, built the first time token healing needs them.
+    pieces: Option<Vec<Vec<u8>>>,
 }
 
 struct Limits<'a> {
@@ -472,6 +482,9 @@ struct Limits<'a> {
     stop: &'a [String],
     sampling: &'a Sampling,
     deadline: Option<Instant>,
+    /// Token healing: the bytes of the prompt's last token, taken off the prompt; the
+    /// first generated token must start with them (and they are not output again).
+    heal: Option<Vec<u8>>,
 }
 
 impl Worker<'_> {
@@ -490,12 +503,22 @@ impl Worker<'_> {
         let (prompt, tokens, limits) = match &kind {
             JobKind::Complete(req) => {
                 let prompt = template::completion_prompt(&self.info.vocab, req);
-                let tokens = tokenize_prompt(self.model, &prompt, true);
+                let mut tokens = tokenize_prompt(self.model, &prompt, true);
+                // A prompt that ends in text (prefix continuation) ends at a token
+                // boundary the model rarely saw in training: a lone "\n" before an
+                // indented line, half an identifier. Back off that token and let the
+                // model choose any token that starts with its text.
+                let heal = if matches!(prompt.parts.last(), Some(PromptPart::Text(_))) {
+                    self.heal(&mut tokens)
+                } else {
+                    None
+                };
                 let limits = Limits {
                     max_tokens: req.max_tokens,
                     stop: &req.stop,
                     sampling: &req.sampling,
                     deadline: req.deadline,
+                    heal,
                 };
                 (prompt, tokens, limits)
             }
@@ -506,6 +529,7 @@ impl Worker<'_> {
                     stop: &req.stop,
                     sampling: &req.sampling,
                     deadline: req.deadline,
+                    heal: None,
                 };
                 (prompt, tokens, limits)
             }
@@ -532,6 +556,52 @@ impl Worker<'_> {
             sampling,
             prompt: prompt.info,
             fallback: None,
+        })
+    }
+
+    /// Takes the last token off `tokens` when other tokens extend its text, and
+    /// returns that text. A control token or a lone first token is left alone.
+    fn heal(&mut self, tokens: &mut Vec<LlamaToken>) -> Option<Vec<u8>> {
+        let vocab = self.model.vocab();
+        let bos = vocab.should_add_bos().then(|| vocab.bos());
+        let min_len = if bos.is_some_and(|b| tokens.first() == Some(&b)) {
+            2
+        } else {
+            1
+        };
+        if tokens.len() <= min_len {
+            return None;
+        }
+        let last = *tokens.last()?;
+        if vocab.is_eog(last) || vocab.is_control(last) {
+            return None;
+        }
+        let pieces = self.pieces();
+        let text = pieces.get(usize::try_from(last.0).ok()?)?.clone();
+        if text.is_empty() {
+            return None;
+        }
+        let extended = pieces
+            .iter()
+            .any(|p| p.len() > text.len() && p.starts_with(&text));
+        if !extended {
+            return None;
+        }
+        tokens.pop();
+        Some(text)
+    }
+
+    fn pieces(&mut self) -> &Vec<Vec<u8>> {
+        let model = self.model;
+        self.pieces.get_or_insert_with(|| {
+            let vocab = model.vocab();
+            (0..vocab.n_tokens())
+                .map(|i| {
+                    let mut b = Vec::new();
+                    vocab.token_to_piece_into(LlamaToken(i), &mut b, false, None);
+                    b
+                })
+                .collect()
         })
     }
 
@@ -603,6 +673,9 @@ impl Worker<'_> {
             .take_while(|(a, b)| a == b)
             .count();
         common = common.min(tokens.len() - 1);
+        if !self.reuse_prefix {
+            common = 0;
+        }
         if self
             .ctx
             .kv_cache_seq_rm(0, Some(common as u32), None)
@@ -658,7 +731,27 @@ impl Worker<'_> {
             if self.cached.len() >= n_ctx {
                 break StopReason::ContextFull;
             }
-            let token = sampler.sample(&self.ctx, -1);
+            let token = match (&limits.heal, usage.generated_tokens) {
+                (Some(heal), 0) => {
+                    let pieces = self.pieces.as_ref().expect("built by heal()");
+                    let mut cands = self.ctx.token_data_array();
+                    for c in cands.data.iter_mut() {
+                        let ok = usize::try_from(c.id().0)
+                            .ok()
+                            .and_then(|i| pieces.get(i))
+                            .is_some_and(|p| p.starts_with(heal));
+                        if !ok {
+                            c.set_logit(f32::NEG_INFINITY);
+                        }
+                    }
+                    cands.apply_sampler(&mut sampler);
+                    match cands.selected_token() {
+                        Some(t) => t,
+                        None => break StopReason::EndOfGeneration,
+                    }
+                }
+                _ => sampler.sample(&self.ctx, -1),
+            };
             if vocab.is_eog(token) {
                 break StopReason::EndOfGeneration;
             }
@@ -668,6 +761,10 @@ impl Worker<'_> {
             }
             piece_bytes.clear();
             vocab.token_to_piece_into(token, &mut piece_bytes, false, None);
+            if let (Some(heal), 1) = (&limits.heal, usage.generated_tokens) {
+                // The healed text is already in the document.
+                piece_bytes.drain(..heal.len().min(piece_bytes.len()));
+            }
             piece.clear();
             piece.reserve(
                 decoder

@@ -250,3 +250,28 @@ fn chat_content_cannot_smuggle_control_tokens() {
         .block_on(model().chat(req, None, CancellationToken::new()))
         .is_ok());
 }
+
+/// Token healing: a prompt that ends at a line break inside a function body ends on a
+/// lone "\n" token, which the model mostly saw before unindented text; backing it off
+/// lets the first token be "\n" plus the body's indentation. The healed "\n" is not
+/// output again.
+#[test]
+fn token_healing_continues_the_indented_line() {
+    let rt = rt();
+    let prompt = "import os\nimport sys\n\n\ndef main():\n    args = sys.argv[1:]\n";
+    let g = rt
+        .block_on(model().complete(req(prompt, 8), None, CancellationToken::new()))
+        .unwrap();
+    assert!(
+        g.text.starts_with("    ") && !g.text.starts_with('\n'),
+        "expected the body's indentation first, got {:?}",
+        g.text
+    );
+    // The prompt lost its last token to healing, and the next request with the same
+    // prefix still reuses the cache.
+    let again = rt
+        .block_on(model().complete(req(prompt, 8), None, CancellationToken::new()))
+        .unwrap();
+    assert_eq!(again.text, g.text);
+    assert!(again.usage.reused_prompt_tokens + 1 >= again.usage.prompt_tokens);
+}
