@@ -1576,7 +1576,11 @@ mod tests {
 
     #[test]
     fn given_snippets_fit_the_budget_in_their_order() {
-        let given = vec![snippet("a", "aaaa"), snippet("b", "bbbb"), snippet("c", "cc")];
+        let given = vec![
+            snippet("a", "aaaa"),
+            snippet("b", "bbbb"),
+            snippet("c", "cc"),
+        ];
         let kept: Vec<String> = fit_snippets(given.clone(), 9)
             .into_iter()
             .map(|s| s.path)

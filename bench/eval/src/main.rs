@@ -741,7 +741,7 @@ fn latency(rt: &tokio::runtime::Runtime, a: LatencyArgs) -> Result<()> {
     let mut problems: Vec<String> = Vec::new();
     let mut picked = Vec::new();
     for it in items {
-        let problem = it.task_id.rsplitn(2, '/').nth(1).unwrap_or("").to_string();
+        let problem = it.task_id.rsplit_once('/').map_or("", |x| x.0).to_string();
         if !problems.contains(&problem) {
             if problems.len() == a.problems {
                 continue;
