@@ -237,7 +237,10 @@ async fn completion_context_can_be_given_or_left_out() {
         .unwrap();
     assert!(without.context.is_empty(), "{:?}", without.context);
     let usage = without.usage.expect("a model call reports its usage");
-    assert!(usage.prompt_tokens > 10 && usage.generated_tokens > 0, "{usage:?}");
+    assert!(
+        usage.prompt_tokens > 10 && usage.generated_tokens > 0,
+        "{usage:?}"
+    );
 
     let snippet = |path: &str, text: &str| cairn_engine::indexer::Snippet {
         path: path.into(),
