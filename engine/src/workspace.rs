@@ -1333,31 +1333,40 @@ impl Workspace {
         let Some(index) = self.index() else {
             return Vec::new();
         };
+        // One hit per file and no source larger than a quarter of the budget: a long
+        // function must not crowd out the other files an answer may need.
         let mut q = SearchQuery::new(query);
         q.limit = 8;
+        q.max_per_file = 1;
         let hits = tokio::task::spawn_blocking(move || index.search(&q))
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default();
         let mut budget = self.options.chat_source_chars;
+        let per_source = (budget / 4).max(400);
         let mut out = Vec::new();
         for h in hits {
             if budget < 200 {
                 break;
             }
-            let text: String = if h.text.len() > budget {
-                let cut = floor(&h.text, budget);
-                h.text[..cut].to_string()
+            let cap = budget.min(per_source);
+            let (text, end_line) = if h.text.len() > cap {
+                // Whole lines, and the cited range says which ones were shown.
+                let cut = floor(&h.text, cap);
+                let cut = h.text[..cut].rfind('\n').map_or(cut, |i| i + 1);
+                let text = h.text[..cut].to_string();
+                let shown = text.lines().count().max(1);
+                (text, (h.start_line + shown - 1).min(h.end_line))
             } else {
-                h.text.clone()
+                (h.text.clone(), h.end_line)
             };
             budget = budget.saturating_sub(text.len());
             out.push(Source {
                 n: out.len() + 1,
                 path: h.path,
                 start_line: h.start_line,
-                end_line: h.end_line,
+                end_line,
                 text,
                 score: h.score,
                 retriever: h
