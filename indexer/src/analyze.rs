@@ -21,6 +21,8 @@ pub(crate) const TEXT_WINDOW_LINES: usize = 50;
 const MAX_ERROR_SHARE: f64 = 0.5;
 const MAX_CHUNK_DEPTH: usize = 48;
 const PARSE_DEADLINE: Duration = Duration::from_secs(3);
+/// A signature (a definition's first line) is cut to this many bytes.
+pub(crate) const MAX_SIGNATURE_BYTES: usize = 200;
 
 /// A symbol definition found in a file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -126,7 +128,12 @@ pub fn analyze_text(
     }
 }
 
-fn parse(parser: &mut Parser, lang: Lang, text: &str, cancel: &dyn Fn() -> bool) -> Option<Tree> {
+pub(crate) fn parse(
+    parser: &mut Parser,
+    lang: Lang,
+    text: &str,
+    cancel: &dyn Fn() -> bool,
+) -> Option<Tree> {
     if let Err(e) = parser.set_language(&lang.grammar()) {
         tracing::warn!(
             "tree-sitter grammar for {} failed to load: {e}",
@@ -389,6 +396,133 @@ fn declarator_name(node: Node<'_>, text: &str) -> Option<(String, Option<String>
     None
 }
 
+/// Named node kinds that [`classify`] can turn into a symbol or scope (keep
+/// in step with its match arms).
+fn definition_kinds(lang: Lang) -> &'static [&'static str] {
+    match lang {
+        Lang::Rust => &[
+            "function_item",
+            "function_signature_item",
+            "struct_item",
+            "union_item",
+            "enum_item",
+            "trait_item",
+            "mod_item",
+            "const_item",
+            "static_item",
+            "type_item",
+            "macro_definition",
+            "impl_item",
+        ],
+        Lang::Python => &["function_definition", "class_definition", "assignment"],
+        Lang::JavaScript | Lang::TypeScript | Lang::Tsx => &[
+            "function_declaration",
+            "generator_function_declaration",
+            "function_signature",
+            "class_declaration",
+            "abstract_class_declaration",
+            "method_definition",
+            "method_signature",
+            "abstract_method_signature",
+            "interface_declaration",
+            "type_alias_declaration",
+            "enum_declaration",
+            "internal_module",
+            "module",
+            "variable_declarator",
+        ],
+        Lang::Go => &[
+            "function_declaration",
+            "method_declaration",
+            "type_spec",
+            "type_alias",
+            "const_spec",
+        ],
+        Lang::Java => &[
+            "class_declaration",
+            "record_declaration",
+            "interface_declaration",
+            "annotation_type_declaration",
+            "enum_declaration",
+            "method_declaration",
+            "constructor_declaration",
+        ],
+        Lang::CSharp => &[
+            "class_declaration",
+            "record_declaration",
+            "struct_declaration",
+            "record_struct_declaration",
+            "interface_declaration",
+            "enum_declaration",
+            "method_declaration",
+            "constructor_declaration",
+            "namespace_declaration",
+            "file_scoped_namespace_declaration",
+            "delegate_declaration",
+        ],
+        Lang::C | Lang::Cpp => &[
+            "function_definition",
+            "struct_specifier",
+            "union_specifier",
+            "class_specifier",
+            "enum_specifier",
+            "type_definition",
+            "preproc_def",
+            "preproc_function_def",
+            "namespace_definition",
+        ],
+    }
+}
+
+/// Node kinds that never hold a definition: the symbol walk does not descend
+/// into them. Rust macro arguments are token trees (tree-sitter never parses
+/// items inside them), and string literals hold only text and escapes.
+const OPAQUE_KINDS: &[&str] = &[
+    "token_tree",
+    "string_literal",
+    "raw_string_literal",
+    "string",
+    "template_string",
+    "char_literal",
+    "concatenated_string",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KindRole {
+    Plain,
+    Definition,
+    Opaque,
+}
+
+/// [`KindRole`] of every node kind id of `lang`'s grammar, built once: the
+/// symbol walk visits every node, so it compares kind ids, not kind names.
+fn kind_roles(lang: Lang) -> &'static [KindRole] {
+    use std::sync::OnceLock;
+    static TABLES: [OnceLock<Vec<KindRole>>; Lang::ALL.len()] =
+        [const { OnceLock::new() }; Lang::ALL.len()];
+    let i = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
+    TABLES[i].get_or_init(|| {
+        let grammar = lang.grammar();
+        let defs = definition_kinds(lang);
+        (0..grammar.node_kind_count() as u16)
+            .map(|id| match grammar.node_kind_for_id(id) {
+                Some(k) if grammar.node_kind_is_named(id) && defs.contains(&k) => {
+                    KindRole::Definition
+                }
+                Some(k) if OPAQUE_KINDS.contains(&k) => KindRole::Opaque,
+                _ => KindRole::Plain,
+            })
+            .collect()
+    })
+}
+
+fn role_of(roles: &[KindRole], node: Node<'_>) -> KindRole {
+    roles
+        .get(node.kind_id() as usize)
+        .copied()
+        .unwrap_or(KindRole::Plain)
+}
+
 fn classify(lang: Lang, node: Node<'_>, text: &str, in_type: bool) -> Option<Class> {
     let kind = node.kind();
     let name_field = || field_text(node, "name", text).and_then(valid_name);
@@ -610,6 +744,7 @@ fn collect_symbols(
     let mut error_depth: Option<usize> = None;
     let mut depth = 0usize;
     let sep = scope_sep(lang);
+    let roles = kind_roles(lang);
     let mut cursor = root.walk();
     'outer: loop {
         let node = cursor.node();
@@ -618,7 +753,8 @@ fn collect_symbols(
             error_depth = Some(depth);
         }
         let in_type = scopes.last().is_some_and(|s| s.holds_methods);
-        if node.is_named() {
+        let role = role_of(roles, node);
+        if role == KindRole::Definition {
             match classify(lang, node, text, in_type) {
                 Some(Class::Symbol { kind, name, scope }) => {
                     let outer = if scopes.is_empty() {
@@ -641,8 +777,8 @@ fn collect_symbols(
                     let line_start = lines.line_start(lines.line_of(start));
                     let first_line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
                     let mut signature = text[line_start..first_line_end].trim().to_string();
-                    if signature.len() > 200 {
-                        let mut cut = 200;
+                    if signature.len() > MAX_SIGNATURE_BYTES {
+                        let mut cut = MAX_SIGNATURE_BYTES;
                         while !signature.is_char_boundary(cut) {
                             cut -= 1;
                         }
@@ -676,7 +812,7 @@ fn collect_symbols(
                 None => {}
             }
         }
-        if cursor.goto_first_child() {
+        if role != KindRole::Opaque && cursor.goto_first_child() {
             depth += 1;
             continue;
         }
@@ -741,7 +877,9 @@ fn is_definition_wrapper(kind: &str) -> bool {
 
 impl Chunker<'_> {
     fn is_definition(&self, node: Node<'_>) -> bool {
-        is_definition_wrapper(node.kind()) || classify(self.lang, node, self.text, false).is_some()
+        is_definition_wrapper(node.kind())
+            || (role_of(kind_roles(self.lang), node) == KindRole::Definition
+                && classify(self.lang, node, self.text, false).is_some())
     }
 
     fn line_span(&self, node: Node<'_>) -> (usize, usize) {

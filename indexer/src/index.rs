@@ -13,14 +13,14 @@ use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::analyze::{analyze_text, FileAnalysis};
 use crate::lang::{label_for, Lang};
-use crate::schema::{self, chunk_key, DocExt, Fields, FileRecord, DOC_FILE};
+use crate::schema::{self, DocExt, Fields, FileRecord, DOC_FILE};
 use crate::tokenize::{CodeTokenizer, CODE_TOKENIZER};
 use crate::walk::{self, ReadOutcome, WalkEntry};
 use crate::{Error, IndexOptions, Result};
 
 /// Bumped whenever the schema or the meaning of stored fields changes; an index
 /// with another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 const META_FILE: &str = "cairn-index.json";
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -233,13 +233,12 @@ fn try_open(dir: &Path, schema: &tantivy::schema::Schema) -> Result<Opened> {
             )))
         }
         Err(_) => {
-            let idx =
-                tantivy::Index::create_in_dir(dir, schema.clone()).map_err(tantivy_err(dir))?;
+            let idx = create_index(dir, schema).map_err(tantivy_err(dir))?;
             return Ok(Opened::Ok(idx));
         }
     }
     if !has_tantivy {
-        let idx = tantivy::Index::create_in_dir(dir, schema.clone()).map_err(tantivy_err(dir))?;
+        let idx = create_index(dir, schema).map_err(tantivy_err(dir))?;
         return Ok(Opened::Ok(idx));
     }
     match tantivy::Index::open_in_dir(dir) {
@@ -294,7 +293,7 @@ impl Index {
                 tracing::warn!("{msg}");
                 notice = Some(msg);
                 wipe_dir(&dir)?;
-                tantivy::Index::create_in_dir(&dir, schema.clone()).map_err(tantivy_err(&dir))?
+                create_index(&dir, &schema).map_err(tantivy_err(&dir))?
             }
         };
         let meta = Meta {
@@ -319,8 +318,7 @@ impl Index {
                 tracing::warn!("{msg}");
                 notice = Some(msg);
                 wipe_dir(&dir)?;
-                let fresh = tantivy::Index::create_in_dir(&dir, schema.clone())
-                    .map_err(tantivy_err(&dir))?;
+                let fresh = create_index(&dir, &schema).map_err(tantivy_err(&dir))?;
                 fresh.tokenizers().register(CODE_TOKENIZER, CodeTokenizer);
                 let r = open_reader(&fresh).map_err(tantivy_err(&dir))?;
                 (fresh, r)
@@ -336,9 +334,15 @@ impl Index {
         let writer = if options.read_only {
             None
         } else {
-            let threads = options.parse_threads.clamp(1, 2);
-            let mem = options.writer_memory.max(threads * 16_000_000);
-            match tantivy.writer_with_num_threads::<TantivyDocument>(threads, mem) {
+            // One indexing thread: the parse threads already fill the cores, and
+            // every extra thread adds its own memory arena and its own segments
+            // (more merging later).
+            let writer_options = tantivy::indexer::IndexWriterOptions::builder()
+                .num_worker_threads(1)
+                .memory_budget_per_thread(options.writer_memory.max(16_000_000))
+                .num_merge_threads(1)
+                .build();
+            match tantivy.writer_with_options::<TantivyDocument>(writer_options) {
                 Ok(w) => Some(Mutex::new(w)),
                 Err(tantivy::TantivyError::LockFailure(..)) => {
                     tracing::info!(
@@ -471,18 +475,18 @@ impl Index {
             mtime,
         } = *file;
         w.delete_term(Term::from_field_text(f.path, rel));
-        for c in &a.chunks {
-            w.add_document(f.chunk_doc(rel, lang_label, c))
-                .map_err(&te)?;
+        // Each symbol goes with the chunk holding its first line (chunks are
+        // sorted by line); one outside every chunk goes with the next one, or
+        // the last.
+        let mut per_chunk: Vec<Vec<&crate::analyze::Symbol>> = vec![Vec::new(); a.chunks.len()];
+        if !a.chunks.is_empty() {
+            for s in &a.symbols {
+                let i = a.chunks.partition_point(|c| c.end_line < s.start_line);
+                per_chunk[i.min(a.chunks.len() - 1)].push(s);
+            }
         }
-        for s in &a.symbols {
-            let i = a.chunks.partition_point(|c| c.end_line < s.start_line);
-            let key = a
-                .chunks
-                .get(i)
-                .filter(|c| c.start_line <= s.start_line)
-                .map(|c| chunk_key(rel, c.start_line));
-            w.add_document(f.symbol_doc(s, key.as_deref()))
+        for (c, syms) in a.chunks.iter().zip(&per_chunk) {
+            w.add_document(f.chunk_doc(rel, lang_label, c, syms))
                 .map_err(&te)?;
         }
         let rec = FileRecord {
@@ -493,7 +497,7 @@ impl Index {
             mtime,
             n_chunks: a.chunks.len() as u64,
             n_symbols: a.symbols.len() as u64,
-            first_chunk: a.chunks.first().map(|c| chunk_key(rel, c.start_line)),
+            first_line: a.chunks.first().map_or(0, |c| c.start_line as u64),
         };
         w.add_document(f.file_doc(&rec)).map_err(&te)?;
         lock(&self.inner.files).insert(
@@ -740,7 +744,8 @@ impl Index {
 
         let next = AtomicUsize::new(0);
         let threads = self.inner.options.parse_threads.max(1);
-        let (tx, rx) = mpsc::sync_channel::<Msg>(32);
+        // A few files in flight: each holds its text, chunks and symbols.
+        let (tx, rx) = mpsc::sync_channel::<Msg>(4);
         let mut result: Result<()> = Ok(());
         let mut bytes_done = 0u64;
         let mut files_done = 0u64;
@@ -968,6 +973,20 @@ impl Index {
         stats.index_bytes = dir_size(&self.inner.dir);
         Ok(stats)
     }
+}
+
+/// A new, empty index. Stored documents are compressed in 4 KiB blocks rather
+/// than tantivy's 16 KiB: retrieval fetches a few dozen chunks scattered over
+/// the index per request, and each fetch decompresses its whole block.
+fn create_index(dir: &Path, schema: &tantivy::schema::Schema) -> tantivy::Result<tantivy::Index> {
+    let settings = tantivy::IndexSettings {
+        docstore_blocksize: 4096,
+        ..Default::default()
+    };
+    tantivy::Index::builder()
+        .schema(schema.clone())
+        .settings(settings)
+        .create_in_dir(dir)
 }
 
 fn open_reader(index: &tantivy::Index) -> tantivy::Result<IndexReader> {

@@ -77,9 +77,11 @@ pub struct IndexOptions {
     pub read_only: bool,
     /// Threads parsing files during `update_all`. Default: available cores.
     pub parse_threads: usize,
-    /// tantivy writer memory budget in bytes (split over its threads). Default 64 MB.
+    /// tantivy writer memory budget in bytes (one indexing thread). Default 64 MB.
     pub writer_memory: usize,
-    /// Commit after this many bytes of source indexed, so a killed run resumes. Default 32 MB.
+    /// Commit after this many bytes of source indexed, so a killed run resumes.
+    /// Default 128 MB: each commit ends a segment, and a cold pass that leaves
+    /// fewer segments than the merge policy's minimum (8) needs no merge.
     pub commit_every_bytes: u64,
     /// Quiet time before a batch of file events is applied. Default 150 ms.
     pub watch_debounce: std::time::Duration,
@@ -97,7 +99,7 @@ impl Default for IndexOptions {
             read_only: false,
             parse_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             writer_memory: 64_000_000,
-            commit_every_bytes: 32 * 1024 * 1024,
+            commit_every_bytes: 128 * 1024 * 1024,
             watch_debounce: std::time::Duration::from_millis(150),
             watch_batch_rescan: 500,
         }

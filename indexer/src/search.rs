@@ -3,15 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tantivy::collector::TopDocs;
+use tantivy::collector::{DocSetCollector, TopDocs};
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+use tantivy::{Searcher, TantivyDocument, Term};
 
 use crate::analyze::Symbol;
 use crate::index::Index;
 use crate::lang::SymbolKind;
-use crate::schema::{DocExt, Fields};
+use crate::schema::{chunk_key, decode_symbols, DocExt, Fields, DOC_CHUNK};
 use crate::tokenize::{for_each_word, is_keyword, query_terms, split_identifier, token_set};
 use crate::{Error, Result};
 
@@ -152,6 +152,12 @@ struct ChunkInfo {
     text: String,
 }
 
+impl ChunkInfo {
+    fn key(&self) -> String {
+        chunk_key(&self.path, self.start_line)
+    }
+}
+
 fn terms_query(field: Field, terms: &[(String, f32)]) -> BooleanQuery {
     let clauses: Vec<(Occur, Box<dyn Query>)> = terms
         .iter()
@@ -179,20 +185,45 @@ impl Index {
         }
     }
 
-    fn chunk_by_key(&self, searcher: &Searcher, key: &str) -> Result<Option<ChunkInfo>> {
+    /// The chunk of `path` starting at `start_line`.
+    fn chunk_at(
+        &self,
+        searcher: &Searcher,
+        path: &str,
+        start_line: usize,
+    ) -> Result<Option<ChunkInfo>> {
         let f = self.inner.fields;
         let q = TermQuery::new(
-            Term::from_field_text(f.chunk_key, key),
+            Term::from_field_text(f.path, path),
             IndexRecordOption::Basic,
         );
-        let top = searcher
-            .search(&q, &TopDocs::with_limit(1).order_by_score())
-            .map_err(self.te())?;
-        let Some((_, addr)) = top.first() else {
+        let addrs = searcher.search(&q, &DocSetCollector).map_err(self.te())?;
+        for addr in addrs {
+            let lines = searcher
+                .segment_reader(addr.segment_ord)
+                .fast_fields()
+                .u64("start_line")
+                .map_err(self.te())?;
+            if lines.first(addr.doc_id) != Some(start_line as u64) {
+                continue;
+            }
+            let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
+            if d.str_of(f.doc_type) == DOC_CHUNK {
+                return Ok(Some(chunk_info(&f, &d)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The chunk named by a key from [`chunk_key`].
+    fn chunk_of_key(&self, searcher: &Searcher, key: &str) -> Result<Option<ChunkInfo>> {
+        let Some((path, line)) = key.rsplit_once('#') else {
             return Ok(None);
         };
-        let d: TantivyDocument = searcher.doc(*addr).map_err(self.te())?;
-        Ok(Some(chunk_info(&f, &d)))
+        match line.parse() {
+            Ok(line) => self.chunk_at(searcher, path, line),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Chat retrieval: see [`SearchQuery`].
@@ -248,9 +279,10 @@ impl Index {
             let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
             let info = chunk_info(&f, &d);
             if prefix_ok(&info.path) {
-                chunk_list.push((d.str_of(f.chunk_key).to_string(), score, info));
+                chunk_list.push((info.key(), score, info));
             }
         }
+        let query_term_set: HashSet<&str> = terms.iter().map(|(t, _)| t.as_str()).collect();
 
         // 2. Symbol names: exact (case-insensitive) names weigh most, then name parts.
         let mut sym_clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -264,16 +296,21 @@ impl Index {
                 &TopDocs::with_limit(depth).order_by_score(),
             )
             .map_err(self.te())?;
+        // Hits are chunks; the symbol shown is the one whose name the query names.
         let mut sym_list: Vec<(String, f32, Symbol)> = Vec::new();
-        let mut sym_seen = HashSet::new();
+        let mut sym_chunks: Vec<(String, ChunkInfo)> = Vec::new();
         for (score, addr) in top {
             let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
-            let key = d.str_of(f.sym_chunk).to_string();
-            let sym = symbol_of(&f, &d);
-            if key.is_empty() || !prefix_ok(&sym.path) || !sym_seen.insert(key.clone()) {
+            let info = chunk_info(&f, &d);
+            if !prefix_ok(&info.path) {
                 continue;
             }
-            sym_list.push((key, score, sym));
+            let Some(sym) = best_symbol(chunk_symbols(&f, &d, &info), &query_term_set) else {
+                continue;
+            };
+            let key = info.key();
+            sym_list.push((key.clone(), score, sym));
+            sym_chunks.push((key, info));
         }
 
         // 3. Paths.
@@ -288,7 +325,11 @@ impl Index {
             let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
             let path = d.str_of(f.path).to_string();
             if prefix_ok(&path) {
-                path_list.push((path, score, d.str_of(f.first_chunk).to_string()));
+                let first = match d.u64_of(f.first_line) {
+                    0 => String::new(),
+                    line => chunk_key(&path, line as usize),
+                };
+                path_list.push((path, score, first));
             }
         }
 
@@ -305,7 +346,6 @@ impl Index {
                 .entry(s.path.clone())
                 .or_insert_with(|| key.clone());
         }
-        let query_term_set: HashSet<&str> = terms.iter().map(|(t, _)| t.as_str()).collect();
         let mut fused: HashMap<String, (f32, Vec<MatchReason>)> = HashMap::new();
         let mut add = |key: &str, r: MatchReason| {
             let e = fused.entry(key.to_string()).or_insert((0.0, Vec::new()));
@@ -417,8 +457,11 @@ impl Index {
             fused.into_iter().map(|(k, (s, r))| (k, s, r)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
 
-        let chunk_texts: HashMap<&str, &ChunkInfo> =
-            chunk_list.iter().map(|(k, _, i)| (k.as_str(), i)).collect();
+        let chunk_texts: HashMap<&str, &ChunkInfo> = chunk_list
+            .iter()
+            .map(|(k, _, i)| (k.as_str(), i))
+            .chain(sym_chunks.iter().map(|(k, i)| (k.as_str(), i)))
+            .collect();
         let mut per_file: HashMap<String, usize> = HashMap::new();
         let mut hits = Vec::new();
         for (key, score, mut why) in ranked {
@@ -433,7 +476,7 @@ impl Index {
             let fetched;
             let info = match chunk_texts.get(key.as_str()) {
                 Some(i) => *i,
-                None => match self.chunk_by_key(&searcher, &key)? {
+                None => match self.chunk_of_key(&searcher, &key)? {
                     Some(i) => {
                         fetched = i;
                         &fetched
@@ -478,8 +521,9 @@ impl Index {
             Some((s, b)) if !b.is_empty() => (Some(s), b),
             _ => (None, name),
         };
+        let base_lc = base.to_lowercase();
         let q = TermQuery::new(
-            Term::from_field_text(f.name_lc, &base.to_lowercase()),
+            Term::from_field_text(f.name_lc, &base_lc),
             IndexRecordOption::Basic,
         );
         let top = searcher
@@ -488,17 +532,22 @@ impl Index {
         let mut out = Vec::new();
         for (_, addr) in top {
             let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
-            let s = symbol_of(&f, &d);
-            if let Some(scope) = scope {
-                let ok = s.scope.as_deref().is_some_and(|sc| {
-                    let norm = sc.replace("::", ".");
-                    norm.ends_with(&scope.replace("::", "."))
-                });
-                if !ok {
+            let info = chunk_info(&f, &d);
+            for s in chunk_symbols(&f, &d, &info) {
+                if s.name.to_lowercase() != base_lc {
                     continue;
                 }
+                if let Some(scope) = scope {
+                    let ok = s.scope.as_deref().is_some_and(|sc| {
+                        let norm = sc.replace("::", ".");
+                        norm.ends_with(&scope.replace("::", "."))
+                    });
+                    if !ok {
+                        continue;
+                    }
+                }
+                out.push(s);
             }
-            out.push(s);
         }
         out.sort_by(|a, b| {
             (a.name != base)
@@ -525,7 +574,7 @@ impl Index {
             (
                 Occur::Must,
                 Box::new(TermQuery::new(
-                    Term::from_field_text(f.doc_type, crate::schema::DOC_SYMBOL),
+                    Term::from_field_text(f.doc_type, DOC_CHUNK),
                     IndexRecordOption::Basic,
                 )),
             ),
@@ -536,7 +585,8 @@ impl Index {
         let mut out = Vec::new();
         for addr in addrs {
             let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
-            out.push(symbol_of(&f, &d));
+            let info = chunk_info(&f, &d);
+            out.extend(chunk_symbols(&f, &d, &info));
         }
         out.sort_by_key(|s| (s.start_line, s.start_byte));
         Ok(out)
@@ -616,45 +666,46 @@ impl Index {
         let top = searcher
             .search(
                 &terms_query(f.name_lc, &name_terms),
-                &TopDocs::with_limit(64).order_by_score(),
+                &TopDocs::with_limit(CONTEXT_DEF_CHUNKS).order_by_score(),
             )
             .map_err(self.te())?;
         let ident_weight: HashMap<&str, f32> =
             idents.iter().map(|(lc, w, _)| (lc.as_str(), *w)).collect();
-        let mut defs: Vec<(f32, Symbol, String)> = Vec::new();
+        let mut defs: Vec<(f32, Symbol, usize)> = Vec::new();
+        let mut chunks: Vec<ChunkInfo> = Vec::new();
         let mut per_name: HashMap<String, usize> = HashMap::new();
-        let mut cands: Vec<(f32, DocAddress)> = top;
-        cands.sort_by(|a, b| b.0.total_cmp(&a.0));
-        for (_, addr) in cands {
+        for (_, addr) in top {
             let d: TantivyDocument = searcher.doc(addr).map_err(self.te())?;
-            let s = symbol_of(&f, &d);
-            if excluded(&s.path, s.start_line, s.end_line) {
-                continue;
+            let info = chunk_info(&f, &d);
+            for s in chunk_symbols(&f, &d, &info) {
+                let name_lc = s.name.to_lowercase();
+                let Some(&w) = ident_weight.get(name_lc.as_str()) else {
+                    continue;
+                };
+                if excluded(&s.path, s.start_line, s.end_line) {
+                    continue;
+                }
+                let n = per_name.entry(name_lc).or_insert(0);
+                if *n >= 2 {
+                    continue;
+                }
+                *n += 1;
+                // Types and functions say more about a call site than constants do.
+                let prior = match s.kind {
+                    SymbolKind::Const | SymbolKind::Module => 0.7,
+                    _ => 1.0,
+                };
+                // Same-file and same-directory definitions are likelier the right one.
+                let near = if s.path == rel {
+                    1.3
+                } else if parent(&s.path) == parent(&rel) {
+                    1.15
+                } else {
+                    1.0
+                };
+                defs.push((w * prior * near, s, chunks.len()));
             }
-            let n = per_name.entry(s.name.to_lowercase()).or_insert(0);
-            if *n >= 2 {
-                continue;
-            }
-            *n += 1;
-            let w = ident_weight
-                .get(s.name.to_lowercase().as_str())
-                .copied()
-                .unwrap_or(0.0);
-            // Types and functions say more about a call site than constants do.
-            let prior = match s.kind {
-                SymbolKind::Const | SymbolKind::Module => 0.7,
-                _ => 1.0,
-            };
-            // Same-file and same-directory definitions are likelier the right one.
-            let near = if s.path == rel {
-                1.3
-            } else if parent(&s.path) == parent(&rel) {
-                1.15
-            } else {
-                1.0
-            };
-            let key = d.str_of(f.sym_chunk).to_string();
-            defs.push((w * prior * near, s, key));
+            chunks.push(info);
         }
         defs.sort_by(|a, b| b.0.total_cmp(&a.0));
 
@@ -666,16 +717,17 @@ impl Index {
                 .iter()
                 .any(|(tp, ts, te)| tp == p && s <= *te && e >= *ts)
         };
-        for (score, s, key) in defs.into_iter().take(CONTEXT_MAX_DEFS) {
-            if overlaps(&taken, &s.path, s.start_line, s.end_line) || key.is_empty() {
+        for (score, s, ci) in defs.into_iter().take(CONTEXT_MAX_DEFS) {
+            if overlaps(&taken, &s.path, s.start_line, s.end_line) {
                 continue;
             }
-            let Some(chunk) = self.chunk_by_key(&searcher, &key)? else {
-                continue;
-            };
+            let chunk = &chunks[ci];
             // The symbol's own lines within its chunk.
             let from = s.start_line.max(chunk.start_line);
             let to = s.end_line.min(chunk.end_line).min(from + DEF_MAX_LINES - 1);
+            if from > to {
+                continue;
+            }
             let body: String = chunk
                 .text
                 .split('\n')
@@ -758,6 +810,8 @@ const CONTEXT_BEFORE: usize = 2000;
 const CONTEXT_AFTER: usize = 600;
 const CONTEXT_IDENTS: usize = 16;
 const CONTEXT_MAX_DEFS: usize = 12;
+/// Chunks defining identifiers near the cursor that are looked at.
+const CONTEXT_DEF_CHUNKS: usize = 64;
 const DEF_MAX_LINES: usize = 40;
 /// Characters a caller's prompt spends on a snippet header (path, lines, fence).
 const SNIPPET_OVERHEAD: usize = 16;
@@ -818,18 +872,34 @@ fn chunk_info(f: &Fields, d: &TantivyDocument) -> ChunkInfo {
     }
 }
 
-fn symbol_of(f: &Fields, d: &TantivyDocument) -> Symbol {
-    let scope = d.str_of(f.scope);
-    Symbol {
-        name: d.str_of(f.name).to_string(),
-        kind: SymbolKind::parse(d.str_of(f.kind)).unwrap_or(SymbolKind::Function),
-        scope: (!scope.is_empty()).then(|| scope.to_string()),
-        signature: d.str_of(f.signature).to_string(),
-        path: d.str_of(f.path).to_string(),
-        lang: d.str_of(f.lang).to_string(),
-        start_byte: d.u64_of(f.start_byte) as usize,
-        end_byte: d.u64_of(f.end_byte) as usize,
-        start_line: d.u64_of(f.start_line) as usize,
-        end_line: d.u64_of(f.end_line) as usize,
+fn chunk_symbols(f: &Fields, d: &TantivyDocument, c: &ChunkInfo) -> Vec<Symbol> {
+    decode_symbols(
+        d.bytes_of(f.symbols),
+        &c.path,
+        &c.lang,
+        &c.text,
+        c.start_line,
+    )
+}
+
+/// The symbol of a chunk hit that a query names: its whole name is a query
+/// term, else most of its name's words are; ties go to the first defined.
+fn best_symbol(symbols: Vec<Symbol>, query_terms: &HashSet<&str>) -> Option<Symbol> {
+    if let Some(i) = symbols
+        .iter()
+        .position(|s| query_terms.contains(s.name.to_lowercase().as_str()))
+    {
+        return symbols.into_iter().nth(i);
     }
+    let mut best: Option<(usize, Symbol)> = None;
+    for s in symbols {
+        let n = token_set(&s.name)
+            .iter()
+            .filter(|t| query_terms.contains(t.as_str()))
+            .count();
+        if best.as_ref().is_none_or(|(bn, _)| n > *bn) {
+            best = Some((n, s));
+        }
+    }
+    best.map(|(_, s)| s)
 }

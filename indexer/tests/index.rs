@@ -516,7 +516,10 @@ fn schema_version_mismatch_is_rebuilt_with_a_message() {
     let old = std::fs::read_to_string(&meta).unwrap();
     std::fs::write(
         &meta,
-        old.replace("\"schema_version\": 1", "\"schema_version\": 0"),
+        old.replace(
+            &format!("\"schema_version\": {}", cairn_indexer::SCHEMA_VERSION),
+            "\"schema_version\": 0",
+        ),
     )
     .unwrap();
     let index = f.open();
