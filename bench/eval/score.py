@@ -231,6 +231,10 @@ def report(args):
         md += chat_report(args, js)
     if args.latency:
         md += latency_report(args, js)
+    for spec in args.extra:
+        title, path = spec.split("=", 1)
+        with open(path) as f:
+            md += [f"### {title}", "", f.read().strip(), ""]
     text = "\n".join(md) + "\n"
     with open(args.out_md, "w") as f:
         f.write(text)
@@ -349,6 +353,7 @@ def main():
     r.add_argument("--chat")
     r.add_argument("--chat-data")
     r.add_argument("--latency")
+    r.add_argument("--extra", action="append", default=[], help="TITLE=FILE: Markdown to append")
     a = ap.parse_args()
     if a.cmd == "humaneval":
         humaneval(a)
