@@ -439,17 +439,18 @@ fn humaneval(rt: &tokio::runtime::Runtime, scratch: &Path, a: HumanevalArgs) -> 
     let label = a.model.label();
     let total = items.len();
     for (n, it) in items.into_iter().enumerate() {
-        // One file per task, as a user would have it open.
+        // One file per task, as a user would have it open. The hole is whole lines (every
+        // prompt ends with a line break and every answer with one): in an editor that is
+        // an empty line where the user is about to write, so the document holds one, the
+        // cursor sits on it, and what ends up between prompt and suffix is the inserted
+        // text followed by that line's own break.
         let path = format!("{}.py", it.task_id.replace('/', "_"));
-        let (r, ms) = complete(
-            rt,
-            &ws,
-            &path,
-            &it.prompt,
-            &it.suffix,
-            ContextChoice::Without,
-        );
+        let suffix = format!("\n{}", it.suffix);
+        let (r, ms) = complete(rt, &ws, &path, &it.prompt, &suffix, ContextChoice::Without);
         let mut v = completion_facts(&r, ms);
+        if let Some(c) = v["completion"].as_str() {
+            v["completion"] = json!(format!("{c}\n"));
+        }
         v["task_id"] = json!(it.task_id);
         v["model"] = json!(label);
         out.write(&v)?;
