@@ -837,12 +837,14 @@ fn fit(
         if room < MIN_SNIPPET {
             return None;
         }
-        let mut cut = body[..room].rfind('\n').unwrap_or(0);
+        // `room` may fall inside a multi-byte character; a newline never does.
+        let mut end = room;
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = body[..end].rfind('\n').unwrap_or(0);
         if cut == 0 {
             return None;
-        }
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
         }
         body.truncate(cut);
     }
@@ -902,4 +904,31 @@ fn best_symbol(symbols: Vec<Symbol>, query_terms: &HashSet<&str>) -> Option<Symb
         }
     }
     best.map(|(_, s)| s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_cuts_whole_lines_even_when_the_room_ends_inside_a_character() {
+        // Each line is 3 bytes of "é" pairs plus a newline; pick a room that
+        // lands inside a two-byte character.
+        let text = "ééééééééééééééééééééééééééééééééééééééééé\n".repeat(10);
+        for room in 150..260 {
+            let Some(sn) = fit(
+                "p.rs",
+                1,
+                text.clone(),
+                room,
+                1.0,
+                SnippetKind::Similar,
+                String::new(),
+            ) else {
+                continue;
+            };
+            assert!(sn.text.len() + 4 + SNIPPET_OVERHEAD <= room, "{room}");
+            assert!(sn.text.split('\n').all(|l| l.chars().count() == 41));
+        }
+    }
 }
