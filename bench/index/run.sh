@@ -27,5 +27,9 @@ b, t0, t1, t2 = int(sys.argv[1]), *map(float, sys.argv[2:])
 print(f"floor: rg --files | xargs cat: {b/1e6:.0f} MB in {t1-t0:.2f} s = {b/1e6/(t1-t0):.0f} MB/s")
 print(f"floor: rg rare string: {t2-t1:.2f} s = {b/1e6/(t2-t1):.0f} MB/s")
 PY
-/usr/bin/time -v "$CARGO_TARGET_DIR/release/examples/index_bench" --corpus "$corpus" "${@:2}" 2> "$work/time"
+# stderr (logs, a panic) and time's report share a file; show it if the bench fails.
+if ! /usr/bin/time -v "$CARGO_TARGET_DIR/release/examples/index_bench" --corpus "$corpus" "${@:2}" 2> "$work/time"; then
+    tail -40 "$work/time" >&2
+    exit 1
+fi
 grep -E "Maximum resident|Elapsed" "$work/time"
