@@ -140,16 +140,23 @@ async def test_automatic_inline_completion_gives_at_most_one_item(session, ws):
         assert any(e["event"] == "suggested" and e["recordId"] == rid for e in events)
 
 
-async def test_invoked_gives_several_candidates_even_after_an_automatic_request(session, ws):
-    """Invoked means the person asked: several candidates (the default model gives three
-    distinct ones after `return ` in add), also when an automatic request at the same place
-    came first and gave its single item."""
+async def test_invoked_asks_the_model_even_after_an_automatic_request(session, ws):
+    """Invoked means the person asked: fresh candidates from the model (greedy plus
+    sampled, never two alike), not the automatic request's item served again from the
+    typing-through cache, even at the same place."""
     uri = open_calc(session, ws)
     auto = await inline(session, uri, RETURN_POS, types.InlineCompletionTriggerKind.Automatic)
     assert len(auto) <= 1, auto
+    auto_ids = {check_accept_command(i.command, uri) for i in auto}
     invoked = await inline(session, uri, RETURN_POS, types.InlineCompletionTriggerKind.Invoked)
+    assert invoked, "an invoked request after `return ` gave nothing"
     texts = [text_of(i) for i in invoked]
-    assert len(set(texts)) >= 2, f"invoked after automatic gave {texts!r}; several candidates expected"
+    assert len(set(texts)) == len(texts), f"duplicate candidates: {texts!r}"
+    ids = [check_accept_command(i.command, uri) for i in invoked]
+    assert not set(ids) & auto_ids, f"invoked was served from the automatic item {auto_ids}"
+    ledger = (await status(session))["ledger"]["path"]
+    suggested = {e["recordId"] for e in support.ledger_events(ledger) if e["event"] == "suggested"}
+    assert set(ids) <= suggested, (ids, suggested)
 
 
 async def test_completion_fallback_resolves_and_records_a_rejection(session, ws):
