@@ -43,6 +43,18 @@ fn score(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `score.py report` with `args`; returns the Markdown and the JSON it wrote.
+fn report(dir: &Path, args: &[&str]) -> (String, Value) {
+    let md = dir.join("eval.md");
+    let js = dir.join("eval.json");
+    let mut all = vec!["report", "--out-md", md.to_str().unwrap()];
+    all.extend(["--out-json", js.to_str().unwrap()]);
+    all.extend_from_slice(args);
+    score(&all);
+    let j = serde_json::from_str(&std::fs::read_to_string(&js).unwrap()).unwrap();
+    (std::fs::read_to_string(&md).unwrap(), j)
+}
+
 fn write_jsonl(path: &Path, rows: &[Value]) {
     let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
     std::fs::write(path, text).unwrap();
@@ -106,20 +118,9 @@ fn humaneval_items_are_completed_executed_and_reported() {
     assert_eq!(scored_rows.len(), 2);
     assert!(scored_rows.iter().all(|r| r["passed"].is_boolean()));
 
-    let md = dir.path().join("eval.md");
-    let js = dir.path().join("eval.json");
-    score(&[
-        "report",
-        "--out-md",
-        md.to_str().unwrap(),
-        "--out-json",
-        js.to_str().unwrap(),
-        "--humaneval",
-        &format!("toy={}", scored.display()),
-    ]);
-    let table = std::fs::read_to_string(&md).unwrap();
+    let toy = format!("toy={}", scored.display());
+    let (table, j) = report(dir.path(), &["--humaneval", &toy]);
     assert!(table.contains("| default | toy | 2 |"), "{table}");
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(&js).unwrap()).unwrap();
     assert_eq!(j["humaneval"][0]["items"], 2);
 }
 
@@ -208,20 +209,11 @@ fn crosscodeeval_runs_the_context_conditions() {
     // The benchmark's chunk is in the prompt: it is longer than without it.
     assert!(rows[1]["prompt_tokens"].as_u64() > rows[0]["prompt_tokens"].as_u64());
 
-    let md = dir.path().join("eval.md");
-    let js = dir.path().join("eval.json");
-    score(&[
-        "report",
-        "--out-md",
-        md.to_str().unwrap(),
-        "--out-json",
-        js.to_str().unwrap(),
-        "--cceval",
-        &format!("default={}", out.display()),
-        "--cceval-data",
-        data.to_str().unwrap(),
-    ]);
-    let j: Value = serde_json::from_str(&std::fs::read_to_string(&js).unwrap()).unwrap();
+    let runs = format!("default={}", out.display());
+    let (_, j) = report(
+        dir.path(),
+        &["--cceval", &runs, "--cceval-data", data.to_str().unwrap()],
+    );
     let em = j["cceval"][0]["exact_match"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&em));
 
