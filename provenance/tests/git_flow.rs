@@ -274,19 +274,7 @@ fn verify_catches_note_and_ledger_tampering() {
     use base64::Engine;
     let mut forged = env.clone();
     forged.payload = base64::engine::general_purpose::STANDARD.encode(forged_payload);
-    git(
-        &fx.repo,
-        &[
-            "notes",
-            "--ref",
-            "refs/notes/cairn",
-            "add",
-            "-f",
-            "-m",
-            &String::from_utf8(forged.to_line()).unwrap(),
-            &c1,
-        ],
-    );
+    set_note(&fx, &c1, &[String::from_utf8(forged.to_line()).unwrap()]);
     let v = verify(&fx.repo, None, Some(l.path())).unwrap();
     let all: String = v.failures.iter().map(|f| f.to_string() + "\n").collect();
     assert!(

@@ -2,7 +2,7 @@
 //! a real ledger and index, and a scripted OpenAI-compatible server on loopback (so the
 //! answers, citations and edits are fixed and the assertions exact).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once};
@@ -70,13 +70,14 @@ fn scripted_server() -> String {
     format!("http://{addr}/v1")
 }
 
-fn serve(mut stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+/// One `Content-Length`-framed message (an HTTP request or an LSP message): headers up
+/// to the blank line, then the body. None at the end of the stream.
+fn read_framed(r: &mut impl BufRead) -> Option<Vec<u8>> {
     let mut len = 0usize;
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
         }
         let l = line.trim_end().to_ascii_lowercase();
         if l.is_empty() {
@@ -87,7 +88,15 @@ fn serve(mut stream: TcpStream) {
         }
     }
     let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).unwrap();
+    r.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+fn serve(mut stream: TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let Some(body) = read_framed(&mut reader) else {
+        return;
+    };
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     PROMPTS.lock().unwrap().push(req["messages"].to_string());
     if req["model"] == "refuse" {
@@ -689,24 +698,9 @@ impl EditorClient {
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
             loop {
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let l = line.trim_end().to_ascii_lowercase();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = l.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; len];
-                if r.read_exact(&mut body).is_err() {
+                let Some(body) = read_framed(&mut r) else {
                     return;
-                }
+                };
                 if let Ok(v) = serde_json::from_slice(&body) {
                     if tx.send(v).is_err() {
                         return;
