@@ -97,13 +97,19 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cairn: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    // The model threads end before llama.cpp's globals are torn down at exit: one still
+    // decoding (or freeing its model) then crashed the process after its work was done.
+    if !cairn_engine::models::local::shutdown_workers(std::time::Duration::from_secs(10)) {
+        tracing::warn!("a model thread did not stop within 10 s of exit");
     }
+    code
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -8,8 +8,10 @@
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, OnceLock};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -98,10 +100,71 @@ fn backend() -> Result<&'static LlamaBackend, ModelError> {
     BACKEND
         .get_or_init(|| {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
-            LlamaBackend::init().map_err(|e| e.to_string())
+            let backend = LlamaBackend::init().map_err(|e| e.to_string());
+            register_exit_hook();
+            backend
         })
         .as_ref()
         .map_err(|e| ModelError::Runtime(format!("cannot initialise llama.cpp: {e}")))
+}
+
+/// A model thread, as the process sees it at exit.
+struct WorkerHandle {
+    jobs: mpsc::Sender<Msg>,
+    closing: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+fn lock_workers() -> std::sync::MutexGuard<'static, Vec<WorkerHandle>> {
+    static WORKERS: Mutex<Vec<WorkerHandle>> = Mutex::new(Vec::new());
+    WORKERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Stops every model thread: the job in flight ends as if cancelled (between tokens or
+/// prompt batches), each thread frees its context and model, and this waits up to
+/// `timeout` for them. Returns whether all of them ended.
+///
+/// Call it before the process exits. llama.cpp keeps global state that C++ destructors
+/// tear down at exit; a model thread still decoding, or freeing its model because the
+/// last handle was dropped during shutdown, races those destructors and can crash the
+/// process after its work is done. Later requests to a stopped model fail with
+/// `WorkerGone`.
+pub fn shutdown_workers(timeout: Duration) -> bool {
+    let handles: Vec<WorkerHandle> = std::mem::take(&mut *lock_workers());
+    for h in &handles {
+        h.closing.store(true, Ordering::Relaxed);
+        let _ = h.jobs.send(Msg::Close);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut all = true;
+    for h in handles {
+        while !h.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if h.thread.is_finished() {
+            let _ = h.thread.join();
+        } else {
+            all = false;
+        }
+    }
+    all
+}
+
+/// The safety net for processes that exit without calling [`shutdown_workers`] (tests,
+/// tools): registered right after llama.cpp initialises, so it runs before the
+/// destructors llama.cpp registered while initialising.
+fn register_exit_hook() {
+    extern "C" fn at_exit() {
+        shutdown_workers(Duration::from_secs(5));
+    }
+    // SAFETY: `atexit` only records a function pointer; `at_exit` never unwinds
+    // (shutdown_workers does not panic: poisoned locks are recovered, joins are checked).
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::atexit(at_exit);
+    }
 }
 
 /// Checks that a path is a readable GGUF file before llama.cpp sees it, so the user gets
@@ -141,6 +204,12 @@ enum JobKind {
     Chat(ChatRequest),
 }
 
+enum Msg {
+    Job(Box<Job>),
+    /// Stop: free the context and the model, then end the thread.
+    Close,
+}
+
 struct Job {
     kind: JobKind,
     sink: TokenSink,
@@ -150,7 +219,7 @@ struct Job {
 
 /// A GGUF model loaded into llama.cpp, served by its own thread.
 pub struct LocalModel {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Msg>,
     identity: ModelIdentity,
     info: Arc<LocalModelInfo>,
 }
@@ -170,16 +239,23 @@ impl LocalModel {
             None => crate::registry::sha256_file(path)?,
         };
         backend()?;
-        let (jobs, rx) = mpsc::channel::<Job>();
+        let (jobs, rx) = mpsc::channel::<Msg>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let path_buf = path.to_path_buf();
-        std::thread::Builder::new()
+        let closing = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
             .name(format!("cairn-llama:{name}"))
             .spawn({
                 let name = name.to_string();
-                move || worker(path_buf, name, sha256, options, rx, ready_tx)
+                let closing = closing.clone();
+                move || worker(path_buf, name, sha256, options, rx, ready_tx, closing)
             })
             .map_err(|e| ModelError::Runtime(format!("cannot start the model thread: {e}")))?;
+        lock_workers().push(WorkerHandle {
+            jobs: jobs.clone(),
+            closing,
+            thread,
+        });
         let (info, identity) = ready_rx.recv().map_err(|_| {
             ModelError::WorkerGone("the model thread exited while loading".into())
         })??;
@@ -201,12 +277,12 @@ impl LocalModel {
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<Generation, ModelError>> {
         let (reply, rx) = oneshot::channel();
-        let sent = self.jobs.send(Job {
+        let sent = self.jobs.send(Msg::Job(Box::new(Job {
             kind,
             sink,
             cancel,
             reply,
-        });
+        })));
         Box::pin(async move {
             sent.map_err(|_| ModelError::WorkerGone("the model thread has stopped".into()))?;
             rx.await.map_err(|_| {
@@ -251,8 +327,9 @@ fn worker(
     name: String,
     sha256: String,
     options: LocalOptions,
-    jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<Msg>,
     ready: mpsc::Sender<Ready>,
+    closing: Arc<AtomicBool>,
 ) {
     let backend = match backend() {
         Ok(b) => b,
@@ -343,12 +420,14 @@ fn worker(
         n_batch: options.n_batch.min(n_ctx) as usize,
         reuse_prefix: options.reuse_prefix,
         pieces: None,
+        closing,
     };
     if ready.send(Ok((info, identity))).is_err() {
         return;
     }
-    while let Ok(job) = jobs.recv() {
-        if job.cancel.is_cancelled() {
+    while let Ok(Msg::Job(job)) = jobs.recv() {
+        let job = *job;
+        if job.cancel.is_cancelled() || state.closing.load(Ordering::Relaxed) {
             let _ = job.reply.send(Err(ModelError::Cancelled));
             continue;
         }
@@ -475,6 +554,8 @@ struct Worker<'m> {
     reuse_prefix: bool,
     /// Each token's bytes, built the first time token healing needs them.
     pieces: Option<Vec<Vec<u8>>>,
+    /// Set by [`shutdown_workers`]: the job in flight stops as if cancelled.
+    closing: Arc<AtomicBool>,
 }
 
 struct Limits<'a> {
@@ -488,6 +569,10 @@ struct Limits<'a> {
 }
 
 impl Worker<'_> {
+    fn stopped(&self, cancel: &CancellationToken) -> bool {
+        cancel.is_cancelled() || self.closing.load(Ordering::Relaxed)
+    }
+
     fn reset(&mut self) {
         self.ctx.clear_kv_cache();
         self.cached.clear();
@@ -690,7 +775,7 @@ impl Worker<'_> {
         let mut batch = LlamaBatch::new(self.n_batch.max(1), 1);
         let rest = &tokens[common..];
         for (ci, chunk) in rest.chunks(self.n_batch.max(1)).enumerate() {
-            if cancel.is_cancelled() {
+            if self.stopped(cancel) {
                 return Ok((String::new(), StopReason::Cancelled, usage));
             }
             batch.clear();
@@ -719,7 +804,7 @@ impl Worker<'_> {
         let mut piece = String::new();
         let vocab = self.model.vocab();
         let stop_reason = loop {
-            if cancel.is_cancelled() {
+            if self.stopped(cancel) {
                 break StopReason::Cancelled;
             }
             if limits.deadline.is_some_and(|d| Instant::now() >= d) {

@@ -547,11 +547,13 @@ impl Desktop {
         }
     }
 
-    /// The app is exiting: give the editors' socket back.
+    /// The app is exiting: give the editors' socket back and stop the model threads
+    /// before llama.cpp's globals are torn down.
     pub fn shutdown(&self) {
         if let Some(s) = &self.sharing {
             s.shutdown();
         }
+        cairn_engine::models::local::shutdown_workers(std::time::Duration::from_secs(5));
     }
 
     // ---- recent repositories -------------------------------------------------------

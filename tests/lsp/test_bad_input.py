@@ -94,6 +94,40 @@ def test_invalid_params_are_an_error_not_a_crash(raw, ws):
     assert raw.shutdown() == 0, raw.stderr_tail()
 
 
+def test_exit_while_a_chat_is_generating_is_a_clean_exit(ws):
+    """An editor that quits mid-answer: the model thread is still decoding when `exit`
+    arrives. The process must end promptly with status 0 (once it crashed in llama.cpp's
+    teardown). Three rounds, because the race was intermittent."""
+    for round_ in range(3):
+        raw = RawServer(ws)
+        try:
+            raw.initialize(ws)
+            did_open_calc(raw, ws)
+            token = f"exit-{round_}"
+            raw.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": f"long-chat-{round_}",
+                    "method": "cairn/chat",
+                    "params": {"question": "Explain every function in this repository in detail.", "partialResultToken": token},
+                }
+            )
+            # Wait for the first delta: from then on the model thread is generating.
+            deadline = time.monotonic() + 120
+            while not any(
+                n.get("method") == "$/progress" and n.get("params", {}).get("token") == token for n in list(raw.notifications)
+            ):
+                assert time.monotonic() < deadline, f"no chat delta in 120 s; stderr:\n{raw.stderr_tail()}"
+                assert raw.proc.poll() is None, raw.stderr_tail()
+                time.sleep(0.01)
+            started = time.monotonic()
+            code = raw.shutdown(timeout=30)
+            assert code == 0, f"round {round_}: cairn lsp exited {code}; stderr:\n{raw.stderr_tail()}"
+            assert time.monotonic() - started < 20, "exit waited for the whole answer"
+        finally:
+            raw.close()
+
+
 # --- through pytest-lsp -------------------------------------------------------------------
 
 
