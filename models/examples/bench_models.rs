@@ -65,6 +65,8 @@ struct Sample {
     generated: u32,
     pp_tok_s: f64,
     gen_tok_s: f64,
+    drafted: u32,
+    accepted: u32,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -85,6 +87,8 @@ fn summarize(s: &[Sample]) -> Sample {
         generated: s.first().map_or(0, |x| x.generated),
         pp_tok_s: median(s.iter().map(|x| x.pp_tok_s).collect()),
         gen_tok_s: median(s.iter().map(|x| x.gen_tok_s).collect()),
+        drafted: s.iter().map(|x| x.drafted).sum::<u32>() / s.len().max(1) as u32,
+        accepted: s.iter().map(|x| x.accepted).sum::<u32>() / s.len().max(1) as u32,
     }
 }
 
@@ -168,6 +172,8 @@ fn sample(g: &Generation, wall: Duration) -> Sample {
         } else {
             0.0
         },
+        drafted: u.drafted_tokens,
+        accepted: u.accepted_draft_tokens,
     }
 }
 
@@ -191,7 +197,24 @@ fn main() {
         n_threads_batch: Some(a.threads),
         ..Default::default()
     };
-    let local = LocalModel::load("default", &entry.path, Some(entry.sha256.clone()), opts).unwrap();
+    let local = LocalModel::load(
+        "default",
+        &entry.path,
+        Some(entry.sha256.clone()),
+        opts.clone(),
+    )
+    .unwrap();
+    // The same backend with prompt-lookup decoding (off by default), to show what it does.
+    let lookup = LocalModel::load(
+        "default",
+        &entry.path,
+        Some(entry.sha256.clone()),
+        LocalOptions {
+            lookup_draft: 8,
+            ..opts
+        },
+    )
+    .unwrap();
     let rt2 = &rt;
     let run = |m: &dyn Backend, prompt: &str| -> Sample {
         let mut req = CompletionRequest::new(prompt, "");
@@ -222,15 +245,19 @@ fn main() {
 
     // Warm both up once (page cache, thread pools), outside the measurements.
     run(&local, "fn main() {");
+    run(&lookup, "fn main() {");
     run(&remote, "fn main() {");
 
     let (mut lc, mut lw, mut rc, mut rw) = (vec![], vec![], vec![], vec![]);
+    let (mut pc, mut pw) = (vec![], vec![]);
     for i in 0..a.runs {
         // A different first line each run, so "cold" shares no prefix with earlier runs.
         let cold = format!("// bench run {i} {}\n{base}", i * 7919);
         let typed = format!("{cold}x");
         let l_cold = run(&local, &cold);
         let l_typed = run(&local, &typed);
+        pc.push(run(&lookup, &cold));
+        pw.push(run(&lookup, &typed));
         // The server's stream carries no usage: the prompt is the same tokens as Cairn's
         // (same GGUF tokenizer), and its prompt cache holds all but the tail when typing.
         let mut r_cold = run(&remote, &cold);
@@ -249,6 +276,7 @@ fn main() {
         summarize(&rc),
         summarize(&rw),
     );
+    let (pc, pw) = (summarize(&pc), summarize(&pw));
     println!(
         "bench/models: {} ({} threads, {} runs, median, max_tokens {})",
         entry.name, a.threads, a.runs, a.max_tokens
@@ -267,6 +295,20 @@ fn main() {
             r.gen_tok_s,
             l.prompt_tokens,
             l.reused
+        );
+    }
+    println!();
+    println!("Cairn without (default) and with prompt-lookup decoding, 8 tokens (drafted / accepted per request, mean):");
+    println!("| request | without ms | with lookup ms | with / without | drafted | accepted |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, l, p) in [("(a) cold", &lc, &pc), ("(b) +1 char", &lw, &pw)] {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.2} | {} | {} |",
+            l.latency_ms,
+            p.latency_ms,
+            p.latency_ms / l.latency_ms,
+            p.drafted,
+            p.accepted
         );
     }
     let ratio_b_a = lw.latency_ms / lc.latency_ms;
@@ -288,6 +330,7 @@ fn main() {
     if let Some(out) = a.json {
         let v = serde_json::json!({"model": entry.name, "threads": a.threads, "runs": a.runs,
             "cairn_cold": lc, "cairn_typed": lw, "server_cold": rc, "server_typed": rw,
+            "cairn_lookup_cold": pc, "cairn_lookup_typed": pw,
             "b_over_a": ratio_b_a, "cold_vs_server": a_vs, "typed_vs_server": b_vs});
         std::fs::write(out, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     }

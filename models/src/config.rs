@@ -54,6 +54,8 @@ pub struct LocalSpec {
     pub n_gpu_layers: Option<u32>,
     /// See [`LocalOptions::reuse_prefix`] (default on).
     pub reuse_prefix: Option<bool>,
+    /// See [`LocalOptions::lookup_draft`] (default 0: off).
+    pub lookup_draft: Option<u32>,
 }
 
 impl LocalSpec {
@@ -66,6 +68,7 @@ impl LocalSpec {
             n_threads_batch: self.n_threads_batch,
             n_gpu_layers: self.n_gpu_layers,
             reuse_prefix: self.reuse_prefix.unwrap_or(d.reuse_prefix),
+            lookup_draft: self.lookup_draft.unwrap_or(d.lookup_draft),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! longest common token prefix with the previous prompt is reused: typing one more
 //! character evaluates only the last few tokens.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,14 @@ pub struct LocalOptions {
     /// common prefix (the main latency lever while typing). Off: every prompt is
     /// evaluated from the start (benchmarks compare the two).
     pub reuse_prefix: bool,
+    /// Prompt-lookup decoding for greedy requests: when the last few tokens (3 to 5)
+    /// occurred earlier in the prompt or the output, up to this many of the tokens that
+    /// followed them there are checked in one batch and kept as far as they match the
+    /// model's own greedy choices; the text is the greedy text either way. 0 (the
+    /// default) turns it off: on CPU a drafted token costs about 0.7 of a decode, so it
+    /// pays only when most drafts are accepted, and measured on SmolLM2 it did not
+    /// (bench/README.md, Models). Worth trying where a batch costs about one decode (GPU).
+    pub lookup_draft: u32,
 }
 
 impl Default for LocalOptions {
@@ -60,6 +69,7 @@ impl Default for LocalOptions {
             n_threads_batch: None,
             n_gpu_layers: None,
             reuse_prefix: true,
+            lookup_draft: 0,
         }
     }
 }
@@ -419,6 +429,7 @@ fn worker(
         identity: identity.clone(),
         n_batch: options.n_batch.min(n_ctx) as usize,
         reuse_prefix: options.reuse_prefix,
+        lookup_draft: options.lookup_draft as usize,
         pieces: None,
         closing,
     };
@@ -552,6 +563,8 @@ struct Worker<'m> {
     identity: ModelIdentity,
     n_batch: usize,
     reuse_prefix: bool,
+    /// See [`LocalOptions::lookup_draft`].
+    lookup_draft: usize,
     /// Each token's bytes, built the first time token healing needs them.
     pieces: Option<Vec<Vec<u8>>>,
     /// Set by [`shutdown_workers`]: the job in flight stops as if cancelled.
@@ -803,6 +816,11 @@ impl Worker<'_> {
         let mut piece_bytes = Vec::with_capacity(32);
         let mut piece = String::new();
         let vocab = self.model.vocab();
+        // Prompt-lookup decoding (greedy only): tokens already known to be the greedy
+        // continuation, each with whether its keys and values are in the cache already.
+        let lookup = limits.sampling.is_greedy() && self.lookup_draft > 0;
+        let mut known: VecDeque<(LlamaToken, bool)> = VecDeque::new();
+        let mut draft_len = self.lookup_draft.min(4);
         let stop_reason = loop {
             if self.stopped(cancel) {
                 break StopReason::Cancelled;
@@ -816,8 +834,9 @@ impl Worker<'_> {
             if self.cached.len() >= n_ctx {
                 break StopReason::ContextFull;
             }
-            let token = match (&limits.heal, usage.generated_tokens) {
-                (Some(heal), 0) => {
+            let (token, evaluated) = match (known.pop_front(), &limits.heal) {
+                (Some(k), _) => k,
+                (None, Some(heal)) if usage.generated_tokens == 0 => {
                     let pieces = self.pieces.as_ref().expect("built by heal()");
                     let mut cands = self.ctx.token_data_array();
                     for c in cands.data.iter_mut() {
@@ -831,11 +850,11 @@ impl Worker<'_> {
                     }
                     cands.apply_sampler(&mut sampler);
                     match cands.selected_token() {
-                        Some(t) => t,
+                        Some(t) => (t, false),
                         None => break StopReason::EndOfGeneration,
                     }
                 }
-                _ => sampler.sample(&self.ctx, -1),
+                (None, _) => (sampler.sample(&self.ctx, -1), false),
             };
             if vocab.is_eog(token) {
                 break StopReason::EndOfGeneration;
@@ -864,15 +883,64 @@ impl Worker<'_> {
             if let Some(stop) = matcher.stopped() {
                 break StopReason::StopString(stop.to_string());
             }
+            if evaluated {
+                continue;
+            }
+            // Evaluate the token, and with it a draft of what may follow it.
+            let room = (limits.max_tokens - usage.generated_tokens) as usize;
+            let room = room.min(n_ctx.saturating_sub(self.cached.len() + 1));
+            let draft = if lookup {
+                lookup_draft(&self.cached, token, draft_len.min(room))
+            } else {
+                Vec::new()
+            };
+            let p0 = self.cached.len();
             batch.clear();
-            batch
-                .add(token, self.cached.len() as i32, &[0], true)
-                .map_err(|e| ModelError::Runtime(format!("batch: {e}")))?;
+            for (i, &t) in std::iter::once(&token).chain(&draft).enumerate() {
+                batch
+                    .add(t, (p0 + i) as i32, &[0], true)
+                    .map_err(|e| ModelError::Runtime(format!("batch: {e}")))?;
+            }
             if let Err(e) = self.ctx.decode(&mut batch) {
                 self.reset();
                 return Err(ModelError::Runtime(format!("decode failed: {e}")));
             }
             self.cached.push(token);
+            if draft.is_empty() {
+                continue;
+            }
+            // Keep the draft as far as it is what greedy decoding picks; the first
+            // mismatch position's choice is the next token.
+            let mut accepted = 0;
+            let next = loop {
+                let best = sampler.sample(&self.ctx, accepted as i32);
+                if accepted < draft.len() && best == draft[accepted] {
+                    accepted += 1;
+                } else {
+                    break best;
+                }
+            };
+            if accepted < draft.len()
+                && self
+                    .ctx
+                    .kv_cache_seq_rm(0, Some((p0 + 1 + accepted) as u32), None)
+                    .is_err()
+            {
+                self.reset();
+                return Err(ModelError::Runtime(
+                    "cannot drop rejected draft tokens from the KV cache".into(),
+                ));
+            }
+            self.cached.extend_from_slice(&draft[..accepted]);
+            known.extend(draft[..accepted].iter().map(|&t| (t, true)));
+            known.push_back((next, false));
+            usage.drafted_tokens += draft.len() as u32;
+            usage.accepted_draft_tokens += accepted as u32;
+            draft_len = if accepted == draft.len() {
+                (draft_len * 2).min(self.lookup_draft)
+            } else {
+                (accepted + 1).clamp(1, self.lookup_draft)
+            };
         };
         let tail = matcher.finish();
         if !tail.is_empty() {
@@ -880,6 +948,30 @@ impl Worker<'_> {
         }
         Ok((matcher.text().to_string(), stop_reason, usage))
     }
+}
+
+/// Prompt lookup: the tokens that followed the latest earlier occurrence of the last
+/// few tokens (`history` then `last`), longest match first (4 tokens down to 2), at most
+/// `max` of them.
+fn lookup_draft(history: &[LlamaToken], last: LlamaToken, max: usize) -> Vec<LlamaToken> {
+    if max == 0 {
+        return Vec::new();
+    }
+    for n in (3..=5usize).rev() {
+        if history.len() < n {
+            continue;
+        }
+        let head = &history[history.len() + 1 - n..];
+        // A match at j covers history[j..j + n]; something must follow it in history.
+        let found = (0..history.len() - n)
+            .rev()
+            .find(|&j| history[j + n - 1] == last && history[j..j + n - 1] == *head);
+        if let Some(j) = found {
+            let from = j + n;
+            return history[from..(from + max).min(history.len())].to_vec();
+        }
+    }
+    Vec::new()
 }
 
 /// Breaks up control-token text inside chat content with a zero-width space, so that

@@ -197,6 +197,12 @@ pub struct Usage {
     /// Prompt tokens whose KV state was reused from the previous request (not evaluated).
     pub reused_prompt_tokens: u32,
     pub generated_tokens: u32,
+    /// Tokens proposed by prompt-lookup decoding and checked in a batch (local backend).
+    #[serde(default)]
+    pub drafted_tokens: u32,
+    /// Of those, the ones that matched the model's own greedy choice and were kept.
+    #[serde(default)]
+    pub accepted_draft_tokens: u32,
     #[serde(with = "duration_ms")]
     pub prompt_time: Duration,
     #[serde(with = "duration_ms_opt")]

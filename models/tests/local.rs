@@ -258,9 +258,12 @@ fn chat_content_cannot_smuggle_control_tokens() {
 #[test]
 fn token_healing_continues_the_indented_line() {
     let rt = rt();
+    // Its own instance: the cache-reuse check below needs no other test in between.
+    let (path, sha) = common::default_model();
+    let model = LocalModel::load("heal", &path, Some(sha), LocalOptions::default()).unwrap();
     let prompt = "import os\nimport sys\n\n\ndef main():\n    args = sys.argv[1:]\n";
     let g = rt
-        .block_on(model().complete(req(prompt, 8), None, CancellationToken::new()))
+        .block_on(model.complete(req(prompt, 8), None, CancellationToken::new()))
         .unwrap();
     assert!(
         g.text.starts_with("    ") && !g.text.starts_with('\n'),
@@ -270,8 +273,50 @@ fn token_healing_continues_the_indented_line() {
     // The prompt lost its last token to healing, and the next request with the same
     // prefix still reuses the cache.
     let again = rt
-        .block_on(model().complete(req(prompt, 8), None, CancellationToken::new()))
+        .block_on(model.complete(req(prompt, 8), None, CancellationToken::new()))
         .unwrap();
     assert_eq!(again.text, g.text);
     assert!(again.usage.reused_prompt_tokens + 1 >= again.usage.prompt_tokens);
+}
+
+#[test]
+fn prompt_lookup_decoding_keeps_the_greedy_text_and_accepts_drafts() {
+    let (path, sha) = common::default_model();
+    let lookup = LocalModel::load(
+        "lookup",
+        &path,
+        Some(sha),
+        LocalOptions {
+            lookup_draft: 8,
+            ..Default::default()
+        },
+    )
+    .expect("default model loads");
+    let rt = rt();
+    // Code that repeats itself: the continuation copies earlier lines.
+    let prompt = "import math\n\n\nclass Circle:\n    def __init__(self, radius):\n        self.radius = radius\n\n    def area(self):\n        return math.pi * self.radius * self.radius\n\n    def perimeter(self):\n        return 2 * math.pi * self.radius\n\n\nclass Ring:\n    def __init__(self, radius, width):\n        self.radius = radius\n        self.width = width\n\n    def area(self):\n        return ";
+    for (p, n) in [(prompt, 48), (CODE, 24), ("Once upon a time", 40)] {
+        let with = rt
+            .block_on(lookup.complete(req(p, n), None, CancellationToken::new()))
+            .unwrap();
+        let without = rt
+            .block_on(model().complete(req(p, n), None, CancellationToken::new()))
+            .unwrap();
+        assert_eq!(with.text, without.text, "prompt {p:?}");
+        assert_eq!(with.stop_reason, without.stop_reason, "prompt {p:?}");
+        assert_eq!(without.usage.drafted_tokens, 0);
+        assert!(
+            with.usage.accepted_draft_tokens <= with.usage.drafted_tokens,
+            "{:?}",
+            with.usage
+        );
+        if p == prompt {
+            assert!(
+                with.usage.accepted_draft_tokens > 0,
+                "no draft accepted on repetitive code: {:?} {:?}",
+                with.usage,
+                with.text
+            );
+        }
+    }
 }

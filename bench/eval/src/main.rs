@@ -773,7 +773,7 @@ fn latency(rt: &tokio::runtime::Runtime, a: LatencyArgs) -> Result<()> {
         .model
         .threads
         .unwrap_or_else(|| LocalOptions::default().threads());
-    let local = |reuse: bool| -> Result<LocalModel> {
+    let local = |reuse: bool, lookup_draft: u32| -> Result<LocalModel> {
         Ok(LocalModel::load(
             "eval",
             &gguf,
@@ -782,13 +782,21 @@ fn latency(rt: &tokio::runtime::Runtime, a: LatencyArgs) -> Result<()> {
                 n_threads: Some(threads),
                 n_threads_batch: Some(threads),
                 reuse_prefix: reuse,
+                lookup_draft,
                 ..Default::default()
             },
         )?)
     };
     let mut sides: Vec<(String, Box<dyn Backend>)> = vec![
-        ("cairn local, prefix reuse".into(), Box::new(local(true)?)),
-        ("cairn local, no reuse".into(), Box::new(local(false)?)),
+        (
+            "cairn local, prefix reuse".into(),
+            Box::new(local(true, 0)?),
+        ),
+        ("cairn local, no reuse".into(), Box::new(local(false, 0)?)),
+        (
+            "cairn local, prefix reuse + prompt lookup 8".into(),
+            Box::new(local(true, 8)?),
+        ),
     ];
     if let Some(url) = &a.server {
         sides.push((
