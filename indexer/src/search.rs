@@ -767,7 +767,23 @@ impl Index {
                 }
             });
         }
-        let part_terms: Vec<(String, f32)> = part_terms.into_iter().collect();
+        // Terms in more than one document in twenty say little about which chunk is
+        // similar and cost the most (their postings are the longest, and they keep
+        // block-max pruning from skipping): they decided the slow tail of this query.
+        // Short posting lists are cheap, so a small repository keeps every term.
+        let max_df = (CONTEXT_MAX_DF * searcher.num_docs() as f64).max(CONTEXT_MAX_DF_FLOOR);
+        let part_terms: Vec<(String, f32)> = part_terms
+            .into_iter()
+            .filter(|(t, _)| {
+                let df = searcher
+                    .doc_freq(&Term::from_field_text(f.text, t))
+                    .unwrap_or(0);
+                df as f64 <= max_df
+            })
+            .collect();
+        if part_terms.is_empty() {
+            return Ok(out);
+        }
         let top = searcher
             .search(
                 &terms_query(f.text, &part_terms),
@@ -812,6 +828,11 @@ const CONTEXT_IDENTS: usize = 16;
 const CONTEXT_MAX_DEFS: usize = 12;
 /// Chunks defining identifiers near the cursor that are looked at.
 const CONTEXT_DEF_CHUNKS: usize = 64;
+/// Largest share of the index's documents a term may occur in and still be used to find
+/// similar chunks.
+const CONTEXT_MAX_DF: f64 = 0.05;
+/// Terms in at most this many documents are always used.
+const CONTEXT_MAX_DF_FLOOR: f64 = 2000.0;
 const DEF_MAX_LINES: usize = 40;
 /// Characters a caller's prompt spends on a snippet header (path, lines, fence).
 const SNIPPET_OVERHEAD: usize = 16;
