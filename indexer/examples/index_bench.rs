@@ -12,6 +12,9 @@ use anyhow::{Context, Result};
 use cairn_indexer::{Index, IndexOptions, SearchQuery};
 use clap::Parser;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Directory to index.

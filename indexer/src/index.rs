@@ -34,6 +34,11 @@ pub(crate) struct FileState {
     pub hash: String,
     pub size: u64,
     pub mtime: u64,
+    /// The language label and counts, so the writer's statistics need no pass over
+    /// the stored documents (which touches most of the index's doc store).
+    pub lang: String,
+    pub n_chunks: u64,
+    pub n_symbols: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -427,6 +432,9 @@ impl Index {
                     hash: d.str_of(f.hash).to_string(),
                     size: d.u64_of(f.size),
                     mtime: d.u64_of(f.mtime),
+                    lang: d.str_of(f.lang).to_string(),
+                    n_chunks: d.u64_of(f.n_chunks),
+                    n_symbols: d.u64_of(f.n_symbols),
                 },
             );
         }
@@ -506,6 +514,9 @@ impl Index {
                 hash: hash.to_string(),
                 size,
                 mtime,
+                lang: lang_label.to_string(),
+                n_chunks: rec.n_chunks,
+                n_symbols: rec.n_symbols,
             },
         );
         Ok(())
@@ -934,6 +945,12 @@ impl Index {
 
     /// Paths of the indexed files, sorted.
     pub fn indexed_files(&self) -> Result<Vec<String>> {
+        if self.inner.writer.is_some() {
+            // The writer's own record is current (it made every change).
+            let mut out: Vec<String> = lock(&self.inner.files).keys().cloned().collect();
+            out.sort();
+            return Ok(out);
+        }
         let f = self.inner.fields;
         let docs = self.file_docs()?;
         let mut out = Vec::with_capacity(docs.len());
@@ -946,6 +963,24 @@ impl Index {
 
     /// What the index holds now.
     pub fn stats(&self) -> Result<IndexStats> {
+        let mut stats = IndexStats {
+            index_dir: self.inner.dir.clone(),
+            ..Default::default()
+        };
+        if self.inner.writer.is_some() {
+            // The writer's own record is current; reading every file document back
+            // would touch most of the doc store (hundreds of MB of mapped pages on a
+            // large repository) at the end of each pass.
+            for s in lock(&self.inner.files).values() {
+                stats.files += 1;
+                stats.symbols += s.n_symbols;
+                stats.chunks += s.n_chunks;
+                stats.source_bytes += s.size;
+                *stats.languages.entry(s.lang.clone()).or_insert(0) += 1;
+            }
+            stats.index_bytes = dir_size(&self.inner.dir);
+            return Ok(stats);
+        }
         let f = self.inner.fields;
         let searcher = self.inner.reader.searcher();
         let q = TermQuery::new(
@@ -955,10 +990,6 @@ impl Index {
         let docs = searcher
             .search(&q, &DocSetCollector)
             .map_err(tantivy_err(&self.inner.dir))?;
-        let mut stats = IndexStats {
-            index_dir: self.inner.dir.clone(),
-            ..Default::default()
-        };
         for addr in docs {
             let d: TantivyDocument = searcher.doc(addr).map_err(tantivy_err(&self.inner.dir))?;
             stats.files += 1;
