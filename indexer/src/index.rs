@@ -13,14 +13,14 @@ use tantivy::{IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::analyze::{analyze_text, FileAnalysis};
 use crate::lang::{label_for, Lang};
-use crate::schema::{self, DocExt, Fields, FileRecord, DOC_FILE};
+use crate::schema::{self, Fields, FileRecord, DOC_FILE};
 use crate::tokenize::{CodeTokenizer, CODE_TOKENIZER};
 use crate::walk::{self, ReadOutcome, WalkEntry};
 use crate::{Error, IndexOptions, Result};
 
 /// Bumped whenever the schema or the meaning of stored fields changes; an index
 /// with another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 const META_FILE: &str = "cairn-index.json";
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -405,36 +405,71 @@ impl Index {
             .map_err(tantivy_err(&self.inner.dir))
     }
 
-    /// The per-file documents (one per indexed file: path, hash, mtime …).
-    fn file_docs(&self) -> Result<Vec<TantivyDocument>> {
+    /// Every file's record, read from the file documents' columns.
+    fn load_file_states(&self) -> Result<HashMap<String, FileState>> {
         let f = self.inner.fields;
+        let te = tantivy_err(&self.inner.dir);
         let searcher = self.inner.reader.searcher();
         let q = TermQuery::new(
             Term::from_field_text(f.doc_type, DOC_FILE),
             IndexRecordOption::Basic,
         );
-        let docs = searcher
+        let mut docs: Vec<_> = searcher
             .search(&q, &DocSetCollector)
-            .map_err(tantivy_err(&self.inner.dir))?;
-        docs.into_iter()
-            .map(|addr| searcher.doc(addr).map_err(tantivy_err(&self.inner.dir)))
-            .collect()
-    }
-
-    fn load_file_states(&self) -> Result<HashMap<String, FileState>> {
-        let f = self.inner.fields;
-        let docs = self.file_docs()?;
+            .map_err(&te)?
+            .into_iter()
+            .collect();
+        docs.sort();
         let mut out = HashMap::with_capacity(docs.len());
-        for d in docs {
+        let missing = |name: &str| {
+            tantivy::TantivyError::SchemaError(format!("the index has no `{name}` column"))
+        };
+        let mut seg = usize::MAX;
+        let mut cols = None;
+        let (mut path, mut hash, mut lang) = (String::new(), String::new(), String::new());
+        for addr in docs {
+            if addr.segment_ord as usize != seg {
+                seg = addr.segment_ord as usize;
+                let ff = searcher.segment_reader(addr.segment_ord).fast_fields();
+                let str_col = |name: &str| {
+                    ff.str(name)
+                        .and_then(|c| c.ok_or_else(|| missing(name)))
+                        .map_err(&te)
+                };
+                cols = Some((
+                    str_col("file_path")?,
+                    str_col("file_hash")?,
+                    str_col("file_lang")?,
+                    ff.u64("size").map_err(&te)?,
+                    ff.u64("mtime").map_err(&te)?,
+                    ff.u64("n_chunks").map_err(&te)?,
+                    ff.u64("n_symbols").map_err(&te)?,
+                ));
+            }
+            let Some((c_path, c_hash, c_lang, c_size, c_mtime, c_chunks, c_symbols)) = &cols else {
+                continue;
+            };
+            let d = addr.doc_id;
+            let read = |c: &tantivy::columnar::StrColumn, out: &mut String| -> bool {
+                out.clear();
+                c.ords()
+                    .first(d)
+                    .is_some_and(|o| c.ord_to_str(o, out).unwrap_or(false))
+            };
+            if !read(c_path, &mut path) {
+                continue;
+            }
+            read(c_hash, &mut hash);
+            read(c_lang, &mut lang);
             out.insert(
-                d.str_of(f.path).to_string(),
+                path.clone(),
                 FileState {
-                    hash: d.str_of(f.hash).to_string(),
-                    size: d.u64_of(f.size),
-                    mtime: d.u64_of(f.mtime),
-                    lang: d.str_of(f.lang).to_string(),
-                    n_chunks: d.u64_of(f.n_chunks),
-                    n_symbols: d.u64_of(f.n_symbols),
+                    hash: hash.clone(),
+                    size: c_size.first(d).unwrap_or(0),
+                    mtime: c_mtime.first(d).unwrap_or(0),
+                    lang: lang.clone(),
+                    n_chunks: c_chunks.first(d).unwrap_or(0),
+                    n_symbols: c_symbols.first(d).unwrap_or(0),
                 },
             );
         }
@@ -945,18 +980,12 @@ impl Index {
 
     /// Paths of the indexed files, sorted.
     pub fn indexed_files(&self) -> Result<Vec<String>> {
-        if self.inner.writer.is_some() {
+        let mut out: Vec<String> = if self.inner.writer.is_some() {
             // The writer's own record is current (it made every change).
-            let mut out: Vec<String> = lock(&self.inner.files).keys().cloned().collect();
-            out.sort();
-            return Ok(out);
-        }
-        let f = self.inner.fields;
-        let docs = self.file_docs()?;
-        let mut out = Vec::with_capacity(docs.len());
-        for d in docs {
-            out.push(d.str_of(f.path).to_string());
-        }
+            lock(&self.inner.files).keys().cloned().collect()
+        } else {
+            self.load_file_states()?.into_keys().collect()
+        };
         out.sort();
         Ok(out)
     }
@@ -967,39 +996,18 @@ impl Index {
             index_dir: self.inner.dir.clone(),
             ..Default::default()
         };
-        if self.inner.writer.is_some() {
-            // The writer's own record is current; reading every file document back
-            // would touch most of the doc store (hundreds of MB of mapped pages on a
-            // large repository) at the end of each pass.
-            for s in lock(&self.inner.files).values() {
-                stats.files += 1;
-                stats.symbols += s.n_symbols;
-                stats.chunks += s.n_chunks;
-                stats.source_bytes += s.size;
-                *stats.languages.entry(s.lang.clone()).or_insert(0) += 1;
-            }
-            stats.index_bytes = dir_size(&self.inner.dir);
-            return Ok(stats);
-        }
-        let f = self.inner.fields;
-        let searcher = self.inner.reader.searcher();
-        let q = TermQuery::new(
-            Term::from_field_text(f.doc_type, DOC_FILE),
-            IndexRecordOption::Basic,
-        );
-        let docs = searcher
-            .search(&q, &DocSetCollector)
-            .map_err(tantivy_err(&self.inner.dir))?;
-        for addr in docs {
-            let d: TantivyDocument = searcher.doc(addr).map_err(tantivy_err(&self.inner.dir))?;
+        let mut add = |s: &FileState| {
             stats.files += 1;
-            stats.symbols += d.u64_of(f.n_symbols);
-            stats.chunks += d.u64_of(f.n_chunks);
-            stats.source_bytes += d.u64_of(f.size);
-            *stats
-                .languages
-                .entry(d.str_of(f.lang).to_string())
-                .or_insert(0) += 1;
+            stats.symbols += s.n_symbols;
+            stats.chunks += s.n_chunks;
+            stats.source_bytes += s.size;
+            *stats.languages.entry(s.lang.clone()).or_insert(0) += 1;
+        };
+        if self.inner.writer.is_some() {
+            lock(&self.inner.files).values().for_each(&mut add);
+        } else {
+            // A reader follows another process's commits: read them back.
+            self.load_file_states()?.values().for_each(&mut add);
         }
         stats.index_bytes = dir_size(&self.inner.dir);
         Ok(stats)

@@ -37,6 +37,10 @@ pub(crate) struct Fields {
     pub mtime: Field,
     pub n_chunks: Field,
     pub n_symbols: Field,
+    /// File documents only: `path`, `lang` and `hash` as columns.
+    pub file_path: Field,
+    pub file_lang: Field,
+    pub file_hash: Field,
     /// File documents: first line of the file's first chunk (0 when it has none).
     pub first_line: Field,
     pub text: Field,
@@ -83,10 +87,16 @@ pub(crate) fn build() -> (Schema, Fields) {
         path_text: b.add_text_field("path_text", code(false, true)),
         lang: b.add_text_field("lang", STORED),
         hash: b.add_text_field("hash", STORED),
-        size: b.add_u64_field("size", STORED),
-        mtime: b.add_u64_field("mtime", STORED),
-        n_chunks: b.add_u64_field("n_chunks", STORED),
-        n_symbols: b.add_u64_field("n_symbols", STORED),
+        // The file documents' record is also kept in columns (FAST, file documents
+        // only): opening an index reads every file's record from them, which touches a
+        // few MB instead of most of the doc store.
+        file_path: b.add_text_field("file_path", FAST),
+        file_lang: b.add_text_field("file_lang", FAST),
+        file_hash: b.add_text_field("file_hash", FAST),
+        size: b.add_u64_field("size", STORED | FAST),
+        mtime: b.add_u64_field("mtime", STORED | FAST),
+        n_chunks: b.add_u64_field("n_chunks", STORED | FAST),
+        n_symbols: b.add_u64_field("n_symbols", STORED | FAST),
         first_line: b.add_u64_field("first_line", STORED),
         text: b.add_text_field("text", code(true, true)),
         sym_text: b.add_text_field("sym_text", code(false, true)),
@@ -128,6 +138,9 @@ impl Fields {
         d.add_text(self.path_text, r.path.replace(['/', '.', '-'], " "));
         d.add_text(self.lang, r.lang);
         d.add_text(self.hash, r.hash);
+        d.add_text(self.file_path, r.path);
+        d.add_text(self.file_lang, r.lang);
+        d.add_text(self.file_hash, r.hash);
         d.add_u64(self.size, r.size);
         d.add_u64(self.mtime, r.mtime);
         d.add_u64(self.n_chunks, r.n_chunks);
