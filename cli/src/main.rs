@@ -10,12 +10,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-
-/// mimalloc instead of glibc's malloc: indexing a large repository on two parse threads
-/// and tantivy's indexing thread kept ~100 MB more in glibc's per-thread arenas, and
-/// ran 16 % slower (bench/README.md, Index).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use cairn_engine::models::{CancellationToken, Fallback, ModelIdentity, StreamEvent, Usage};
@@ -25,6 +19,12 @@ use cairn_engine::{
 };
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
+
+/// mimalloc instead of glibc's malloc: indexing a large repository on two parse threads
+/// and tantivy's indexing thread kept ~100 MB more in glibc's per-thread arenas, and
+/// ran 16 % slower (bench/README.md, Index).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(

@@ -261,11 +261,16 @@ impl LocalModel {
                 move || worker(path_buf, name, sha256, options, rx, ready_tx, closing)
             })
             .map_err(|e| ModelError::Runtime(format!("cannot start the model thread: {e}")))?;
-        lock_workers().push(WorkerHandle {
-            jobs: jobs.clone(),
-            closing,
-            thread,
-        });
+        {
+            let mut workers = lock_workers();
+            // Threads of models dropped since have ended; forget them.
+            workers.retain(|w| !w.thread.is_finished());
+            workers.push(WorkerHandle {
+                jobs: jobs.clone(),
+                closing,
+                thread,
+            });
+        }
         let (info, identity) = ready_rx.recv().map_err(|_| {
             ModelError::WorkerGone("the model thread exited while loading".into())
         })??;
@@ -299,6 +304,14 @@ impl LocalModel {
                 ModelError::WorkerGone("the model thread dropped the request".into())
             })?
         })
+    }
+}
+
+impl Drop for LocalModel {
+    /// The registry of model threads holds a sender too, so dropping this one alone
+    /// would not end the thread: ask it to free the model and stop.
+    fn drop(&mut self) {
+        let _ = self.jobs.send(Msg::Close);
     }
 }
 
@@ -951,7 +964,7 @@ impl Worker<'_> {
 }
 
 /// Prompt lookup: the tokens that followed the latest earlier occurrence of the last
-/// few tokens (`history` then `last`), longest match first (4 tokens down to 2), at most
+/// few tokens (`history` then `last`), longest match first (5 tokens down to 3), at most
 /// `max` of them.
 fn lookup_draft(history: &[LlamaToken], last: LlamaToken, max: usize) -> Vec<LlamaToken> {
     if max == 0 {

@@ -320,3 +320,31 @@ fn prompt_lookup_decoding_keeps_the_greedy_text_and_accepts_drafts() {
         }
     }
 }
+
+/// Threads named `cairn-llama:zzd…` (the kernel keeps 15 bytes of a thread's name).
+fn dropped_model_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|c| c.trim() == "cairn-llama:zzd")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_dropped_model_ends_its_thread() {
+    let (path, sha) = common::default_model();
+    let m = LocalModel::load("zzdrop", &path, Some(sha), LocalOptions::default()).unwrap();
+    assert_eq!(dropped_model_threads(), 1);
+    drop(m);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dropped_model_threads() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the model thread outlived its model"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
