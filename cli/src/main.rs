@@ -12,10 +12,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
-use cairn_engine::models::{CancellationToken, Fallback, ModelIdentity, StreamEvent, Usage};
 use cairn_engine::{
-    ChatAnswer, ChatTurn, CompleteRequest, CompletionOptions, Config, IndexState, Trigger,
-    Workspace, WorkspaceOptions,
+    CancellationToken, ChatAnswer, ChatTurn, CompleteRequest, CompletionOptions, Config, Fallback,
+    IndexState, ModelIdentity, Position, StreamEvent, Trigger, Usage, Workspace, WorkspaceOptions,
 };
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
@@ -95,13 +94,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-                .unwrap_or_else(|_| "warn,llama_cpp_2=error".into()),
-        )
-        .init();
+    cairn_engine::init_logging();
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,
@@ -112,7 +105,7 @@ fn main() -> ExitCode {
     };
     // The model threads end before llama.cpp's globals are torn down at exit: one still
     // decoding (or freeing its model) then crashed the process after its work was done.
-    if !cairn_engine::models::local::shutdown_workers(std::time::Duration::from_secs(10)) {
+    if !cairn_engine::shutdown_model_threads(std::time::Duration::from_secs(10)) {
         tracing::warn!("a model thread did not stop within 10 s of exit");
     }
     code
@@ -275,10 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .complete(
                         CompleteRequest {
                             path,
-                            position: cairn_engine::provenance::Position::new(
-                                (line - 1) as u32,
-                                character as u32,
-                            ),
+                            position: Position::new((line - 1) as u32, character as u32),
                             trigger: Trigger::Automatic,
                             max_items: 1,
                         },

@@ -9,11 +9,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cairn_engine::models::{CancellationToken, StreamEvent};
-use cairn_engine::provenance::{self as prov, TextChange};
 use cairn_engine::{
-    ChatAnswer, ChatKind, ChatTurn, CompleteRequest, Config, EngineError, IndexState, Trigger,
-    Workspace, WorkspaceOptions,
+    CancellationToken, ChatAnswer, ChatKind, ChatTurn, CompleteRequest, Config, EditTarget,
+    EngineError, IndexState, ModelIdentity, StreamEvent, TextChange, Trigger, Workspace,
+    WorkspaceOptions, CHAT_KINDS,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -28,9 +27,15 @@ pub use framing::guarded;
 
 pub const CMD_ACCEPT: &str = "cairn.accept";
 pub const CMD_REJECT: &str = "cairn.reject";
-pub const CMD_EXPLAIN: &str = "cairn.explain";
-pub const CMD_FIX: &str = "cairn.fix";
-pub const CMD_WRITE_TEST: &str = "cairn.writeTest";
+
+/// Every command the server executes: accept, reject, and each chat kind's command.
+fn commands() -> Vec<String> {
+    [CMD_ACCEPT, CMD_REJECT]
+        .into_iter()
+        .chain(CHAT_KINDS.iter().filter_map(|k| k.command))
+        .map(String::from)
+        .collect()
+}
 
 /// How `cairn lsp` starts.
 #[derive(Debug, Clone, Default)]
@@ -101,9 +106,7 @@ fn invalid_params(msg: impl Into<String>) -> Error {
 
 fn engine_error(e: EngineError) -> Error {
     match e {
-        EngineError::Model(cairn_engine::models::ModelError::Cancelled) => {
-            Error::request_cancelled()
-        }
+        e if e.is_cancelled() => Error::request_cancelled(),
         EngineError::Input(msg) => invalid_params(msg),
         other => Error {
             code: ErrorCode::InternalError,
@@ -113,20 +116,20 @@ fn engine_error(e: EngineError) -> Error {
     }
 }
 
-fn pos(p: Position) -> prov::Position {
-    prov::Position::new(p.line, p.character)
+fn pos(p: Position) -> cairn_text::Position {
+    cairn_text::Position::new(p.line, p.character)
 }
 
-fn lsp_pos(p: prov::Position) -> Position {
+fn lsp_pos(p: cairn_text::Position) -> Position {
     Position::new(p.line, p.character)
 }
 
-fn lsp_range(r: prov::Range) -> Range {
+fn lsp_range(r: cairn_text::Range) -> Range {
     Range::new(lsp_pos(r.start), lsp_pos(r.end))
 }
 
-fn prov_range(r: Range) -> prov::Range {
-    prov::Range::new(pos(r.start), pos(r.end))
+fn text_range(r: Range) -> cairn_text::Range {
+    cairn_text::Range::new(pos(r.start), pos(r.end))
 }
 
 /// The file path of a `file:` URI; other schemes keep the URI as their name.
@@ -313,22 +316,18 @@ impl CairnServer {
 
     async fn chat(&self, params: ChatParams) -> Result<Value> {
         let ws = self.ws()?.clone();
-        let kind = match params.kind.as_deref() {
-            None | Some("ask") => ChatKind::Ask,
-            Some("explain") => ChatKind::Explain,
-            Some("fix") => ChatKind::Fix,
-            Some("test") => ChatKind::WriteTest,
-            Some(other) => {
-                return Err(invalid_params(format!(
-                    "unknown chat kind {other:?}: use ask, explain, fix or test"
-                )))
-            }
-        };
+        let name = params.kind.as_deref().unwrap_or("ask");
+        let kind = ChatKind::from_name(name).ok_or_else(|| {
+            invalid_params(format!(
+                "unknown chat kind {name:?}: use {}",
+                ChatKind::names()
+            ))
+        })?;
         let turn = ChatTurn {
             question: params.question,
             conversation: params.conversation_id,
             path: params.uri.as_ref().map(path_of),
-            range: params.range.map(prov_range),
+            range: params.range.map(text_range),
             kind,
             max_tokens: params.max_tokens,
         };
@@ -395,8 +394,10 @@ impl CairnServer {
             "conversationId": a.conversation_id,
             "answer": a.answer,
             "citations": citations,
+            "citationMarks": a.citation_marks,
             "edits": edits,
             "sources": a.sources,
+            "sourcesError": a.sources_error,
             "model": {"name": a.model.name, "origin": a.model.origin, "modelId": a.model.model_id},
         })
     }
@@ -413,14 +414,9 @@ impl CairnServer {
             }));
         };
         let s = ws.status();
-        let files = match &s.index {
-            IndexState::Ready { files } | IndexState::ReadOnly { files, .. } => *files,
-            IndexState::Indexing { files_done, .. } => *files_done,
-            _ => 0,
-        };
         let mut index = serde_json::to_value(&s.index).unwrap_or(Value::Null);
-        index["files"] = json!(files);
-        let model = |m: &Option<cairn_engine::models::ModelIdentity>| {
+        index["files"] = json!(s.index.files());
+        let model = |m: &Option<ModelIdentity>| {
             m.as_ref().map(|m| {
                 json!({"name": m.name, "origin": m.origin, "modelId": m.model_id,
                        "runtime": m.runtime, "endpoint": m.endpoint, "ggufSha256": m.gguf_sha256})
@@ -441,14 +437,10 @@ impl CairnServer {
     /// work-done progress, then an edit is offered and applied only if the user agrees.
     async fn focused_action(&self, kind: ChatKind, a: FocusArgs) -> Result<Option<Value>> {
         let ws = self.ws()?.clone();
-        let title = match kind {
-            ChatKind::Explain => "Cairn: explaining",
-            ChatKind::Fix => "Cairn: fixing",
-            ChatKind::WriteTest => "Cairn: writing a test",
-            ChatKind::Ask => "Cairn",
-        };
+        let info = kind.info();
+        let title = info.progress;
         let progress_ok = self.client_supports_progress();
-        let token = ProgressToken::String(format!("cairn/{}", uuid_ish()));
+        let token = ProgressToken::String(format!("cairn/{}", uuid::Uuid::now_v7()));
         let progress = if progress_ok
             && self
                 .client
@@ -464,7 +456,7 @@ impl CairnServer {
             question: String::new(),
             conversation: None,
             path: Some(path_of(&a.uri)),
-            range: Some(prov_range(a.range)),
+            range: Some(text_range(a.range)),
             kind,
             max_tokens: None,
         };
@@ -481,7 +473,9 @@ impl CairnServer {
                 return Err(e);
             }
         };
-        if kind == ChatKind::Explain || answer.edits.is_empty() {
+        // A code action is one turn: nobody continues its conversation.
+        ws.forget_conversation(&answer.conversation_id);
+        if info.edits == EditTarget::None || answer.edits.is_empty() {
             self.client
                 .show_message(MessageType::INFO, answer.answer.clone())
                 .await;
@@ -623,13 +617,6 @@ impl CairnServer {
     }
 }
 
-fn uuid_ish() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{n:x}")
-}
-
 fn root_of(params: &InitializeParams) -> Option<PathBuf> {
     if let Some(folder) = params.workspace_folders.as_ref().and_then(|f| f.first()) {
         if let Some(p) = folder.uri.to_file_path() {
@@ -706,9 +693,7 @@ impl LanguageServer for CairnServer {
                 inline_completion_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: [CMD_ACCEPT, CMD_REJECT, CMD_EXPLAIN, CMD_FIX, CMD_WRITE_TEST]
-                        .map(String::from)
-                        .to_vec(),
+                    commands: commands(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -766,7 +751,7 @@ impl LanguageServer for CairnServer {
             .into_iter()
             .map(|c| match c.range {
                 Some(r) => TextChange::Incremental {
-                    range: prov_range(r),
+                    range: text_range(r),
                     text: c.text,
                 },
                 None => TextChange::Full { text: c.text },
@@ -805,7 +790,7 @@ impl LanguageServer for CairnServer {
         let model = self
             .ws()?
             .models()
-            .map(|e| e.router().complete.primary.identity().name)
+            .map(|e| e.completion_model().name)
             .unwrap_or_default();
         let items = done
             .items
@@ -879,23 +864,19 @@ impl LanguageServer for CairnServer {
                 ..Default::default()
             })
         };
-        Ok(Some(vec![
-            action(
-                "Cairn: Explain this",
-                CMD_EXPLAIN,
-                CodeActionKind::new("refactor.cairn.explain"),
-            ),
-            action(
-                "Cairn: Fix this",
-                CMD_FIX,
-                CodeActionKind::new("quickfix.cairn.fix"),
-            ),
-            action(
-                "Cairn: Write a test for this",
-                CMD_WRITE_TEST,
-                CodeActionKind::new("refactor.cairn.test"),
-            ),
-        ]))
+        Ok(Some(
+            CHAT_KINDS
+                .iter()
+                .filter_map(|k| {
+                    let command = k.command?;
+                    Some(action(
+                        k.title,
+                        command,
+                        CodeActionKind::new(k.code_action_kind),
+                    ))
+                })
+                .collect(),
+        ))
     }
 
     async fn execute_command(&self, p: ExecuteCommandParams) -> Result<Option<Value>> {
@@ -915,19 +896,10 @@ impl LanguageServer for CairnServer {
                     .map_err(engine_error)?;
                 Ok(None)
             }
-            CMD_EXPLAIN => {
-                self.focused_action(ChatKind::Explain, args(CMD_EXPLAIN, &p.arguments)?)
-                    .await
-            }
-            CMD_FIX => {
-                self.focused_action(ChatKind::Fix, args(CMD_FIX, &p.arguments)?)
-                    .await
-            }
-            CMD_WRITE_TEST => {
-                self.focused_action(ChatKind::WriteTest, args(CMD_WRITE_TEST, &p.arguments)?)
-                    .await
-            }
-            other => Err(invalid_params(format!("unknown command {other:?}"))),
+            other => match ChatKind::from_command(other) {
+                Some(kind) => self.focused_action(kind, args(other, &p.arguments)?).await,
+                None => Err(invalid_params(format!("unknown command {other:?}"))),
+            },
         }
     }
 }

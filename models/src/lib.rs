@@ -12,6 +12,7 @@ pub mod local;
 pub mod registry;
 pub mod remote;
 pub mod router;
+pub mod scripted;
 pub mod stop;
 pub mod template;
 pub mod types;
@@ -21,6 +22,7 @@ pub use local::{LocalModel, LocalOptions};
 pub use registry::{ModelEntry, Registry};
 pub use remote::{RemoteModel, RemoteOptions};
 pub use router::Router;
+pub use scripted::ScriptedModel;
 pub use types::*;
 
 /// The llama-cpp-2 release this crate is pinned to; recorded in provenance.

@@ -12,8 +12,7 @@ use base64::Engine as _;
 use cairn_desktop::desktop::{ChatRequest, Desktop, DesktopOptions, EventSink};
 use cairn_desktop::settings::{RemoteForm, SettingsForm};
 use cairn_desktop::ErrorKind;
-use cairn_engine::provenance::{FileKeyStore, LedgerOptions};
-use cairn_engine::WorkspaceOptions;
+use cairn_engine::{FileKeyStore, LedgerOptions, WorkspaceOptions};
 use serde_json::Value;
 
 const CALC_PY: &str = r#""""Small arithmetic helpers."""
@@ -413,7 +412,7 @@ fn a_fix_is_applied_inside_the_repository_and_recorded_as_accepted() {
             FIXED_ADD,
         );
         assert_eq!(edit.new_file.as_deref(), Some(expected.as_str()));
-        assert_eq!(edit.model.origin, cairn_engine::models::Origin::Remote);
+        assert_eq!(edit.model.origin, cairn_engine::ModelOrigin::Remote);
         assert!(!edit.context_files.is_empty());
 
         let applied = f.desktop.apply_edit(&edit.record_id).await.unwrap();

@@ -23,10 +23,13 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_engine::indexer::{analyze_text, language_label, Lang, SymbolKind};
-use cairn_engine::models::CancellationToken;
-use cairn_engine::provenance::{Position, Range, TextChange};
-use cairn_engine::{CompleteRequest, Config, IndexState, Trigger, Workspace, WorkspaceOptions};
+// The driver picks completion points with the indexer's own analysis and calls the model
+// layer directly (`Engine::complete_raw`) to compare; the server it measures is `cairn lsp`.
+use cairn_engine::{
+    CancellationToken, CompleteRequest, Config, IndexState, Position, Range, TextChange, Trigger,
+    Workspace, WorkspaceOptions,
+};
+use cairn_indexer::{analyze_text, language_label, Lang, SymbolKind};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -664,12 +667,7 @@ impl Peer<'_> {
         let t_model = Instant::now();
         let g = self
             .rt
-            .block_on(
-                engine
-                    .router()
-                    .complete
-                    .complete(req, None, CancellationToken::new()),
-            )
+            .block_on(engine.complete_raw(req, CancellationToken::new()))
             .unwrap_or_else(|e| fail(format!("direct model call: {e}")));
         let direct_ms = t_model.elapsed().as_secs_f64() * 1e3;
         k.direct_ms = Some(direct_ms);
@@ -829,7 +827,7 @@ fn main() {
         Workspace::open(&repo, config, WorkspaceOptions::default()).unwrap_or_else(|e| fail(e))
     };
     let engine = ws.models().unwrap_or_else(|e| fail(e));
-    let identity = engine.router().complete.primary.identity();
+    let identity = engine.completion_model();
     rt.block_on(async {
         let mut rx = ws.index_events();
         let _ = rx
@@ -992,11 +990,9 @@ fn main() {
                     .block_on(ws.completion_request(&path, p))
                     .unwrap_or_else(|e| fail(e));
                 let t = Instant::now();
-                if let Ok(g) = rt.block_on(engine.router().complete.complete(
-                    req.clone(),
-                    None,
-                    CancellationToken::new(),
-                )) {
+                if let Ok(g) =
+                    rt.block_on(engine.complete_raw(req.clone(), CancellationToken::new()))
+                {
                     burst_final_direct_ms = Some(t.elapsed().as_secs_f64() * 1e3);
                     burst_final_direct = Some(json!({
                         "prompt_tokens": g.usage.prompt_tokens,
@@ -1012,17 +1008,9 @@ fn main() {
                 // everything typed since.
                 if let Some(mut first) = first_req {
                     first.max_tokens = 1;
-                    let _ = rt.block_on(engine.router().complete.complete(
-                        first,
-                        None,
-                        CancellationToken::new(),
-                    ));
+                    let _ = rt.block_on(engine.complete_raw(first, CancellationToken::new()));
                     let t = Instant::now();
-                    if let Ok(g) = rt.block_on(engine.router().complete.complete(
-                        req,
-                        None,
-                        CancellationToken::new(),
-                    )) {
+                    if let Ok(g) = rt.block_on(engine.complete_raw(req, CancellationToken::new())) {
                         burst_final_truncated_ms = Some(t.elapsed().as_secs_f64() * 1e3);
                         if let Some(Value::Object(m)) = &mut burst_final_direct {
                             m.insert(
