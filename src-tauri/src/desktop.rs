@@ -112,6 +112,27 @@ pub struct StatusView {
     pub gpu_backend: Option<String>,
     /// Whether editors (`cairn lsp --remote auto`) reach this window's engine.
     pub editors: EditorsView,
+    /// The focused chat kinds (Explain, Fix …) the side panel offers, from the engine's
+    /// table: a new kind appears without a change here or in the window.
+    pub chat_kinds: Vec<ChatKindView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatKindView {
+    pub name: String,
+    pub button: String,
+}
+
+fn focused_kinds() -> Vec<ChatKindView> {
+    cairn_engine::CHAT_KINDS
+        .iter()
+        .filter(|k| k.needs_selection)
+        .map(|k| ChatKindView {
+            name: k.name.to_string(),
+            button: k.button.to_string(),
+        })
+        .collect()
 }
 
 /// A chat turn as the window asks it.
@@ -486,6 +507,7 @@ impl Desktop {
             ledger_error: s.ledger.error,
             gpu_backend: cairn_engine::gpu_backend().map(str::to_string),
             editors: self.editors(),
+            chat_kinds: focused_kinds(),
         }
     }
 

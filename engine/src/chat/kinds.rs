@@ -41,6 +41,8 @@ pub struct ChatKindInfo {
     pub command: Option<&'static str>,
     /// The code action's title.
     pub title: &'static str,
+    /// The desktop app's button for it.
+    pub button: &'static str,
     /// The LSP code action kind.
     pub code_action_kind: &'static str,
     /// Shown while it runs.
@@ -58,6 +60,7 @@ pub const CHAT_KINDS: &[ChatKindInfo] = &[
         name: "ask",
         command: None,
         title: "Cairn: Ask",
+        button: "Ask",
         code_action_kind: "",
         progress: "Cairn",
         instruction: "",
@@ -69,6 +72,7 @@ pub const CHAT_KINDS: &[ChatKindInfo] = &[
         name: "explain",
         command: Some("cairn.explain"),
         title: "Cairn: Explain this",
+        button: "Explain",
         code_action_kind: "refactor.cairn.explain",
         progress: "Cairn: explaining",
         instruction: "Explain what the selected code does and anything surprising in it.",
@@ -80,6 +84,7 @@ pub const CHAT_KINDS: &[ChatKindInfo] = &[
         name: "fix",
         command: Some("cairn.fix"),
         title: "Cairn: Fix this",
+        button: "Fix selection",
         code_action_kind: "quickfix.cairn.fix",
         progress: "Cairn: fixing",
         instruction: "Find the bug in the selected code and fix it. Reply with a short explanation, then the corrected code for the whole selection in one fenced code block.",
@@ -91,6 +96,7 @@ pub const CHAT_KINDS: &[ChatKindInfo] = &[
         name: "test",
         command: Some("cairn.writeTest"),
         title: "Cairn: Write a test for this",
+        button: "Write test",
         code_action_kind: "refactor.cairn.test",
         progress: "Cairn: writing a test",
         instruction: "Write a unit test for the selected code, in the file's language and test style. Reply with the test in one fenced code block.",
