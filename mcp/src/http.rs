@@ -15,13 +15,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{CairnMcp, MAX_MESSAGE_BYTES};
 
-pub(crate) async fn serve(server: CairnMcp, addr: SocketAddr) -> Result<(), String> {
-    if !addr.ip().is_loopback() {
-        return Err(format!(
-            "--http {addr}: Cairn serves MCP over HTTP on loopback only (127.0.0.1 or [::1]); \
-             use stdio for anything else"
-        ));
+/// Refuses an address other machines could reach.
+pub(crate) fn loopback_only(addr: SocketAddr) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        return Ok(());
     }
+    Err(format!(
+        "--http {addr}: Cairn serves MCP over HTTP on loopback only (127.0.0.1 or [::1]); \
+         use stdio for anything else"
+    ))
+}
+
+pub(crate) async fn serve(server: CairnMcp, addr: SocketAddr) -> Result<(), String> {
+    loopback_only(addr)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

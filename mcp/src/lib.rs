@@ -53,6 +53,9 @@ const SETTLE: Duration = Duration::from_secs(30);
 /// forwarded to it), else on a workspace of this process's own; over stdio, or streamable
 /// HTTP on loopback.
 pub async fn run(opts: McpOptions) -> Result<(), String> {
+    if let Some(addr) = opts.http {
+        http::loopback_only(addr)?;
+    }
     if opts.http.is_none() {
         if let Some(socket) = &opts.daemon_socket {
             match shared::connect(socket, &opts.root, opts.record_edits).await {

@@ -137,8 +137,6 @@ pub struct CairnMcp {
     tool_router: ToolRouter<Self>,
 }
 
-type ToolResult<T> = Result<Json<T>, String>;
-
 impl CairnMcp {
     pub fn new(ws: Arc<Workspace>, opts: ToolOptions) -> CairnMcp {
         CairnMcp {
@@ -312,7 +310,10 @@ impl CairnMcp {
             open_world_hint = false
         )
     )]
-    async fn search(&self, Parameters(p): Parameters<SearchInput>) -> ToolResult<SearchOutput> {
+    async fn search(
+        &self,
+        Parameters(p): Parameters<SearchInput>,
+    ) -> Result<Json<SearchOutput>, String> {
         let query = arg("query", &p.query)?.to_string();
         let mut q = SearchQuery::new(query.clone());
         q.limit = p.limit.unwrap_or(10).clamp(1, MAX_HITS as u32) as usize;
@@ -374,7 +375,10 @@ impl CairnMcp {
             open_world_hint = false
         )
     )]
-    async fn symbols(&self, Parameters(p): Parameters<SymbolsInput>) -> ToolResult<SymbolsOutput> {
+    async fn symbols(
+        &self,
+        Parameters(p): Parameters<SymbolsInput>,
+    ) -> Result<Json<SymbolsOutput>, String> {
         let name = arg("name", &p.name)?.to_string();
         let limit = p.limit.unwrap_or(50).clamp(1, MAX_SYMBOLS as u32) as usize;
         let index_note = self.index_note().await;
@@ -426,7 +430,7 @@ impl CairnMcp {
     async fn context_for(
         &self,
         Parameters(p): Parameters<ContextForInput>,
-    ) -> ToolResult<ContextForOutput> {
+    ) -> Result<Json<ContextForOutput>, String> {
         let path = arg("path", &p.path)?.to_string();
         let column = p.column.unwrap_or(1).max(1);
         let index_note = self.index_note().await;
@@ -475,7 +479,7 @@ impl CairnMcp {
     async fn read_lines(
         &self,
         Parameters(p): Parameters<ReadLinesInput>,
-    ) -> ToolResult<ReadLinesOutput> {
+    ) -> Result<Json<ReadLinesOutput>, String> {
         let path = arg("path", &p.path)?.to_string();
         let start = p.start_line.unwrap_or(1).max(1) as usize;
         if let Some(end) = p.end_line {
@@ -513,7 +517,10 @@ impl CairnMcp {
             open_world_hint = false
         )
     )]
-    async fn blame(&self, Parameters(p): Parameters<BlameInput>) -> ToolResult<BlameOutput> {
+    async fn blame(
+        &self,
+        Parameters(p): Parameters<BlameInput>,
+    ) -> Result<Json<BlameOutput>, String> {
         let path = arg("path", &p.path)?.to_string();
         let rev = match &p.rev {
             Some(r) => revision("rev", r)?,
@@ -591,7 +598,10 @@ impl CairnMcp {
             open_world_hint = false
         )
     )]
-    async fn report(&self, Parameters(p): Parameters<ReportInput>) -> ToolResult<ReportOutput> {
+    async fn report(
+        &self,
+        Parameters(p): Parameters<ReportInput>,
+    ) -> Result<Json<ReportOutput>, String> {
         let range = p
             .range
             .as_deref()
@@ -678,7 +688,10 @@ impl CairnMcp {
             open_world_hint = false
         )
     )]
-    async fn check(&self, Parameters(p): Parameters<CheckInput>) -> ToolResult<CheckOutput> {
+    async fn check(
+        &self,
+        Parameters(p): Parameters<CheckInput>,
+    ) -> Result<Json<CheckOutput>, String> {
         let range = p
             .range
             .as_deref()
@@ -750,7 +763,7 @@ impl CairnMcp {
     async fn record_edit(
         &self,
         Parameters(p): Parameters<RecordEditInput>,
-    ) -> ToolResult<RecordEditOutput> {
+    ) -> Result<Json<RecordEditOutput>, String> {
         if !self.opts.record_edits {
             return Err(
                 "recording edits is off for this server: the user turns it on by \

@@ -85,6 +85,12 @@ where
     F: Fn(&Path) -> Option<(Arc<Workspace>, G)> + Send + Sync + 'static,
     G: Send + 'static,
 {
+    if let Some(dir) = socket.parent() {
+        // The daemon's private directory (it may not have made it yet): only this user.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     // A socket file nobody answers on is left over from a daemon that died.
     if socket.exists() && UnixStream::connect(&socket).await.is_err() {
         let _ = std::fs::remove_file(&socket);
