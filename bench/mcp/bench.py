@@ -1,6 +1,7 @@
 """bench/mcp: tool-call latency of `cairn mcp` (the official Python SDK over stdio, one call at a
-time) for `search` and `context_for`, against the same engine calls made in-process
-(mcp/examples/bench_inprocess.rs) on the same repository, queries and positions.
+time; and a raw JSON-RPC client, to separate the SDK's own cost) for `search` and
+`context_for`, against the same engine calls made in-process (mcp/examples/bench_inprocess.rs)
+on the same repository, queries and positions.
 
     python bench/mcp/bench.py --cairn BIN --inprocess BIN --repo CLONE --state DIR [--n 200] [--json OUT]
 """
@@ -69,7 +70,7 @@ def workload(repo: Path, n: int) -> tuple[list[str], list[dict]]:
 
 async def through_mcp(cairn: str, repo: Path, env: dict, queries: list[str], positions: list[dict]) -> dict:
     params = StdioServerParameters(command=cairn, args=["mcp", "--repo", str(repo), "--no-share"], env=env, cwd=str(repo))
-    out: dict[str, list[float]] = {"search": [], "context_for": []}
+    out: dict[str, list] = {"search": [], "context_for": [], "search_hits": [], "context_snippets": []}
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write, read_timeout_seconds=1800) as s:
             await s.initialize()
@@ -84,6 +85,7 @@ async def through_mcp(cairn: str, repo: Path, env: dict, queries: list[str], pos
                 assert not r.is_error, r.content
                 if i >= WARMUP:
                     out["search"].append(ms)
+                    out["search_hits"].append(len(r.structured_content["hits"]))
             for i, p in enumerate(positions):
                 t = time.perf_counter()
                 r = await s.call_tool("context_for", p)
@@ -91,6 +93,46 @@ async def through_mcp(cairn: str, repo: Path, env: dict, queries: list[str], pos
                 assert not r.is_error, r.content
                 if i >= WARMUP:
                     out["context_for"].append(ms)
+                    out["context_snippets"].append(len(r.structured_content["snippets"]))
+            status = json.loads((await s.read_resource("cairn://index/status")).contents[0].text)
+            out["files"] = status["stats"]["files"]
+            out["chunks"] = status["stats"]["chunks"]
+    return out
+
+
+def through_raw_json_rpc(cairn: str, repo: Path, env: dict, queries: list[str], positions: list[dict]) -> dict:
+    """The same calls as one line of JSON-RPC each over the server's stdio, read back with
+    json.loads and nothing else: the server's share of the MCP cost without the SDK's
+    (pydantic models, outputSchema validation)."""
+    proc = subprocess.Popen(
+        [cairn, "mcp", "--repo", str(repo), "--no-share"], env=env, cwd=repo,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    ids = iter(range(1, 1 << 30))
+
+    def rpc(method: str, params: dict) -> dict:
+        rid = next(ids)
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params}).encode() + b"\n")
+        proc.stdin.flush()
+        while True:
+            m = json.loads(proc.stdout.readline())
+            if m.get("id") == rid:
+                return m
+
+    rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}})
+    proc.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+    rpc("tools/call", {"name": "search", "arguments": {"query": "warm up the index"}})
+    out: dict[str, list[float]] = {"search": [], "context_for": []}
+    for tool, calls in (("search", [{"query": q, "limit": 10} for q in queries]), ("context_for", positions)):
+        for i, args in enumerate(calls):
+            t = time.perf_counter()
+            r = rpc("tools/call", {"name": tool, "arguments": args})
+            ms = (time.perf_counter() - t) * 1000
+            assert not r["result"].get("isError"), r
+            if i >= WARMUP:
+                out[tool].append(ms)
+    proc.stdin.close()
+    proc.wait(60)
     return out
 
 
@@ -115,6 +157,7 @@ def main() -> None:
     (a.state / "positions.json").write_text(json.dumps(positions))
     load_before = os.getloadavg()
     mcp = asyncio.run(through_mcp(a.cairn, a.repo, env, queries, positions))
+    raw = through_raw_json_rpc(a.cairn, a.repo, env, queries, positions)
     r = subprocess.run(
         [a.inprocess, "--repo", str(a.repo), "--queries", str(a.state / "queries.json"), "--positions", str(a.state / "positions.json")],
         env=env, capture_output=True, text=True, check=True,
@@ -123,20 +166,26 @@ def main() -> None:
     load_after = os.getloadavg()
     rows = []
     print(f"\n{len(queries) - WARMUP} searches, {len(positions) - WARMUP} context_for calls (after {WARMUP} warm-up each), one at a time")
+    print(f"index: {mcp['files']} files, {mcp['chunks']} chunks")
+    for k in ("search_hits", "context_snippets"):
+        print(f"mean {k.replace('_', ' ')}: through MCP {statistics.mean(mcp[k]):.2f}, in-process {statistics.mean(inproc[k]):.2f}")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}\n")
-    print("| tool | through MCP p50 / p99 ms | in-process p50 / p99 ms | MCP overhead p50 / p99 ms |")
-    print("|---|---:|---:|---:|")
+    print("| tool | MCP, Python SDK client p50 / p99 ms | MCP, raw JSON-RPC client p50 / p99 ms | in-process p50 / p99 ms | MCP overhead (SDK) p50 / p99 ms | MCP overhead (raw) p50 / p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
     for tool in ("search", "context_for"):
-        m, i = mcp[tool], inproc[tool]
+        m, w, i = mcp[tool], raw[tool], inproc[tool]
         row = {
             "tool": tool, "calls": len(m),
             "mcp_p50": pct(m, 50), "mcp_p99": pct(m, 99), "mcp_mean": statistics.mean(m),
+            "raw_p50": pct(w, 50), "raw_p99": pct(w, 99), "raw_mean": statistics.mean(w),
             "inprocess_p50": pct(i, 50), "inprocess_p99": pct(i, 99), "inprocess_mean": statistics.mean(i),
         }
         rows.append(row)
         print(
-            f"| {tool} | {row['mcp_p50']:.2f} / {row['mcp_p99']:.2f} | {row['inprocess_p50']:.2f} / {row['inprocess_p99']:.2f} "
-            f"| {row['mcp_p50'] - row['inprocess_p50']:.2f} / {row['mcp_p99'] - row['inprocess_p99']:.2f} |"
+            f"| {tool} | {row['mcp_p50']:.2f} / {row['mcp_p99']:.2f} | {row['raw_p50']:.2f} / {row['raw_p99']:.2f} "
+            f"| {row['inprocess_p50']:.2f} / {row['inprocess_p99']:.2f} "
+            f"| {row['mcp_p50'] - row['inprocess_p50']:.2f} / {row['mcp_p99'] - row['inprocess_p99']:.2f} "
+            f"| {row['raw_p50'] - row['inprocess_p50']:.2f} / {row['raw_p99'] - row['inprocess_p99']:.2f} |"
         )
     if a.json:
         a.json.write_text(json.dumps({"rows": rows, "load_before": load_before, "load_after": load_after}, indent=2))

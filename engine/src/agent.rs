@@ -262,14 +262,16 @@ impl Workspace {
         edit: AgentEdit,
     ) -> Result<RecordedAgentEdit, EngineError> {
         let edit = edit.with_trace_defaults()?;
-        let tool = edit.tool.trim().to_string();
-        let model = edit.model.trim().to_string();
-        if tool.is_empty() {
-            return Err(input("name the agent's tool (e.g. `claude-code`)"));
-        }
-        if model.is_empty() {
-            return Err(input("name the model that wrote the lines"));
-        }
+        let tool = name_field(
+            "tool",
+            &edit.tool,
+            "name the agent's tool (e.g. `claude-code`)",
+        )?;
+        let model = name_field("model", &edit.model, "name the model that wrote the lines")?;
+        let tool_version = match edit.tool_version.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => Some(name_field("tool version", v, "")?),
+            _ => None,
+        };
         if edit.changes.is_empty() {
             return Err(input(
                 "no changes: give the files and line ranges (or the new text) the agent wrote",
@@ -293,9 +295,9 @@ impl Workspace {
             None => (None, None),
         };
         let origin = edit.origin.unwrap_or(ModelOrigin::Remote);
-        let runtime = match edit.tool_version.as_deref().map(str::trim) {
-            Some(v) if !v.is_empty() => format!("{tool} {v}"),
-            _ => tool.clone(),
+        let runtime = match &tool_version {
+            Some(v) => format!("{tool} {v}"),
+            None => tool.clone(),
         };
         let mut sampling = BTreeMap::new();
         if let Some(meta) = trace_meta {
@@ -565,6 +567,26 @@ fn place_change(rel: &str, file: &str, change: &AgentChange) -> Result<Placed, E
         lines: lines.len(),
         text: lines.join("\n"),
     })
+}
+
+/// A tool, model or version name as records and commit trailers carry it: one line of at
+/// most 200 characters, no control characters (a model name ends up in `Assisted-by:`).
+fn name_field(what: &str, value: &str, missing: &str) -> Result<String, EngineError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(input(missing));
+    }
+    if v.chars().count() > 200 {
+        return Err(input(format!(
+            "the {what} name is longer than 200 characters"
+        )));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(input(format!(
+            "the {what} name holds a control character (a line break?); give it on one line"
+        )));
+    }
+    Ok(v.to_string())
 }
 
 fn normalize_digest(d: &str) -> Result<String, EngineError> {
@@ -879,6 +901,8 @@ mod tests {
             }]
         );
         assert!(normalize_digest("sha256:ABCDEF").is_err());
+        assert!(name_field("model", "gpt\nSigned-off-by: x", "").is_err());
+        assert_eq!(name_field("model", " gpt-5 ", "").unwrap(), "gpt-5");
         let d = "ab".repeat(32);
         assert_eq!(normalize_digest(&format!("sha256:{d}")).unwrap(), d);
     }

@@ -1,6 +1,7 @@
 //! The in-process peer of bench/mcp: the engine calls behind the `search` and `context_for`
 //! tools, made directly on a workspace opened as `cairn mcp` opens it, one at a time, timed
-//! per call. Prints `{"search": [ms…], "context_for": [ms…]}` on stdout.
+//! per call. Prints `{"search": [ms…], "context_for": [ms…], "search_hits": [n…],
+//! "context_snippets": [n…]}` on stdout.
 //!
 //! bench_inprocess --repo DIR --queries FILE --positions FILE
 //! (queries: a JSON array of strings; positions: a JSON array of {path, line, column})
@@ -39,6 +40,7 @@ fn main() {
             .unwrap();
         eprintln!("index: {state:?}");
         let mut search = Vec::new();
+        let mut search_hits = Vec::new();
         for (i, q) in queries.iter().enumerate() {
             let mut query = SearchQuery::new(q.clone());
             query.limit = 10;
@@ -46,17 +48,19 @@ fn main() {
             let t = Instant::now();
             let index = ws.repo_index().expect("index open");
             // As the tool runs it: on the blocking pool.
-            let hits = tokio::task::spawn_blocking(move || index.search(&query).map(|e| e.hits.len()))
-                .await
-                .unwrap()
-                .unwrap();
+            let hits =
+                tokio::task::spawn_blocking(move || index.search(&query).map(|e| e.hits.len()))
+                    .await
+                    .unwrap()
+                    .unwrap();
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             if i >= 5 {
                 search.push(ms);
+                search_hits.push(hits);
             }
-            let _ = hits;
         }
         let mut context = Vec::new();
+        let mut context_snippets = Vec::new();
         for (i, p) in positions.iter().enumerate() {
             let path = p["path"].as_str().unwrap();
             let line = p["line"].as_u64().unwrap() as usize;
@@ -66,12 +70,17 @@ fn main() {
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             if i >= 5 {
                 context.push(ms);
+                context_snippets.push(snippets.len());
             }
-            let _ = snippets;
         }
         println!(
             "{}",
-            serde_json::json!({"search": search, "context_for": context})
+            serde_json::json!({
+                "search": search,
+                "context_for": context,
+                "search_hits": search_hits,
+                "context_snippets": context_snippets,
+            })
         );
     });
 }

@@ -810,13 +810,6 @@ impl CairnMcp {
             };
             changes.push(change);
         }
-        for (name, v) in [("tool", &p.tool), ("model", &p.model)] {
-            if let Some(v) = v {
-                if v.chars().count() > 200 {
-                    return Err(format!("`{name}` is longer than 200 characters"));
-                }
-            }
-        }
         let edit = AgentEdit {
             tool: p.tool.unwrap_or_default(),
             tool_version: p.tool_version,

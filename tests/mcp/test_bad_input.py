@@ -77,6 +77,14 @@ async def test_paths_outside_the_repository_are_refused(ws):
                 msg = await call_error(s, name, args)
                 assert "outside the repository" in msg or "git's own directory" in msg, (name, p, msg)
                 assert "a file outside the repository" not in msg
+        # Names go into records and commit trailers: one line each.
+        msg = await call_error(
+            s,
+            "record_edit",
+            {"tool": "t", "model": "m\nSigned-off-by: Someone <s@example.com>",
+             "edits": [{"path": "src/app.py", "startLine": 1, "endLine": 1}]},
+        )
+        assert "control character" in msg, msg
         # A symlink that stays inside is fine.
         got = await call(s, "read_lines", {"path": "src/ok-link.py", "endLine": 1})
         assert got["lines"] == [support.APP_PY.splitlines()[0]]
