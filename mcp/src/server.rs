@@ -1011,3 +1011,46 @@ impl ServerHandler for CairnMcp {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_that_git_could_read_as_options_are_refused() {
+        for ok in [
+            "HEAD",
+            "HEAD~3..HEAD",
+            "main..feature/x",
+            "v1.2^{commit}",
+            "@{u}..HEAD",
+        ] {
+            assert_eq!(revision("range", ok).unwrap(), ok);
+        }
+        for bad in [
+            "--output=/tmp/x",
+            "-p",
+            "HEAD; rm -rf /",
+            "$(id)",
+            "a b",
+            "",
+        ] {
+            assert!(revision("range", bad).is_err(), "{bad:?}");
+        }
+        assert!(revision("range", "HEAD\n--all").is_err());
+    }
+
+    #[test]
+    fn text_is_redacted_then_cut_at_a_line() {
+        let mut found = Redactions::new();
+        let text = "key = \"AKIAIOSFODNN7EXAMPLE\"\nline two\nline three\n";
+        let (t, cut) = bounded_text(text, "a.py", 1000, &mut found);
+        assert!(!cut && !t.contains("AKIAIOSFODNN7EXAMPLE"), "{t}");
+        assert_eq!(found.values().sum::<usize>(), 1);
+        let (t, cut) = bounded_text("aaaa\nbbbb\ncccc\n", "a.txt", 12, &mut found);
+        assert!(cut);
+        assert_eq!(t, "aaaa\nbbbb\n");
+        let (t, cut) = bounded_text("ééééé", "a.txt", 5, &mut found);
+        assert!(cut && t == "éé");
+    }
+}
