@@ -94,7 +94,12 @@ enum Command {
     Mcp {
         /// Let agents register their edits (`record_edit` writes signed ledger records, never
         /// files); without it every tool is read-only.
-        #[arg(long, env = "CAIRN_MCP_RECORD_EDITS")]
+        #[arg(
+            long,
+            env = "CAIRN_MCP_RECORD_EDITS",
+            action = clap::ArgAction::SetTrue,
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
         record_edits: bool,
         /// Serve streamable HTTP on this loopback address (e.g. 127.0.0.1:8765) instead of stdio.
         #[arg(long, value_name = "127.0.0.1:PORT")]

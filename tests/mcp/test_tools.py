@@ -147,6 +147,11 @@ async def test_record_edit_is_off_unless_the_user_turns_it_on(ws):
         )
         assert "--record-edits" in msg
         assert support.ledger_lines(ws) == before
+    # The environment turns it on too (for clients that configure env, not args).
+    ws.env["CAIRN_MCP_RECORD_EDITS"] = "1"
+    async with mcp_session(ws) as s:
+        status = json.loads((await s.read_resource("cairn://index/status")).contents[0].text)
+        assert status["recordEdits"] is True
 
 
 def ledger_events(ws) -> list[dict]:
