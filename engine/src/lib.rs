@@ -5,6 +5,7 @@
 //! It must never speak a front end's protocol (LSP, Tauri, a terminal): front ends
 //! translate, and they call only this crate — never the core crates behind it.
 
+mod agent;
 mod chat;
 mod completion;
 pub mod config;
@@ -17,6 +18,10 @@ pub mod redact;
 mod types;
 mod workspace;
 
+pub use agent::{
+    redact_lines, AgentChange, AgentEdit, BlameLine, FileLines, RecordedAgentEdit, RecordedChange,
+    MAX_AGENT_CHANGES, MAX_AGENT_CHANGE_LINES, MAX_AGENT_FILE_BYTES,
+};
 pub use chat::{ChatKind, ChatKindInfo, Citation, CitationMark, EditTarget, Source, CHAT_KINDS};
 pub use completion::{CompletionOptions, Window};
 pub use config::Config;

@@ -96,6 +96,9 @@ pub enum Origin {
 pub enum Mode {
     Fim,
     Chat,
+    /// An edit a coding agent made and registered (through `cairn mcp`): the generator
+    /// names the agent's tool (`runtime`) and model.
+    Agent,
 }
 
 /// One retrieved context source that went into the prompt.

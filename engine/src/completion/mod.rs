@@ -433,7 +433,12 @@ impl Workspace {
 
     /// Retrieved context for a completion. Kept for the same region of a document so
     /// consecutive requests share a prompt prefix (and the model's KV cache).
-    async fn context_snippets(&self, key: &str, text: &str, offset: usize) -> Vec<Snippet> {
+    pub(crate) async fn context_snippets(
+        &self,
+        key: &str,
+        text: &str,
+        offset: usize,
+    ) -> Vec<Snippet> {
         let Some(index) = self.index() else {
             return Vec::new();
         };
