@@ -190,8 +190,18 @@ pub async fn forward_stdio(
         r
     };
     let down = tokio::io::copy(&mut sock_read, &mut stdout);
-    let (up, down) = tokio::join!(up, down);
-    up?;
-    down?;
+    tokio::pin!(up, down);
+    // The daemon closes the session after `exit`: that ends this editor's server, whether
+    // or not the editor closes stdin too. An editor closing stdin first ends the upload;
+    // the daemon then sees the end of the session and closes its side.
+    tokio::select! {
+        down = &mut down => {
+            down?;
+        }
+        up = &mut up => {
+            up?;
+            down.await?;
+        }
+    }
     Ok(())
 }

@@ -9,8 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
