@@ -695,6 +695,9 @@ fn watcher_indexes_mass_changes_whatever_the_batching() {
     let ev = events.lock().unwrap();
     for e in ev.iter().filter(|e| e.starts_with("Applied")) {
         let paths = e.matches("mass/").count();
-        assert!(paths <= 20, "a batch of {paths} paths was applied one by one: {e}");
+        assert!(
+            paths <= 20,
+            "a batch of {paths} paths was applied one by one: {e}"
+        );
     }
 }
