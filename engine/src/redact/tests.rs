@@ -709,7 +709,7 @@ fn one_megabyte_is_fast() {
         input.len(),
         r.count
     );
-    assert!(r.count > 0);
-    // Generous: a debug build on a shared machine. Release is far below 50 ms.
-    assert!(elapsed.as_secs_f64() < 2.0, "{elapsed:?}");
+    // One secret per 50 blocks, each found once: the outcome, not the time, is asserted
+    // (the regex engine is linear in the input; speed is a benchmark's business).
+    assert_eq!(r.count as u64, i.div_ceil(50), "{elapsed:?}");
 }
