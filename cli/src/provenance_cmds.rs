@@ -289,18 +289,7 @@ impl ProvenanceCommands {
                             &r.commit[..12]
                         );
                     }
-                    println!(
-                        "{} commits, {} AI-assisted regions, {} unreviewed, {} not attested: {}",
-                        out.commits,
-                        out.ai_regions,
-                        out.unreviewed.len(),
-                        out.unattested.len(),
-                        if out.passed {
-                            "ok"
-                        } else {
-                            "FAILED (run `cairn review`)"
-                        }
-                    );
+                    println!("{}", out.summary_line());
                 }
                 Ok(if out.passed {
                     ExitCode::SUCCESS

@@ -719,18 +719,7 @@ impl CairnMcp {
                     .map_err(|e| e.to_string())
             })
             .await?;
-        let summary = format!(
-            "{} commits, {} AI-assisted regions, {} unreviewed, {} not attested: {}",
-            out.commits,
-            out.ai_regions,
-            out.unreviewed.len(),
-            out.unattested.len(),
-            if out.passed {
-                "ok"
-            } else {
-                "FAILED (run `cairn review`)"
-            }
-        );
+        let summary = out.summary_line();
         let truncated = out.unreviewed.len() > MAX_ROWS || out.unattested.len() > MAX_ROWS;
         Ok(Json(CheckOutput {
             range: range.unwrap_or_else(|| "HEAD".into()),
