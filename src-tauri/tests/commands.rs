@@ -310,7 +310,29 @@ fn chat_streams_cites_and_reads_the_cited_lines() {
             "{:?}",
             status.languages
         );
-        assert!(!f.events.named("index-progress").is_empty());
+        // The events are numbered; a status read after the last one says so, with its state
+        // (a status may also be newer than the last event: the events are throttled).
+        let mut progress = f.events.named("index-progress");
+        for _ in 0..100 {
+            if progress
+                .last()
+                .is_some_and(|e| e["index"]["state"] == "ready")
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            progress = f.events.named("index-progress");
+        }
+        let status = f.desktop.status().unwrap();
+        let last = progress.last().expect("index events");
+        let seqs: Vec<u64> = progress
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        assert_eq!(last["generation"].as_u64(), Some(status.generation));
+        assert_eq!(last["seq"].as_u64(), Some(status.index_seq));
+        assert_eq!(last["index"], serde_json::to_value(&status.index).unwrap());
 
         let answer = f
             .desktop

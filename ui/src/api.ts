@@ -85,7 +85,7 @@ export const api = {
 };
 
 export interface AppEvents {
-  index: (p: { generation: number; index: IndexState }) => void;
+  index: (p: { generation: number; seq: number; index: IndexState }) => void;
   delta: (p: { requestId: string; text: string }) => void;
   reset: (p: { requestId: string; reason: string }) => void;
 }
@@ -93,7 +93,7 @@ export interface AppEvents {
 export async function subscribe(h: AppEvents): Promise<UnlistenFn[]> {
   if (!inTauri()) return [];
   return Promise.all([
-    listen<{ generation: number; index: IndexState }>("index-progress", (e) => h.index(e.payload)),
+    listen<{ generation: number; seq: number; index: IndexState }>("index-progress", (e) => h.index(e.payload)),
     listen<{ requestId: string; text: string }>("chat-delta", (e) => h.delta(e.payload)),
     listen<{ requestId: string; reason: string }>("chat-reset", (e) => h.reset(e.payload)),
   ]);

@@ -441,7 +441,7 @@ async function boot(): Promise<void> {
   await subscribe({
     index: (p) => {
       const before = state.status?.index.state;
-      dispatch({ type: "index", index: p.index });
+      dispatch({ type: "index", index: p.index, generation: p.generation, seq: p.seq });
       const settled = ["ready", "read-only", "error"].includes(p.index.state);
       if (settled && before !== p.index.state) void api.status().then((status) => dispatch({ type: "status", status }), () => {});
     },

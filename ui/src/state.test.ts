@@ -16,7 +16,7 @@ import type { ChatView, EditView, EditorsView, Status } from "./types";
 const model = { name: "default", origin: "local" as const, modelId: "SmolLM2", runtime: "llama.cpp" };
 const status = (repo: string): Status => ({
   repo, version: "0.1.0", files: null, languages: {}, chatModel: model, completeModel: model,
-  backend: "local", modelError: null, index: { state: "opening" }, ledgerPath: "/l", ledgerError: null, gpuBackend: null,
+  backend: "local", modelError: null, index: { state: "opening" }, generation: 1, indexSeq: 0, ledgerPath: "/l", ledgerError: null, gpuBackend: null,
   editors: serving(0), chatKinds: [{ name: "fix", button: "Fix selection" }],
 });
 function serving(sessions: number): EditorsView {
@@ -95,12 +95,35 @@ describe("the window's state", () => {
   it("updates index progress and the file count", () => {
     const s = replay(
       { type: "opened", status: status("/r") },
-      { type: "index", index: { state: "indexing", filesDone: 3, filesTotal: 12 } },
+      { type: "index", index: { state: "indexing", filesDone: 3, filesTotal: 12 }, generation: 1, seq: 1 },
     );
     expect(s.status?.files).toBe(12);
     expect(indexLabel(s.status?.index)).toEqual({ text: "indexing 3/12 files", fraction: 0.25 });
-    const r = reduce(s, { type: "index", index: { state: "ready", files: 11 } });
+    const r = reduce(s, { type: "index", index: { state: "ready", files: 11 }, generation: 1, seq: 2 });
     expect(indexLabel(r.status?.index).text).toBe("11 files indexed");
+  });
+
+  it("a status read before an index event the window has does not undo it", () => {
+    // Reopened (generation 2): the events arrive before the command's answer, which was
+    // read when no event of this opening had been sent.
+    const events = replay(
+      { type: "opened", status: status("/r") },
+      { type: "index", index: { state: "opening" }, generation: 2, seq: 1 },
+      { type: "index", index: { state: "ready", files: 4 }, generation: 2, seq: 2 },
+    );
+    const answered = reduce(events, { type: "status", status: { ...status("/r"), generation: 2, indexSeq: 0 } });
+    expect(answered.status?.index).toEqual({ state: "ready", files: 4 });
+    expect(answered.status?.files).toBe(4);
+    // A late event of the earlier opening, or an older one of this, changes nothing.
+    const late = replay(
+      { type: "opened", status: status("/r") },
+      { type: "index", index: { state: "ready", files: 4 }, generation: 2, seq: 5 },
+      { type: "index", index: { state: "indexing", filesDone: 1, filesTotal: 4 }, generation: 1, seq: 4 },
+    );
+    expect(late.status?.index).toEqual({ state: "ready", files: 4 });
+    // A status newer than every event wins.
+    const newer = reduce(late, { type: "status", status: { ...status("/r"), generation: 2, indexSeq: 5, index: { state: "read-only", files: 4, message: "x" } } });
+    expect(newer.status?.index.state).toBe("read-only");
   });
 
   it("a failed turn is shown on its message and frees the input", () => {

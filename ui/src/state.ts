@@ -65,6 +65,8 @@ export interface State {
   recent: string[];
   opening: string | null;
   status: Status | null;
+  /** The newest `index-progress` event, kept so a status read before it cannot undo it. */
+  indexEvent: IndexEvent | null;
   error: UiError | null;
   view: View;
   messages: Message[];
@@ -79,11 +81,18 @@ export interface State {
   notice: string | null;
 }
 
+export interface IndexEvent {
+  generation: number;
+  seq: number;
+  index: IndexState;
+}
+
 export const initialState: State = {
   version: "",
   recent: [],
   opening: null,
   status: null,
+  indexEvent: null,
   error: null,
   view: "chat",
   messages: [],
@@ -103,7 +112,7 @@ export type Action =
   | { type: "opening"; path: string }
   | { type: "opened"; status: Status }
   | { type: "status"; status: Status }
-  | { type: "index"; index: IndexState }
+  | { type: "index"; index: IndexState; generation: number; seq: number }
   | { type: "error"; error: UiError }
   | { type: "clear-error" }
   | { type: "notice"; text: string | null }
@@ -139,7 +148,7 @@ export function reduce(s: State, a: Action): State {
       return {
         ...s,
         opening: null,
-        status: a.status,
+        status: withIndexEvent(a.status, s.indexEvent),
         recent,
         error: null,
         // Another repository: its conversation, panel and edits start afresh.
@@ -149,9 +158,16 @@ export function reduce(s: State, a: Action): State {
       };
     }
     case "status":
-      return { ...s, status: a.status };
-    case "index":
-      return s.status ? { ...s, status: { ...s.status, index: a.index, files: filesOf(a.index, s.status.files) } } : s;
+      return { ...s, status: withIndexEvent(a.status, s.indexEvent) };
+    case "index": {
+      const ev = { generation: a.generation, seq: a.seq, index: a.index };
+      // Numbers only grow: an event older than the one kept changes nothing.
+      if (s.indexEvent && ev.seq <= s.indexEvent.seq) return s;
+      // It applies to the status of its opening, or of an earlier one whose reopening's
+      // answer has not come yet.
+      const st = s.status && ev.generation >= s.status.generation ? withIndexEvent({ ...s.status, generation: ev.generation }, ev) : s.status;
+      return { ...s, indexEvent: ev, status: st };
+    }
     case "error":
       return { ...s, error: a.error, opening: null };
     case "clear-error":
@@ -229,6 +245,16 @@ export function reduce(s: State, a: Action): State {
     case "new-conversation":
       return { ...s, messages: [], conversation: null, streaming: null };
   }
+}
+
+/**
+ * A status that comes back from a command may have been read before an index event the
+ * window already has (events and command answers travel separately): then the event's
+ * state is the newer one. Events of another opening of the repository do not apply.
+ */
+function withIndexEvent(status: Status, ev: IndexEvent | null): Status {
+  if (!ev || ev.generation !== status.generation || ev.seq <= status.indexSeq) return status;
+  return { ...status, index: ev.index, files: filesOf(ev.index, status.files), indexSeq: ev.seq };
 }
 
 function filesOf(index: IndexState, before: number | null): number | null {

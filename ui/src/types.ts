@@ -54,6 +54,9 @@ export interface Status {
   backend: "local" | "remote" | "none";
   modelError: UiError | null;
   index: IndexState;
+  /** The repository's opening and the number of index events sent when `index` was read. */
+  generation: number;
+  indexSeq: number;
   ledgerPath: string | null;
   ledgerError: string | null;
   gpuBackend: string | null;

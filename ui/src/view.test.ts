@@ -7,7 +7,7 @@ const model = { name: "smollm2", origin: "local" as const, modelId: "SmolLM2", r
 function status(editors: EditorsView): Status {
   return {
     repo: "/r", version: "0.1.0", files: 3, languages: { python: 2 }, chatModel: model, completeModel: model,
-    backend: "local", modelError: null, index: { state: "ready", files: 3 }, ledgerPath: "/l", ledgerError: null,
+    backend: "local", modelError: null, index: { state: "ready", files: 3 }, generation: 1, indexSeq: 1, ledgerPath: "/l", ledgerError: null,
     gpuBackend: null, editors, chatKinds: [{ name: "explain", button: "Explain" }, { name: "fix", button: "Fix selection" }],
   };
 }

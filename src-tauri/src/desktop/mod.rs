@@ -38,7 +38,8 @@ pub use views::*;
 
 /// Event names the UI listens to.
 pub mod events {
-    /// `{generation, index}`: the index state of the open repository.
+    /// `{generation, seq, index}`: the index state of the open repository; `seq` numbers
+    /// the events (see `StatusView::index_seq`).
     pub const INDEX: &str = "index-progress";
     /// `{requestId, text}`: more text of a streamed answer.
     pub const CHAT_DELTA: &str = "chat-delta";
@@ -92,6 +93,8 @@ pub struct Desktop {
     opts: DesktopOptions,
     session: RwLock<Option<Session>>,
     generation: Arc<AtomicU64>,
+    /// Index events sent, over all openings (never reset, so a larger number is newer).
+    index_seq: Arc<AtomicU64>,
     edits: Mutex<HashMap<String, PendingEdit>>,
     chats: Mutex<HashMap<String, CancellationToken>>,
     sharing: Option<EngineSharing>,
@@ -114,6 +117,7 @@ impl Desktop {
             opts,
             session: RwLock::new(None),
             generation: Arc::new(AtomicU64::new(0)),
+            index_seq: Arc::new(AtomicU64::new(0)),
             edits: Mutex::default(),
             chats: Mutex::default(),
         }
@@ -276,21 +280,26 @@ impl Desktop {
     fn forward_index(&self, ws: &Arc<Workspace>, generation: u64, events: Arc<dyn EventSink>) {
         let mut rx = ws.index_events();
         let current = self.generation.clone();
+        let seq = self.index_seq.clone();
         tokio::spawn(async move {
+            // The state is read before its number is taken, so a status that saw number n
+            // (`status_of`) holds a state at least as new as event n.
             let first = rx.borrow_and_update().clone();
+            let n = seq.fetch_add(1, Ordering::SeqCst) + 1;
             events.emit(
                 events::INDEX,
-                json!({"generation": generation, "index": first}),
+                json!({"generation": generation, "seq": n, "index": first}),
             );
             while rx.changed().await.is_ok() {
+                let state = rx.borrow_and_update().clone();
                 if current.load(Ordering::SeqCst) != generation {
                     break;
                 }
-                let state = rx.borrow_and_update().clone();
+                let n = seq.fetch_add(1, Ordering::SeqCst) + 1;
                 let done = !matches!(state, IndexState::Opening | IndexState::Indexing { .. });
                 events.emit(
                     events::INDEX,
-                    json!({"generation": generation, "index": state}),
+                    json!({"generation": generation, "seq": n, "index": state}),
                 );
                 if !done {
                     // Progress arrives per file; the bar needs no more than ~10 a second.
@@ -306,6 +315,9 @@ impl Desktop {
     }
 
     fn status_of(&self, ws: &Workspace) -> StatusView {
+        // Numbers first, then the state (see `forward_index`).
+        let generation = self.generation.load(Ordering::SeqCst);
+        let index_seq = self.index_seq.load(Ordering::SeqCst);
         let s = ws.status();
         let stats = ws.index_stats();
         let files = match &s.index {
@@ -331,6 +343,8 @@ impl Desktop {
                 .as_deref()
                 .map(DesktopError::model_unavailable),
             index: s.index,
+            generation,
+            index_seq,
             ledger_path: s.ledger.path.map(|p| p.display().to_string()),
             ledger_error: s.ledger.error,
             gpu_backend: cairn_engine::gpu_backend().map(str::to_string),

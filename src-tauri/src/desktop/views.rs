@@ -41,6 +41,11 @@ pub struct StatusView {
     pub backend: String,
     pub model_error: Option<DesktopError>,
     pub index: IndexState,
+    /// Which opening of the repository this is, and how many index events had been sent
+    /// when `index` was read: the window keeps whichever of a status and an
+    /// `index-progress` event is newer (they travel on different channels).
+    pub generation: u64,
+    pub index_seq: u64,
     pub ledger_path: Option<String>,
     pub ledger_error: Option<String>,
     pub gpu_backend: Option<String>,
