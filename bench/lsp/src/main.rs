@@ -127,7 +127,7 @@ fn args() -> Args {
             "--log" => a.log = Some(value()),
             "--keep" => a.keep = true,
             other => fail(format!(
-                "unknown argument {other}; see the top of lsp/examples/bench_lsp.rs"
+                "unknown argument {other}; see the top of bench/lsp/src/main.rs"
             )),
         }
     }
