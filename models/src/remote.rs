@@ -206,6 +206,7 @@ impl Backend for RemoteModel {
                 template: "openai /chat/completions (server-side template)".into(),
                 template_sha256: template::sha256_hex(b"openai chat/completions messages v1"),
                 prompt_sha256: template::sha256_hex(canonical.as_bytes()),
+                budget: None,
             };
             inner
                 .run(
@@ -442,7 +443,7 @@ impl Inner {
                         }
                         emit(&sink, StreamEvent::Text(out));
                     }
-                    if acc.matcher.stopped().is_some() {
+                    if acc.matcher.done() {
                         stop_reason = acc.reason();
                         break 'read;
                     }
@@ -591,6 +592,9 @@ impl Accumulator {
     fn reason(&self) -> StopReason {
         if let Some(s) = self.matcher.stopped() {
             return StopReason::StopString(s.to_string());
+        }
+        if self.matcher.repeated() {
+            return StopReason::Repetition;
         }
         match self.finish_reason.as_deref() {
             Some("length") => StopReason::MaxTokens,
