@@ -5,7 +5,7 @@ export CAIRN_CACHE_DIR ?= $(HOME)/.cache/cairn
 export CARGO_TARGET_DIR ?= $(CAIRN_CACHE_DIR)/cargo-target
 export CAIRN_TEST_PYTHON ?= $(CAIRN_CACHE_DIR)/py/bin/python
 
-.PHONY: setup setup-test run run-chat run-desktop build test test-rust test-lsp test-desktop lint bench-models bench-desktop bundle-desktop fmt
+.PHONY: setup setup-test run run-chat run-desktop build test test-rust test-lsp test-mcp test-desktop lint bench-mcp bench-models bench-desktop bundle-desktop fmt
 
 setup:
 	scripts/setup.sh
@@ -33,7 +33,7 @@ run-desktop:
 	$(CARGO_TARGET_DIR)/$(DESKTOP_PROFILE)/cairn-desktop $(CURDIR)
 
 # The whole test suite, as CI runs it.
-test: setup-test lint test-rust test-lsp test-desktop
+test: setup-test lint test-rust test-lsp test-mcp test-desktop
 
 lint:
 	cargo fmt --all -- --check
@@ -52,6 +52,12 @@ test-lsp:
 	editors/vscode/node_modules/.bin/tsc -p editors/vscode
 	$(CAIRN_TEST_PYTHON) -m pytest tests/lsp -q
 
+# `cairn mcp` through the official MCP Python SDK (stdio and streamable HTTP), checked against
+# the CLI on the same fixture repositories; bad input on the raw wire (tests/mcp, ~30 s).
+test-mcp:
+	cargo build -p cairn
+	$(CAIRN_TEST_PYTHON) -m pytest tests/mcp -q
+
 # The desktop window: the UI's unit tests (Vitest), then the app end to end in a real
 # WebKitGTK window through tauri-driver + WebKitWebDriver on a virtual display (tests/desktop).
 # CAIRN_UPDATE_DOCS=1 also refreshes the screenshots in docs/.
@@ -60,6 +66,10 @@ test-desktop:
 	cargo build -p cairn
 	cargo build -p cairn-desktop
 	xvfb-run -a -s "-screen 0 1280x860x24" dbus-run-session -- $(CAIRN_TEST_PYTHON) -m pytest tests/desktop -q
+
+# Tool-call latency through MCP (stdio, the Python SDK) against the same engine calls in-process.
+bench-mcp:
+	bench/mcp/run
 
 bench-models:
 	bench/models/run

@@ -138,6 +138,13 @@ for dir in tests/lsp/node editors/vscode; do
   fi
 done
 
+# 5b. The MCP client tests (tests/mcp): the official MCP Python SDK.
+MCP_SDK_VERSION=2.3.0
+if [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" != "$MCP_SDK_VERSION" ]; then
+  say "pip: mcp==$MCP_SDK_VERSION"
+  "$VENV/bin/pip" install -q "mcp==$MCP_SDK_VERSION"
+fi
+
 # 6. The desktop end-to-end test (tests/desktop): tauri-driver in front of Debian's
 #    WebKitWebDriver (webkit2gtk-driver, above), built once into the cache.
 TAURI_DRIVER_VERSION=2.1.0

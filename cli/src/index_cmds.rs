@@ -1,5 +1,5 @@
 //! `cairn index`, `cairn search`, `cairn symbols`: the repository index from the
-//! command line. Thin: argument parsing and printing around `cairn_engine::indexer`.
+//! command line. Thin: argument parsing and printing around [`RepoIndex`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cairn_engine::indexer::{
-    Index, IndexOptions, IndexStats, Progress, ProgressPhase, SearchQuery, WatchEvent,
+use cairn_engine::{
+    IndexOptions, IndexProgress, IndexProgressPhase, IndexStats, RepoIndex, SearchQuery, WatchEvent,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -148,14 +148,9 @@ pub(crate) fn repo_root(given: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Opens read-only, so a running `cairn index --watch` (the writer) is never disturbed.
-fn open_for_reading(repo: Option<&Path>, index_dir: Option<PathBuf>) -> Result<Index> {
+fn open_for_reading(repo: Option<&Path>, index_dir: Option<PathBuf>) -> Result<RepoIndex> {
     let root = repo_root(repo)?;
-    let options = IndexOptions {
-        index_dir,
-        read_only: true,
-        ..Default::default()
-    };
-    let index = Index::open(&root, options)
+    let index = RepoIndex::open_read_only(&root, index_dir)
         .with_context(|| format!("opening the index of {}", root.display()))?;
     if let Some(n) = index.notice() {
         eprintln!("cairn: {n}");
@@ -170,17 +165,10 @@ fn open_for_reading(repo: Option<&Path>, index_dir: Option<PathBuf>) -> Result<I
 }
 
 fn index(root: &Path, options: IndexOptions, watch: bool, json: bool) -> Result<ExitCode> {
-    let index = Index::open(root, options)
+    let index = RepoIndex::open(root, options)
         .with_context(|| format!("opening the index of {}", root.display()))?;
     if let Some(n) = index.notice() {
         eprintln!("cairn: {n}");
-    }
-    if !index.is_writable() {
-        anyhow::bail!(
-            "another process is indexing {} (index at {}); search works meanwhile",
-            root.display(),
-            index.index_dir().display()
-        );
     }
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -193,11 +181,11 @@ fn index(root: &Path, options: IndexOptions, watch: bool, json: bool) -> Result<
     bar.enable_steady_tick(Duration::from_millis(120));
     let started = Instant::now();
     let never = AtomicBool::new(false);
-    let progress = |p: Progress| {
+    let progress = |p: IndexProgress| {
         match p.phase {
-            ProgressPhase::Walking => bar.set_message("walking"),
-            ProgressPhase::Committing => bar.set_message("committing"),
-            ProgressPhase::Indexing | ProgressPhase::Done => {
+            IndexProgressPhase::Walking => bar.set_message("walking"),
+            IndexProgressPhase::Committing => bar.set_message("committing"),
+            IndexProgressPhase::Indexing | IndexProgressPhase::Done => {
                 bar.set_message(format!("{}/{} files", p.files_done, p.files_total))
             }
         }
@@ -205,13 +193,13 @@ fn index(root: &Path, options: IndexOptions, watch: bool, json: bool) -> Result<
         bar.set_position(p.bytes_done);
     };
     let stats = index
-        .update_all(&progress, &never)
+        .update(&progress, &never)
         .with_context(|| format!("indexing {}", root.display()))?;
     bar.finish_and_clear();
     print_summary(&stats, started.elapsed(), json)?;
     if watch {
         eprintln!("watching {} for changes (Ctrl-C to stop)", root.display());
-        let _watcher = index.watch_with(|e| match e {
+        let _watcher = index.watch(|e| match e {
             WatchEvent::Applied {
                 paths,
                 changed,
@@ -290,9 +278,9 @@ fn print_summary(stats: &IndexStats, elapsed: Duration, json: bool) -> Result<()
     Ok(())
 }
 
-fn search(index: &Index, q: &SearchQuery, json: bool, explain: bool) -> Result<ExitCode> {
+fn search(index: &RepoIndex, q: &SearchQuery, json: bool, explain: bool) -> Result<ExitCode> {
     let e = index
-        .search_explain(q)
+        .search(q)
         .with_context(|| format!("searching for {:?}", q.text))?;
     let found = !e.hits.is_empty();
     if json {

@@ -12,10 +12,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
-use cairn_engine::models::{CancellationToken, Fallback, ModelIdentity, StreamEvent, Usage};
 use cairn_engine::{
-    ChatAnswer, ChatTurn, CompleteRequest, CompletionOptions, Config, IndexState, Trigger,
-    Workspace, WorkspaceOptions,
+    CancellationToken, ChatAnswer, ChatTurn, CompleteRequest, CompletionOptions, Config, Fallback,
+    IndexState, ModelIdentity, Position, StreamEvent, Trigger, Usage, Workspace, WorkspaceOptions,
 };
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
@@ -88,6 +87,31 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Serve the Model Context Protocol on stdin/stdout, so a coding agent (Claude Code,
+    /// Copilot, Cursor, Zed, Continue …) searches this repository through Cairn and records
+    /// the edits it makes. Shares the engine of `cairn lsp --remote auto` when its daemon has
+    /// the repository open.
+    Mcp {
+        /// Let agents register their edits (`record_edit` writes signed ledger records, never
+        /// files); without it every tool is read-only.
+        #[arg(
+            long,
+            env = "CAIRN_MCP_RECORD_EDITS",
+            action = clap::ArgAction::SetTrue,
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
+        record_edits: bool,
+        /// Serve streamable HTTP on this loopback address (e.g. 127.0.0.1:8765) instead of stdio.
+        #[arg(long, value_name = "127.0.0.1:PORT")]
+        http: Option<std::net::SocketAddr>,
+        /// Never share a running daemon's engine; open this repository in this process.
+        #[arg(long)]
+        no_share: bool,
+        /// The `cairn lsp --remote auto` daemon's socket (default: $XDG_RUNTIME_DIR/cairn/lsp.sock);
+        /// its MCP socket is `mcp.sock` beside it.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
     #[command(flatten)]
     Index(index_cmds::IndexCommands),
     #[command(flatten)]
@@ -95,13 +119,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-                .unwrap_or_else(|_| "warn,llama_cpp_2=error".into()),
-        )
-        .init();
+    cairn_engine::init_logging();
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,
@@ -112,7 +130,7 @@ fn main() -> ExitCode {
     };
     // The model threads end before llama.cpp's globals are torn down at exit: one still
     // decoding (or freeing its model) then crashed the process after its work was done.
-    if !cairn_engine::models::local::shutdown_workers(std::time::Duration::from_secs(10)) {
+    if !cairn_engine::shutdown_model_threads(std::time::Duration::from_secs(10)) {
         tracing::warn!("a model thread did not stop within 10 s of exit");
     }
     code
@@ -186,7 +204,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let rt = runtime()?;
             match (remote.as_deref(), daemon) {
                 (_, true) => {
-                    let shared = Default::default();
+                    let shared: Arc<cairn_lsp::shared::Workspaces> = Default::default();
+                    // MCP clients (`cairn mcp`) reach the same engine on `mcp.sock`, for the
+                    // repositories an editor has open here.
+                    let mcp_socket = cairn_mcp::shared::socket_beside(&socket);
+                    let lookup = {
+                        let shared = shared.clone();
+                        move |root: &std::path::Path| shared.get(root).map(|ws| (ws, shared.hold()))
+                    };
+                    let mcp = rt.spawn({
+                        let mcp_socket = mcp_socket.clone();
+                        async move {
+                            if let Err(e) =
+                                cairn_mcp::shared::serve(mcp_socket.clone(), lookup).await
+                            {
+                                tracing::warn!("no MCP socket at {}: {e}", mcp_socket.display());
+                            }
+                        }
+                    });
                     // Exits after ten idle minutes (CAIRN_DAEMON_IDLE_SECS for tests).
                     let idle = std::env::var("CAIRN_DAEMON_IDLE_SECS")
                         .ok()
@@ -194,10 +229,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .map_or(std::time::Duration::from_secs(600), |s| {
                             std::time::Duration::from_secs(s)
                         });
-                    rt.block_on(cairn_lsp::shared::serve_daemon(
+                    let served = rt.block_on(cairn_lsp::shared::serve_daemon(
                         &socket, options, shared, idle,
-                    ))
-                    .with_context(|| format!("the daemon on {}", socket.display()))?;
+                    ));
+                    mcp.abort();
+                    let _ = std::fs::remove_file(&mcp_socket);
+                    served.with_context(|| format!("the daemon on {}", socket.display()))?;
                 }
                 (Some("auto"), false) => {
                     let mut daemon = std::process::Command::new(std::env::current_exe()?);
@@ -213,6 +250,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Reading stdin parks a blocking thread that only returns with the next
             // byte; after `exit` nothing else is coming, so do not wait for it.
             rt.shutdown_background();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mcp {
+            record_edits,
+            http,
+            no_share,
+            socket,
+        } => {
+            let root = index_cmds::repo_root(cli.repo.as_deref())?;
+            let socket = socket.unwrap_or_else(cairn_lsp::shared::default_socket_path);
+            let options = cairn_mcp::McpOptions {
+                root,
+                record_edits,
+                http,
+                daemon_socket: (!no_share).then(|| cairn_mcp::shared::socket_beside(&socket)),
+            };
+            let rt = runtime()?;
+            let served = rt.block_on(cairn_mcp::run(options));
+            // As for `cairn lsp`: a blocking stdin read may still be parked; nothing more comes.
+            rt.shutdown_background();
+            served.map_err(|e| anyhow::anyhow!(e))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Index(c) => c.run_in(cli.repo.as_deref()),
@@ -275,10 +333,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .complete(
                         CompleteRequest {
                             path,
-                            position: cairn_engine::provenance::Position::new(
-                                (line - 1) as u32,
-                                character as u32,
-                            ),
+                            position: Position::new((line - 1) as u32, character as u32),
                             trigger: Trigger::Automatic,
                             max_items: 1,
                         },

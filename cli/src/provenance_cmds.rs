@@ -1,13 +1,12 @@
 //! Provenance subcommands: init, attest, blame, review, check, report, verify.
-//! Thin: arguments in, `cairn_engine::provenance` calls, text out.
+//! Thin: arguments in, [`Provenance`] calls, text out.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use cairn_engine::provenance as prov;
+use cairn_engine::{CheckOptions, Provenance, ReportFormat, ReviewerIdentity, NOTES_REF};
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -100,34 +99,20 @@ pub struct LedgerArgs {
 }
 
 impl LedgerArgs {
-    fn options(&self) -> Result<prov::LedgerOptions> {
-        Ok(prov::LedgerOptions {
-            dir: self.ledger_dir.clone(),
-            key_store: Some(Arc::from(
-                prov::keys::key_store_from_env().context("choosing the key store")?,
-            )),
-            ..Default::default()
-        })
-    }
-    fn ledger_file(&self, repo: &Path) -> Result<PathBuf> {
-        let o = prov::LedgerOptions {
-            dir: self.ledger_dir.clone(),
-            ..Default::default()
+    /// The repository (from `CAIRN_REPO` or the current directory) with this ledger.
+    fn provenance(&self) -> Result<Provenance> {
+        let start = match std::env::var_os("CAIRN_REPO") {
+            Some(p) => PathBuf::from(p),
+            None => std::env::current_dir().context("reading the current directory")?,
         };
-        Ok(prov::ledger_path(repo, &o)?)
+        Ok(Provenance::discover_with_ledger_dir(
+            &start,
+            self.ledger_dir.clone(),
+        )?)
     }
 }
 
-fn repo_root() -> Result<PathBuf> {
-    let start = match std::env::var_os("CAIRN_REPO") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::current_dir().context("reading the current directory")?,
-    };
-    prov::git::repo_root(&start)
-        .with_context(|| format!("{} is not inside a git repository", start.display()))
-}
-
-fn git_config(repo: &Path, key: &str) -> Option<String> {
+fn git_config(repo: &std::path::Path, key: &str) -> Option<String> {
     std::process::Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -139,15 +124,25 @@ fn git_config(repo: &Path, key: &str) -> Option<String> {
 }
 
 impl ProvenanceCommands {
+    fn ledger(&self) -> LedgerArgs {
+        match self {
+            ProvenanceCommands::Attest { ledger, .. }
+            | ProvenanceCommands::Report { ledger, .. }
+            | ProvenanceCommands::Verify { ledger, .. } => ledger.clone(),
+            _ => LedgerArgs::default(),
+        }
+    }
+
     pub fn run(self) -> Result<ExitCode> {
-        let repo = repo_root()?;
+        let prov = self.ledger().provenance()?;
+        let repo = prov.root().to_path_buf();
         match self {
             ProvenanceCommands::Init { cairn_bin } => {
                 let bin = match cairn_bin {
                     Some(b) => b,
                     None => std::env::current_exe().context("locating the cairn binary")?,
                 };
-                let out = prov::init_repo(&repo, &bin.to_string_lossy())?;
+                let out = prov.init(&bin.to_string_lossy())?;
                 for h in &out.hooks {
                     println!("installed {}", h.display());
                 }
@@ -158,10 +153,10 @@ impl ProvenanceCommands {
                         bin.display()
                     );
                 }
-                println!("notes.rewriteRef = {}", prov::git::NOTES_REF);
+                println!("notes.rewriteRef = {NOTES_REF}");
                 println!(
                     "share attribution with: git push origin {r}  /  git fetch origin {r}:{r}",
-                    r = prov::git::NOTES_REF
+                    r = NOTES_REF
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -170,12 +165,10 @@ impl ProvenanceCommands {
                 rewritten,
                 trailer_for,
                 quiet,
-                ledger,
+                ledger: _,
             } => {
-                let opts = ledger.options()?;
                 if let Some(msg) = trailer_for {
-                    let models = prov::staged_ai_models(&repo, &opts)?;
-                    prov::add_assisted_by(&msg, &models)?;
+                    prov.add_trailers(&msg)?;
                     return Ok(ExitCode::SUCCESS);
                 }
                 let outcomes = if rewritten {
@@ -187,9 +180,9 @@ impl ProvenanceCommands {
                             pairs.push((o.to_string(), n.to_string()));
                         }
                     }
-                    prov::attest_rewritten(&repo, &pairs, &opts)?
+                    prov.attest_rewritten(&pairs)?
                 } else {
-                    vec![prov::attest(&repo, &commit, &opts)?]
+                    vec![prov.attest(&commit)?]
                 };
                 if !quiet {
                     for o in outcomes {
@@ -210,11 +203,7 @@ impl ProvenanceCommands {
                 Ok(ExitCode::SUCCESS)
             }
             ProvenanceCommands::Blame { file, rev, json } => {
-                let rel = file
-                    .strip_prefix(&repo)
-                    .map(Path::to_path_buf)
-                    .unwrap_or(file.clone());
-                let lines = prov::blame(&repo, &rel.to_string_lossy(), rev.as_deref())?;
+                let lines = prov.blame(&file, rev.as_deref())?;
                 let mut out = std::io::stdout().lock();
                 for b in lines {
                     if json {
@@ -239,7 +228,7 @@ impl ProvenanceCommands {
                 name,
                 email,
             } => {
-                let regions = prov::ai_regions(&repo, Some(&range))?;
+                let regions = prov.ai_regions(Some(&range))?;
                 if regions.is_empty() {
                     println!("no AI-assisted lines in {range}");
                     return Ok(ExitCode::SUCCESS);
@@ -259,7 +248,7 @@ impl ProvenanceCommands {
                     println!("re-run with --approve to record your signed review");
                     return Ok(ExitCode::SUCCESS);
                 }
-                let who = prov::ReviewerIdentity {
+                let who = ReviewerIdentity {
                     name: name
                         .or_else(|| git_config(&repo, "user.name"))
                         .context("no reviewer name: pass --name or set git user.name")?,
@@ -267,9 +256,7 @@ impl ProvenanceCommands {
                         .or_else(|| git_config(&repo, "user.email"))
                         .context("no reviewer email: pass --email or set git user.email")?,
                 };
-                let store = prov::keys::key_store_from_env()?;
-                let key = prov::keys::load_or_create(store.as_ref(), prov::keys::REVIEWER_KEY)?;
-                let out = prov::review(&repo, &range, &key, &who)?;
+                let out = prov.review(&range, &who)?;
                 println!(
                     "recorded review of {} commits by {} (key {}), diff digest {}",
                     out.review.commits.len(),
@@ -277,7 +264,7 @@ impl ProvenanceCommands {
                     &out.review.reviewer.keyid[..16],
                     out.review.diff_digest
                 );
-                println!("share it with: git push origin {}", prov::git::NOTES_REF);
+                println!("share it with: git push origin {NOTES_REF}");
                 Ok(ExitCode::SUCCESS)
             }
             ProvenanceCommands::Check {
@@ -286,8 +273,8 @@ impl ProvenanceCommands {
                 trusted_reviewers,
                 json,
             } => {
-                let opts = prov::CheckOptions { trusted_reviewers };
-                let out = prov::check(&repo, range.as_deref(), require_review, &opts)?;
+                let opts = CheckOptions { trusted_reviewers };
+                let out = prov.check(range.as_deref(), require_review, &opts)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&out)?);
                 } else {
@@ -325,11 +312,10 @@ impl ProvenanceCommands {
                 range,
                 format,
                 output,
-                ledger,
+                ledger: _,
             } => {
-                let format: prov::ReportFormat = format.parse()?;
-                let lf = ledger.ledger_file(&repo)?;
-                let text = prov::report(&repo, range.as_deref(), format, Some(&lf))?;
+                let format: ReportFormat = format.parse()?;
+                let text = prov.report(range.as_deref(), format)?;
                 match output {
                     Some(p) => std::fs::write(&p, text)
                         .with_context(|| format!("writing {}", p.display()))?,
@@ -340,16 +326,15 @@ impl ProvenanceCommands {
             ProvenanceCommands::Verify {
                 range,
                 quarantine_torn_tail,
-                ledger,
+                ledger: _,
             } => {
-                let lf = ledger.ledger_file(&repo)?;
                 if quarantine_torn_tail {
-                    match prov::quarantine_torn_tail(&lf)? {
+                    match prov.quarantine_torn_tail()? {
                         Some(side) => println!("moved the torn last line to {}", side.display()),
-                        None => println!("{} has no torn last line", lf.display()),
+                        None => println!("{} has no torn last line", prov.ledger_file()?.display()),
                     }
                 }
-                let rep = prov::verify(&repo, range.as_deref(), Some(&lf))?;
+                let rep = prov.verify(range.as_deref())?;
                 for c in &rep.checked {
                     println!("checked {c}");
                 }

@@ -1,119 +1,44 @@
 //! `cairn lsp --remote auto`: editors share one engine through a per-user daemon.
 //! Real processes, real socket, the default model.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cairn_lsp_client::LspClient;
 use serde_json::{json, Value};
 
-struct Client {
-    child: Child,
-    stdin: ChildStdin,
-    out: BufReader<ChildStdout>,
-    next: u64,
+/// An editor's `cairn lsp --remote auto`, run in `cwd` with `env`.
+fn editor(socket: &Path, env: &[(&str, String)], cwd: &Path) -> LspClient {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.args(["lsp", "--remote", "auto", "--socket"])
+        .arg(socket)
+        .current_dir(cwd);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    LspClient::spawn(c).unwrap()
 }
 
-impl Client {
-    fn start(socket: &Path, env: &[(&str, String)], cwd: &Path) -> Client {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-        c.args(["lsp", "--remote", "auto", "--socket"])
-            .arg(socket)
-            .current_dir(cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Client {
-            child,
-            stdin,
-            out,
-            next: 1,
-        }
-    }
+const WAIT: Duration = Duration::from_secs(120);
 
-    fn send(&mut self, msg: &Value) {
-        let body = msg.to_string();
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn read(&mut self) -> Value {
-        let mut len = 0;
-        loop {
-            let mut line = String::new();
-            assert!(self.out.read_line(&mut line).unwrap() > 0, "server closed");
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(v) = line.strip_prefix("Content-Length:") {
-                len = v.trim().parse().unwrap();
-            }
+fn status_until_settled(c: &mut LspClient) -> Value {
+    let t = Instant::now();
+    loop {
+        let s = c.call("cairn/status", Value::Null, WAIT).unwrap();
+        let state = s["index"]["state"].as_str().unwrap_or("").to_string();
+        if !matches!(state.as_str(), "opening" | "indexing") || t.elapsed() > WAIT {
+            return s;
         }
-        let mut body = vec![0; len];
-        self.out.read_exact(&mut body).unwrap();
-        serde_json::from_slice(&body).unwrap()
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
 
-    fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next;
-        self.next += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        loop {
-            let m = self.read();
-            if m.get("method").is_some() {
-                if let Some(rid) = m.get("id") {
-                    // A request from the server (progress tokens): accept it.
-                    self.send(&json!({"jsonrpc": "2.0", "id": rid, "result": null}));
-                }
-                continue;
-            }
-            if m["id"] == json!(id) {
-                return m;
-            }
-        }
-    }
-
-    fn notify(&mut self, method: &str, params: Value) {
-        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
-    }
-
-    fn status_until_settled(&mut self) -> Value {
-        let t = Instant::now();
-        loop {
-            let s = self.request("cairn/status", Value::Null);
-            let state = s["result"]["index"]["state"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            if !matches!(state.as_str(), "opening" | "indexing")
-                || t.elapsed() > Duration::from_secs(60)
-            {
-                return s["result"].clone();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(mut self) {
-        let _ = self.request("shutdown", Value::Null);
-        self.notify("exit", Value::Null);
-        drop(self.stdin);
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if self.child.try_wait().unwrap().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("the forwarder did not exit after shutdown/exit");
-    }
+fn stop(c: LspClient) {
+    assert!(
+        c.shutdown(Duration::from_secs(20)).is_some(),
+        "the forwarder did not exit after shutdown/exit"
+    );
 }
 
 #[test]
@@ -142,16 +67,16 @@ fn two_editors_share_one_engine_through_the_daemon() {
     let init = json!({"processId": null, "rootUri": root_uri, "capabilities": {}});
 
     // The first editor starts the daemon; the second reaches the same one.
-    let mut a = Client::start(&socket, &env, dir.path());
-    assert!(a.request("initialize", init.clone())["result"]["capabilities"].is_object());
+    let mut a = editor(&socket, &env, dir.path());
+    assert!(a.call("initialize", init.clone(), WAIT).unwrap()["capabilities"].is_object());
     a.notify("initialized", json!({}));
     assert!(socket.exists());
-    let mut b = Client::start(&socket, &env, dir.path());
-    assert!(b.request("initialize", init)["result"]["capabilities"].is_object());
+    let mut b = editor(&socket, &env, dir.path());
+    assert!(b.call("initialize", init, WAIT).unwrap()["capabilities"].is_object());
     b.notify("initialized", json!({}));
 
-    let sa = a.status_until_settled();
-    let sb = b.status_until_settled();
+    let sa = status_until_settled(&mut a);
+    let sb = status_until_settled(&mut b);
     // One workspace: neither session is the read-only second opener of the index.
     assert_eq!(sa["index"]["state"], "ready", "{sa}");
     assert_eq!(sb["index"]["state"], "ready", "{sb}");
@@ -165,15 +90,18 @@ fn two_editors_share_one_engine_through_the_daemon() {
             json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1,
                    "text": "def add(a, b):\n    return a + b\n"}}),
         );
-        let r = c.request(
-            "textDocument/inlineCompletion",
-            json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": 11},
-                   "context": {"triggerKind": 2}}),
-        );
-        assert!(r["result"]["items"].is_array(), "{r}");
+        let r = c
+            .call(
+                "textDocument/inlineCompletion",
+                json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": 11},
+                       "context": {"triggerKind": 2}}),
+                WAIT,
+            )
+            .unwrap();
+        assert!(r["items"].is_array(), "{r}");
     }
-    a.stop();
-    b.stop();
+    stop(a);
+    stop(b);
 
     // With no editor left the daemon goes away and removes its socket.
     let t = Instant::now();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::{ModelSpec, ModelsConfig, RoutingConfig};
+use cairn_models::{ModelSpec, ModelsConfig, RoutingConfig};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -18,11 +18,16 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn models_config(&self) -> ModelsConfig {
+    pub(crate) fn models_config(&self) -> ModelsConfig {
         ModelsConfig {
             models: self.models.clone(),
             routing: self.routing.clone(),
         }
+    }
+
+    /// Checks the models and routing fit together (every routed name is defined …).
+    pub fn validate(&self) -> Result<(), cairn_models::ModelError> {
+        self.models_config().validate()
     }
 }
 
@@ -124,12 +129,10 @@ impl Config {
                 message: e.to_string(),
             }
         })?;
-        cfg.models_config()
-            .validate()
-            .map_err(|e| ConfigError::Invalid {
-                path: where_,
-                message: e.to_string(),
-            })?;
+        cfg.validate().map_err(|e| ConfigError::Invalid {
+            path: where_,
+            message: e.to_string(),
+        })?;
         Ok(cfg)
     }
 }
@@ -158,7 +161,7 @@ mod tests {
         assert_eq!((r.chat.as_str(), r.complete.as_str()), ("gpt", "gpt"));
         assert_eq!(r.chat_fallback.as_deref(), Some("default"));
         match cfg.models_config().spec("gpt").unwrap() {
-            crate::models::ModelSpec::Remote(o) => assert_eq!(
+            cairn_models::ModelSpec::Remote(o) => assert_eq!(
                 (o.model.as_str(), o.base_url.as_str()),
                 ("b", "http://127.0.0.1:1/v1")
             ),

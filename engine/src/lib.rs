@@ -1,36 +1,53 @@
-//! cairn-engine: one workspace session. It ties the repository index, the model
-//! backends and the provenance ledger into `complete()` and `chat()`.
-//! It must never speak a front end's protocol (LSP, Tauri, terminal): front ends translate.
+//! cairn-engine: the one door to Cairn for every front end. A [`Workspace`] ties a
+//! repository's index, the model backends and the provenance ledger into completions and
+//! chat; [`RepoIndex`], [`Provenance`] and [`ModelStore`] are the operations the command
+//! line and the desktop app run without a session (indexing, attribution, model files).
+//! It must never speak a front end's protocol (LSP, Tauri, a terminal): front ends
+//! translate, and they call only this crate — never the core crates behind it.
 
-pub use cairn_indexer as indexer;
-pub use cairn_models as models;
-pub use cairn_provenance as provenance;
-
-pub mod chat;
-pub mod completion;
+mod agent;
+mod chat;
+mod completion;
 pub mod config;
-pub mod document;
+mod index;
+mod logging;
+mod models;
+mod provenance;
+mod records;
 pub mod redact;
-pub mod syntax;
-pub mod workspace;
+mod types;
+mod workspace;
 
-use std::path::{Path, PathBuf};
-
-use models::{ModelError, Registry, Router};
-
+pub use agent::{
+    redact_lines, AgentChange, AgentEdit, BlameLine, FileLines, RecordedAgentEdit, RecordedChange,
+    MAX_AGENT_CHANGES, MAX_AGENT_CHANGE_LINES, MAX_AGENT_FILE_BYTES,
+};
+pub use chat::{ChatKind, ChatKindInfo, Citation, CitationMark, EditTarget, Source, CHAT_KINDS};
 pub use completion::{CompletionOptions, Window};
 pub use config::Config;
+pub use index::{IndexWatch, RepoIndex};
+pub use logging::init_logging;
+pub use models::{
+    check_model_file, gpu_backend, shutdown_model_threads, ApiKeys, Engine, ModelStore,
+};
+pub use provenance::{LedgerEvent, LedgerSummary, ModelDecisions, Provenance, NOTES_REF};
+pub use types::*;
 pub use workspace::{
-    ChatAnswer, ChatKind, ChatTurn, CompleteRequest, Completion, ContextChoice, IndexState,
-    ProposedEdit, Status, Suggestion, Trigger, Workspace, WorkspaceOptions,
+    ChatAnswer, ChatTurn, CompleteRequest, Completion, ContextChoice, IndexState, LedgerStatus,
+    ProposedEdit, Status, Suggestion, Timings, Trigger, Workspace, WorkspaceOptions,
 };
 
+/// Every failure an operation reports, with a message a person can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    Model(#[from] ModelError),
+    Model(#[from] cairn_models::ModelError),
+    #[error(transparent)]
+    Index(#[from] cairn_indexer::Error),
+    #[error(transparent)]
+    Provenance(#[from] cairn_provenance::Error),
     #[error("{0}")]
     Input(String),
     /// A part the request needs (model, ledger) could not be opened.
@@ -38,34 +55,12 @@ pub enum EngineError {
     Unavailable(String),
 }
 
-/// The configured models of a repository (a [`Workspace`] holds one).
-pub struct Engine {
-    root: Option<PathBuf>,
-    config: Config,
-    router: Router,
-}
-
-impl Engine {
-    /// Loads the configured models. Blocking: local models are read from disk.
-    pub fn open(root: Option<&Path>, config: Config) -> Result<Engine, EngineError> {
-        let mut registry = Registry::open_default()?;
-        let router = Router::from_config(&config.models_config(), &mut registry)?;
-        Ok(Engine {
-            root: root.map(Path::to_path_buf),
-            config,
-            router,
-        })
-    }
-
-    pub fn root(&self) -> Option<&Path> {
-        self.root.as_deref()
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn router(&self) -> &Router {
-        &self.router
+impl EngineError {
+    /// The request was cancelled (by the caller or a newer request).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Model(cairn_models::ModelError::Cancelled)
+        )
     }
 }

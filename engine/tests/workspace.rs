@@ -9,12 +9,14 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_engine::indexer::IndexOptions;
-use cairn_engine::models::{CancellationToken, ModelError};
-use cairn_engine::provenance::{self as prov, FileKeyStore, LedgerOptions, Position, TextChange};
+// The ledger is read back with the provenance crate itself: these tests check what the
+// engine wrote, record by record.
+use cairn_provenance as prov;
+
 use cairn_engine::{
-    ChatKind, ChatTurn, CompleteRequest, Config, ContextChoice, EngineError, IndexState, Trigger,
-    Workspace, WorkspaceOptions,
+    CancellationToken, ChatKind, ChatTurn, CompleteRequest, Config, ContextChoice, EngineError,
+    FileKeyStore, IndexOptions, IndexState, LedgerOptions, ModelError, Position, Range, Snippet,
+    SnippetKind, StreamEvent, TextChange, Trigger, Workspace, WorkspaceOptions,
 };
 
 struct Fixture {
@@ -95,7 +97,7 @@ fn events(ws: &Workspace) -> Vec<(String, Option<String>, Option<String>)> {
             (
                 e.event().unwrap_or("").to_string(),
                 e.record_id().map(|r| r.to_string()),
-                e.predicate_str("refersTo").map(str::to_string),
+                e.record.refers_to.clone(),
             )
         })
         .collect()
@@ -153,7 +155,7 @@ async fn completion_is_recorded_accepted_and_followed_into_edits() {
         "calc.py",
         2,
         &[TextChange::Incremental {
-            range: prov::Range::new(Position::new(5, 4), Position::new(5, 4)),
+            range: Range::new(Position::new(5, 4), Position::new(5, 4)),
             text: typed.clone(),
         }],
     )
@@ -195,7 +197,7 @@ async fn completion_is_recorded_accepted_and_followed_into_edits() {
         "calc.py",
         4,
         &[TextChange::Incremental {
-            range: prov::Range::new(Position::new(5, 5), Position::new(5, 6)),
+            range: Range::new(Position::new(5, 5), Position::new(5, 6)),
             text: "Q".into(),
         }],
     )
@@ -242,13 +244,13 @@ async fn completion_context_can_be_given_or_left_out() {
         "{usage:?}"
     );
 
-    let snippet = |path: &str, text: &str| cairn_engine::indexer::Snippet {
+    let snippet = |path: &str, text: &str| Snippet {
         path: path.into(),
         start_line: 1,
         end_line: 2,
         text: text.into(),
         score: 1.0,
-        kind: cairn_engine::indexer::SnippetKind::Similar,
+        kind: SnippetKind::Similar,
         reason: "given".into(),
     };
     let given = ws
@@ -292,7 +294,7 @@ async fn bad_positions_and_changes_are_clear_errors_and_the_session_goes_on() {
             "calc.py",
             2,
             &[TextChange::Incremental {
-                range: prov::Range::new(Position::new(40, 0), Position::new(40, 1)),
+                range: Range::new(Position::new(40, 0), Position::new(40, 1)),
                 text: "x".into(),
             }],
         )
@@ -361,7 +363,7 @@ async fn chat_cites_numbered_sources_and_remembers_the_conversation() {
         .unwrap();
     let mut streamed = String::new();
     while let Ok(ev) = rx.try_recv() {
-        if let cairn_engine::models::StreamEvent::Text(t) = ev {
+        if let StreamEvent::Text(t) = ev {
             streamed.push_str(&t);
         }
     }
@@ -516,7 +518,7 @@ async fn secrets_are_redacted_before_a_prompt_goes_remote_and_counted_in_the_led
             ChatTurn {
                 question: "What does this do?".into(),
                 path: Some("cloud.py".into()),
-                range: Some(prov::Range::new(Position::new(0, 0), Position::new(2, 0))),
+                range: Some(Range::new(Position::new(0, 0), Position::new(2, 0))),
                 kind: ChatKind::Explain,
                 ..Default::default()
             },

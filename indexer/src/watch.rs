@@ -230,3 +230,54 @@ impl IgnoreCache {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IndexOptions;
+    use std::sync::Mutex;
+
+    /// The batching decision itself, without the watcher's timing: a batch of more
+    /// changed paths than `watch_batch_rescan` is one rescan, a small one is applied
+    /// file by file.
+    #[test]
+    fn a_large_batch_is_one_rescan_and_a_small_one_is_applied() {
+        let repo = tempfile::tempdir().unwrap();
+        let idx = tempfile::tempdir().unwrap();
+        let index = Index::open(
+            repo.path(),
+            IndexOptions {
+                index_dir: Some(idx.path().to_path_buf()),
+                watch_batch_rescan: 20,
+                parse_threads: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let root = index.root().to_path_buf();
+        let write = |n: usize| -> BTreeSet<PathBuf> {
+            (0..n)
+                .map(|i| {
+                    let p = root.join(format!("m/f{i}.py"));
+                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::fs::write(&p, format!("def f{i}():\n    pass\n")).unwrap();
+                    p
+                })
+                .collect()
+        };
+        let never = AtomicBool::new(false);
+        let events = Mutex::new(Vec::new());
+        let record = |e: WatchEvent| events.lock().unwrap().push(e);
+        apply(&index, write(5), &never, &record);
+        apply(&index, write(200), &never, &record);
+        let ev = events.into_inner().unwrap();
+        assert!(
+            matches!(&ev[0], WatchEvent::Applied { paths, .. } if paths.len() == 5),
+            "{ev:?}"
+        );
+        assert!(
+            matches!(&ev[1], WatchEvent::Rescanned { files: 200, .. }),
+            "{ev:?}"
+        );
+    }
+}

@@ -9,11 +9,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cairn_engine::models::{CancellationToken, StreamEvent};
-use cairn_engine::provenance::{self as prov, TextChange};
 use cairn_engine::{
-    ChatAnswer, ChatKind, ChatTurn, CompleteRequest, Config, EngineError, IndexState, Trigger,
-    Workspace, WorkspaceOptions,
+    CancellationToken, ChatAnswer, ChatKind, ChatTurn, CompleteRequest, Config, EditTarget,
+    EngineError, IndexState, ModelIdentity, StreamEvent, TextChange, Trigger, Workspace,
+    WorkspaceOptions, CHAT_KINDS,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -28,9 +27,15 @@ pub use framing::guarded;
 
 pub const CMD_ACCEPT: &str = "cairn.accept";
 pub const CMD_REJECT: &str = "cairn.reject";
-pub const CMD_EXPLAIN: &str = "cairn.explain";
-pub const CMD_FIX: &str = "cairn.fix";
-pub const CMD_WRITE_TEST: &str = "cairn.writeTest";
+
+/// Every command the server executes: accept, reject, and each chat kind's command.
+fn commands() -> Vec<String> {
+    [CMD_ACCEPT, CMD_REJECT]
+        .into_iter()
+        .chain(CHAT_KINDS.iter().filter_map(|k| k.command))
+        .map(String::from)
+        .collect()
+}
 
 /// How `cairn lsp` starts.
 #[derive(Debug, Clone, Default)]
@@ -95,65 +100,25 @@ impl notification::Notification for PartialResult {
     const METHOD: &'static str = "$/progress";
 }
 
-fn invalid_params(msg: impl Into<String>) -> Error {
-    Error::invalid_params(msg.into())
-}
+mod chat;
+mod completion;
+mod convert;
+mod progress;
 
-fn engine_error(e: EngineError) -> Error {
-    match e {
-        EngineError::Model(cairn_engine::models::ModelError::Cancelled) => {
-            Error::request_cancelled()
+use convert::*;
+
+fn root_of(params: &InitializeParams) -> Option<PathBuf> {
+    if let Some(folder) = params.workspace_folders.as_ref().and_then(|f| f.first()) {
+        if let Some(p) = folder.uri.to_file_path() {
+            return Some(p.into_owned());
         }
-        EngineError::Input(msg) => invalid_params(msg),
-        other => Error {
-            code: ErrorCode::InternalError,
-            message: other.to_string().into(),
-            data: None,
-        },
     }
-}
-
-fn pos(p: Position) -> prov::Position {
-    prov::Position::new(p.line, p.character)
-}
-
-fn lsp_pos(p: prov::Position) -> Position {
-    Position::new(p.line, p.character)
-}
-
-fn lsp_range(r: prov::Range) -> Range {
-    Range::new(lsp_pos(r.start), lsp_pos(r.end))
-}
-
-fn prov_range(r: Range) -> prov::Range {
-    prov::Range::new(pos(r.start), pos(r.end))
-}
-
-/// The file path of a `file:` URI; other schemes keep the URI as their name.
-fn path_of(uri: &Uri) -> String {
-    match uri.to_file_path() {
-        Some(p) => p.to_string_lossy().into_owned(),
-        None => uri.as_str().to_string(),
-    }
-}
-
-fn uri_of(ws: &Workspace, path: &str) -> Option<Uri> {
-    let p = std::path::Path::new(path);
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        ws.root().join(p)
-    };
-    Uri::from_file_path(abs)
-}
-
-/// Cancels the engine's work when the request's future is dropped (`$/cancelRequest`).
-struct CancelOnDrop(CancellationToken);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
+    #[allow(deprecated)]
+    params
+        .root_uri
+        .as_ref()
+        .and_then(|u| u.to_file_path())
+        .map(|p| p.into_owned())
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,61 +139,6 @@ struct RejectArgs {
     reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FocusArgs {
-    uri: Uri,
-    range: Range,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChatParams {
-    #[serde(default)]
-    pub question: String,
-    #[serde(default)]
-    pub conversation_id: Option<String>,
-    #[serde(default)]
-    pub uri: Option<Uri>,
-    #[serde(default)]
-    pub range: Option<Range>,
-    /// `ask` (default), `explain`, `fix` or `test`.
-    #[serde(default)]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    #[serde(default)]
-    pub partial_result_token: Option<ProgressToken>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CitationOut {
-    n: usize,
-    path: String,
-    uri: Option<Uri>,
-    start_line: usize,
-    end_line: usize,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EditOut {
-    record_id: String,
-    uri: Option<Uri>,
-    path: String,
-    range: Range,
-    new_text: String,
-}
-
-fn args<T: for<'de> Deserialize<'de>>(command: &str, arguments: &[Value]) -> Result<T> {
-    let first = arguments
-        .first()
-        .ok_or_else(|| invalid_params(format!("{command} needs one argument object")))?;
-    serde_json::from_value(first.clone())
-        .map_err(|e| invalid_params(format!("{command}: bad argument: {e}")))
-}
-
 impl CairnServer {
     fn ws(&self) -> Result<&Arc<Workspace>> {
         self.workspace.get().ok_or_else(|| {
@@ -246,29 +156,6 @@ impl CairnServer {
         })
     }
 
-    async fn complete(
-        &self,
-        uri: &Uri,
-        position: Position,
-        invoked: bool,
-    ) -> Result<cairn_engine::Completion> {
-        let trigger = if invoked {
-            Trigger::Invoked
-        } else {
-            Trigger::Automatic
-        };
-        let ws = self.ws()?.clone();
-        let token = CancellationToken::new();
-        let _guard = CancelOnDrop(token.clone());
-        let req = CompleteRequest {
-            path: path_of(uri),
-            position: pos(position),
-            trigger,
-            max_items: 3,
-        };
-        ws.complete(req, token).await.map_err(engine_error)
-    }
-
     /// Whether the client accepts `window/workDoneProgress/create`.
     fn client_supports_progress(&self) -> bool {
         self.client_caps
@@ -277,371 +164,6 @@ impl CairnServer {
             .and_then(|c| c.window.as_ref().and_then(|w| w.work_done_progress))
             .unwrap_or(false)
     }
-
-    fn accept_command(&self, uri: &Uri, record_id: &str) -> Command {
-        Command {
-            title: "Accept Cairn suggestion".into(),
-            command: CMD_ACCEPT.into(),
-            arguments: Some(vec![json!({"recordId": record_id, "uri": uri})]),
-        }
-    }
-
-    async fn inline_completion(
-        &self,
-        params: InlineCompletionParams,
-    ) -> Result<Option<InlineCompletionResponse>> {
-        let tdp = params.text_document_position;
-        let invoked = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
-        let done = self
-            .complete(&tdp.text_document.uri, tdp.position, invoked)
-            .await?;
-        let items = done
-            .items
-            .into_iter()
-            .map(|s| InlineCompletionItem {
-                insert_text: s.text,
-                filter_text: None,
-                range: Some(lsp_range(s.range)),
-                command: Some(self.accept_command(&tdp.text_document.uri, &s.record_id)),
-                insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
-            })
-            .collect();
-        Ok(Some(InlineCompletionResponse::List(InlineCompletionList {
-            items,
-        })))
-    }
-
-    async fn chat(&self, params: ChatParams) -> Result<Value> {
-        let ws = self.ws()?.clone();
-        let kind = match params.kind.as_deref() {
-            None | Some("ask") => ChatKind::Ask,
-            Some("explain") => ChatKind::Explain,
-            Some("fix") => ChatKind::Fix,
-            Some("test") => ChatKind::WriteTest,
-            Some(other) => {
-                return Err(invalid_params(format!(
-                    "unknown chat kind {other:?}: use ask, explain, fix or test"
-                )))
-            }
-        };
-        let turn = ChatTurn {
-            question: params.question,
-            conversation: params.conversation_id,
-            path: params.uri.as_ref().map(path_of),
-            range: params.range.map(prov_range),
-            kind,
-            max_tokens: params.max_tokens,
-        };
-        let answer = self
-            .run_chat(&ws, turn, params.partial_result_token)
-            .await?;
-        Ok(self.answer_json(&ws, &answer))
-    }
-
-    async fn run_chat(
-        &self,
-        ws: &Arc<Workspace>,
-        turn: ChatTurn,
-        partial: Option<ProgressToken>,
-    ) -> Result<ChatAnswer> {
-        let token = CancellationToken::new();
-        let _guard = CancelOnDrop(token.clone());
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<StreamEvent>();
-        let client = self.client.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                if let Some(t) = &partial {
-                    let value = match ev {
-                        StreamEvent::Text(delta) => json!({"delta": delta}),
-                        StreamEvent::Reset { reason } => json!({"reset": reason}),
-                    };
-                    client
-                        .send_notification::<PartialResult>(json!({"token": t, "value": value}))
-                        .await;
-                }
-            }
-        });
-        let result = ws.chat(turn, Some(tx), token).await;
-        // The sender is gone with the call: the forwarder drains what is left, so every
-        // partial result is on the wire before the response.
-        let _ = forward.await;
-        result.map_err(engine_error)
-    }
-
-    fn answer_json(&self, ws: &Workspace, a: &ChatAnswer) -> Value {
-        let citations: Vec<CitationOut> = a
-            .citations
-            .iter()
-            .map(|c| CitationOut {
-                n: c.n,
-                path: c.path.clone(),
-                uri: uri_of(ws, &c.path),
-                start_line: c.start_line,
-                end_line: c.end_line,
-            })
-            .collect();
-        let edits: Vec<EditOut> = a
-            .edits
-            .iter()
-            .map(|e| EditOut {
-                record_id: e.record_id.clone(),
-                uri: uri_of(ws, &e.path),
-                path: e.path.clone(),
-                range: lsp_range(e.range),
-                new_text: e.new_text.clone(),
-            })
-            .collect();
-        json!({
-            "conversationId": a.conversation_id,
-            "answer": a.answer,
-            "citations": citations,
-            "edits": edits,
-            "sources": a.sources,
-            "model": {"name": a.model.name, "origin": a.model.origin, "modelId": a.model.model_id},
-        })
-    }
-
-    async fn status(&self) -> Result<Value> {
-        let Some(ws) = self.workspace.get() else {
-            let err = self.open_error.lock().ok().and_then(|e| e.clone());
-            return Ok(json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "repo": null,
-                "error": err,
-                "index": {"state": "error", "files": 0},
-                "ledger": {"path": null},
-            }));
-        };
-        let s = ws.status();
-        let files = match &s.index {
-            IndexState::Ready { files } | IndexState::ReadOnly { files, .. } => *files,
-            IndexState::Indexing { files_done, .. } => *files_done,
-            _ => 0,
-        };
-        let mut index = serde_json::to_value(&s.index).unwrap_or(Value::Null);
-        index["files"] = json!(files);
-        let model = |m: &Option<cairn_engine::models::ModelIdentity>| {
-            m.as_ref().map(|m| {
-                json!({"name": m.name, "origin": m.origin, "modelId": m.model_id,
-                       "runtime": m.runtime, "endpoint": m.endpoint, "ggufSha256": m.gguf_sha256})
-            })
-        };
-        Ok(json!({
-            "version": s.version,
-            "repo": s.repo,
-            "model": model(&s.model),
-            "chatModel": model(&s.chat_model),
-            "modelError": s.model_error,
-            "index": index,
-            "ledger": {"path": s.ledger.path, "error": s.ledger.error},
-        }))
-    }
-
-    /// Explain / Fix / Write a test from a code action: the answer streams into a
-    /// work-done progress, then an edit is offered and applied only if the user agrees.
-    async fn focused_action(&self, kind: ChatKind, a: FocusArgs) -> Result<Option<Value>> {
-        let ws = self.ws()?.clone();
-        let title = match kind {
-            ChatKind::Explain => "Cairn: explaining",
-            ChatKind::Fix => "Cairn: fixing",
-            ChatKind::WriteTest => "Cairn: writing a test",
-            ChatKind::Ask => "Cairn",
-        };
-        let progress_ok = self.client_supports_progress();
-        let token = ProgressToken::String(format!("cairn/{}", uuid_ish()));
-        let progress = if progress_ok
-            && self
-                .client
-                .create_work_done_progress(token.clone())
-                .await
-                .is_ok()
-        {
-            Some(self.client.progress(token, title).begin().await)
-        } else {
-            None
-        };
-        let turn = ChatTurn {
-            question: String::new(),
-            conversation: None,
-            path: Some(path_of(&a.uri)),
-            range: Some(prov_range(a.range)),
-            kind,
-            max_tokens: None,
-        };
-        let answer = self.run_chat(&ws, turn, None).await;
-        if let Some(p) = progress {
-            p.finish().await;
-        }
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                self.client
-                    .show_message(MessageType::ERROR, format!("Cairn: {}", e.message))
-                    .await;
-                return Err(e);
-            }
-        };
-        if kind == ChatKind::Explain || answer.edits.is_empty() {
-            self.client
-                .show_message(MessageType::INFO, answer.answer.clone())
-                .await;
-            return Ok(Some(self.answer_json(&ws, &answer)));
-        }
-        for edit in &answer.edits {
-            let question = format!(
-                "Cairn proposes a change to {} (lines {}-{}):\n{}",
-                edit.path,
-                edit.range.start.line + 1,
-                edit.range.end.line.max(edit.range.start.line) + 1,
-                edit.new_text
-            );
-            let choice = self
-                .client
-                .show_message_request(
-                    MessageType::INFO,
-                    question,
-                    Some(vec![
-                        MessageActionItem {
-                            title: "Apply".into(),
-                            properties: Default::default(),
-                        },
-                        MessageActionItem {
-                            title: "Dismiss".into(),
-                            properties: Default::default(),
-                        },
-                    ]),
-                )
-                .await
-                .ok()
-                .flatten();
-            let Some(uri) = uri_of(&ws, &edit.path) else {
-                continue;
-            };
-            if choice.is_some_and(|c| c.title == "Apply") {
-                let mut changes = std::collections::HashMap::new();
-                changes.insert(
-                    uri,
-                    vec![TextEdit::new(lsp_range(edit.range), edit.new_text.clone())],
-                );
-                let applied = self
-                    .client
-                    .apply_edit(WorkspaceEdit::new(changes))
-                    .await
-                    .map(|r| r.applied)
-                    .unwrap_or(false);
-                let recorded = if applied {
-                    ws.accept(&edit.record_id, false, None).await
-                } else {
-                    ws.reject(&edit.record_id, "the editor did not apply the edit")
-                        .await
-                };
-                if let Err(e) = recorded {
-                    self.client
-                        .log_message(MessageType::WARNING, format!("Cairn ledger: {e}"))
-                        .await;
-                }
-            } else if let Err(e) = ws.reject(&edit.record_id, "dismissed").await {
-                self.client
-                    .log_message(MessageType::WARNING, format!("Cairn ledger: {e}"))
-                    .await;
-            }
-        }
-        Ok(Some(self.answer_json(&ws, &answer)))
-    }
-
-    async fn report_index_progress(&self, ws: Arc<Workspace>) {
-        let progress_ok = self.client_supports_progress();
-        let mut rx = ws.index_events();
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            let token = ProgressToken::String("cairn/index".into());
-            let mut ongoing = None;
-            loop {
-                let state = rx.borrow_and_update().clone();
-                match &state {
-                    IndexState::Opening | IndexState::Indexing { .. } => {
-                        if ongoing.is_none()
-                            && progress_ok
-                            && client
-                                .create_work_done_progress(token.clone())
-                                .await
-                                .is_ok()
-                        {
-                            ongoing = Some(
-                                client
-                                    .progress(token.clone(), "Cairn: indexing")
-                                    .with_percentage(0)
-                                    .begin()
-                                    .await,
-                            );
-                        }
-                        if let (
-                            Some(p),
-                            IndexState::Indexing {
-                                files_done,
-                                files_total,
-                            },
-                        ) = (&ongoing, &state)
-                        {
-                            let pct = if *files_total > 0 {
-                                (files_done * 100 / files_total) as u32
-                            } else {
-                                0
-                            };
-                            p.report_with_message(format!("{files_done}/{files_total} files"), pct)
-                                .await;
-                        }
-                    }
-                    IndexState::Error { message } => {
-                        client
-                            .show_message(
-                                MessageType::WARNING,
-                                format!("Cairn: the index is unavailable ({message}); completions work without repository context"),
-                            )
-                            .await;
-                    }
-                    _ => {}
-                }
-                let finished = !matches!(state, IndexState::Opening | IndexState::Indexing { .. });
-                if finished {
-                    if let Some(p) = ongoing.take() {
-                        p.finish_with_message(match &state {
-                            IndexState::Ready { files } => format!("{files} files indexed"),
-                            other => format!("{other:?}"),
-                        })
-                        .await;
-                    }
-                    break;
-                }
-                if rx.changed().await.is_err() {
-                    break;
-                }
-                // At most ten reports a second.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        });
-    }
-}
-
-fn uuid_ish() -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{n:x}")
-}
-
-fn root_of(params: &InitializeParams) -> Option<PathBuf> {
-    if let Some(folder) = params.workspace_folders.as_ref().and_then(|f| f.first()) {
-        if let Some(p) = folder.uri.to_file_path() {
-            return Some(p.into_owned());
-        }
-    }
-    #[allow(deprecated)]
-    params
-        .root_uri
-        .as_ref()
-        .and_then(|u| u.to_file_path())
-        .map(|p| p.into_owned())
 }
 
 impl LanguageServer for CairnServer {
@@ -706,9 +228,7 @@ impl LanguageServer for CairnServer {
                 inline_completion_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 execute_command_provider: Some(ExecuteCommandOptions {
-                    commands: [CMD_ACCEPT, CMD_REJECT, CMD_EXPLAIN, CMD_FIX, CMD_WRITE_TEST]
-                        .map(String::from)
-                        .to_vec(),
+                    commands: commands(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -766,7 +286,7 @@ impl LanguageServer for CairnServer {
             .into_iter()
             .map(|c| match c.range {
                 Some(r) => TextChange::Incremental {
-                    range: prov_range(r),
+                    range: text_range(r),
                     text: c.text,
                 },
                 None => TextChange::Full { text: c.text },
@@ -805,7 +325,7 @@ impl LanguageServer for CairnServer {
         let model = self
             .ws()?
             .models()
-            .map(|e| e.router().complete.primary.identity().name)
+            .map(|e| e.completion_model().name)
             .unwrap_or_default();
         let items = done
             .items
@@ -879,23 +399,19 @@ impl LanguageServer for CairnServer {
                 ..Default::default()
             })
         };
-        Ok(Some(vec![
-            action(
-                "Cairn: Explain this",
-                CMD_EXPLAIN,
-                CodeActionKind::new("refactor.cairn.explain"),
-            ),
-            action(
-                "Cairn: Fix this",
-                CMD_FIX,
-                CodeActionKind::new("quickfix.cairn.fix"),
-            ),
-            action(
-                "Cairn: Write a test for this",
-                CMD_WRITE_TEST,
-                CodeActionKind::new("refactor.cairn.test"),
-            ),
-        ]))
+        Ok(Some(
+            CHAT_KINDS
+                .iter()
+                .filter_map(|k| {
+                    let command = k.command?;
+                    Some(action(
+                        k.title,
+                        command,
+                        CodeActionKind::new(k.code_action_kind),
+                    ))
+                })
+                .collect(),
+        ))
     }
 
     async fn execute_command(&self, p: ExecuteCommandParams) -> Result<Option<Value>> {
@@ -915,19 +431,10 @@ impl LanguageServer for CairnServer {
                     .map_err(engine_error)?;
                 Ok(None)
             }
-            CMD_EXPLAIN => {
-                self.focused_action(ChatKind::Explain, args(CMD_EXPLAIN, &p.arguments)?)
-                    .await
-            }
-            CMD_FIX => {
-                self.focused_action(ChatKind::Fix, args(CMD_FIX, &p.arguments)?)
-                    .await
-            }
-            CMD_WRITE_TEST => {
-                self.focused_action(ChatKind::WriteTest, args(CMD_WRITE_TEST, &p.arguments)?)
-                    .await
-            }
-            other => Err(invalid_params(format!("unknown command {other:?}"))),
+            other => match ChatKind::from_command(other) {
+                Some(kind) => self.focused_action(kind, args(other, &p.arguments)?).await,
+                None => Err(invalid_params(format!("unknown command {other:?}"))),
+            },
         }
     }
 }

@@ -20,7 +20,8 @@ use crate::ServerOptions;
 #[derive(Default)]
 pub struct Workspaces {
     open: Mutex<HashMap<PathBuf, Weak<Workspace>>>,
-    /// Editor sessions connected now, for a host that shows them (the desktop app).
+    /// Sessions connected now (editors, and MCP clients holding one), for a host that shows
+    /// them (the desktop app) and for the daemon's idle exit.
     sessions: AtomicUsize,
 }
 
@@ -44,6 +45,20 @@ impl Workspaces {
         Ok(ws)
     }
 
+    /// The workspace of `root` if a session has it open now (never opens one).
+    pub fn get(&self, root: &Path) -> Option<Arc<Workspace>> {
+        let key = std::fs::canonicalize(root).ok()?;
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.get(&key).and_then(Weak::upgrade)
+    }
+
+    /// Counts a client of another protocol (an MCP session, `cairn mcp`) as a session while
+    /// the guard lives, so the daemon does not exit idle under it.
+    pub fn hold(self: &Arc<Self>) -> SessionHold {
+        self.sessions.fetch_add(1, Ordering::SeqCst);
+        SessionHold(self.clone())
+    }
+
     /// Shares a workspace another front end (the desktop app) already has open.
     pub fn insert(&self, ws: &Arc<Workspace>) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
@@ -53,6 +68,15 @@ impl Workspaces {
     /// How many editor sessions the daemon serving these workspaces has connected now.
     pub fn sessions(&self) -> usize {
         self.sessions.load(Ordering::SeqCst)
+    }
+}
+
+/// A session of another protocol, counted while it lives ([`Workspaces::hold`]).
+pub struct SessionHold(Arc<Workspaces>);
+
+impl Drop for SessionHold {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -95,7 +119,8 @@ pub async fn serve_daemon(
         let accepted = tokio::time::timeout(idle, listener.accept()).await;
         let (stream, _) = match accepted {
             Ok(r) => r?,
-            Err(_) if sessions.load(Ordering::SeqCst) == 0 => break,
+            // Idle: no editor session here, and no other client (an MCP session) holding one.
+            Err(_) if sessions.load(Ordering::SeqCst) == 0 && shared.sessions() == 0 => break,
             Err(_) => continue,
         };
         let (read, write) = stream.into_split();
@@ -165,8 +190,18 @@ pub async fn forward_stdio(
         r
     };
     let down = tokio::io::copy(&mut sock_read, &mut stdout);
-    let (up, down) = tokio::join!(up, down);
-    up?;
-    down?;
+    tokio::pin!(up, down);
+    // The daemon closes the session after `exit`: that ends this editor's server, whether
+    // or not the editor closes stdin too. An editor closing stdin first ends the upload;
+    // the daemon then sees the end of the session and closes its side.
+    tokio::select! {
+        down = &mut down => {
+            down?;
+        }
+        up = &mut up => {
+            up?;
+            down.await?;
+        }
+    }
     Ok(())
 }

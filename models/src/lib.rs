@@ -17,6 +17,7 @@ pub mod registry;
 pub mod remote;
 pub mod repetition;
 pub mod router;
+pub mod scripted;
 pub mod speed;
 pub mod stop;
 pub mod template;
@@ -28,6 +29,7 @@ pub use local::{LocalModel, LocalOptions};
 pub use registry::{ModelEntry, Registry};
 pub use remote::{RemoteModel, RemoteOptions};
 pub use router::Router;
+pub use scripted::ScriptedModel;
 pub use types::*;
 
 /// The llama-cpp-2 release this crate is pinned to; recorded in provenance.

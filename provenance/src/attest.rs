@@ -9,8 +9,10 @@ use crate::jcs;
 use crate::keys::{key_id, public_key_b64};
 use crate::ledger::{now_rfc3339, Ledger, LedgerEntry, LedgerOptions};
 use crate::notes::{AiCommit, Checkpoint, FileAttribution, KeyInfo, Note, Region};
-use crate::record::{Event, LineClass, RecordId, Statement, Subject, PREDICATE_AI_COMMIT};
-use serde_json::Value;
+use crate::record::{
+    record_of_payload, Event, EventKind, LineClass, Record, RecordId, Statement, Subject,
+    PREDICATE_AI_COMMIT,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
@@ -42,10 +44,11 @@ fn rel_path(repo: &str, p: &str) -> String {
     p.trim_start_matches("./").to_string()
 }
 
-fn payload_of(line: &str) -> Option<Value> {
+fn record_of_line(line: &str) -> Option<Record> {
     let env: Envelope = serde_json::from_str(line).ok()?;
-    let st: Statement = serde_json::from_slice(&env.payload_bytes().ok()?).ok()?;
-    Some(st.predicate)
+    record_of_payload(&env.payload_bytes().ok()?)
+        .ok()
+        .map(|(_, r)| r)
 }
 
 fn line_of(e: &LedgerEntry) -> String {
@@ -68,63 +71,31 @@ impl Sources {
         // record id → (path, lines) as currently known
         let mut spans: BTreeMap<String, (String, Vec<(String, LineClass)>)> = BTreeMap::new();
         for e in entries {
-            let p = &e.statement.predicate;
-            let Some(ev) = e.event() else { continue };
-            let id = p
-                .get("recordId")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let refers = p
-                .get("refersTo")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            match ev {
-                "suggested" => {
-                    let m = p
-                        .pointer("/generator/modelId")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown")
-                        .to_string();
+            let r = &e.record;
+            let id = r.record_id.clone().unwrap_or_default();
+            let refers = r.refers_to.clone().unwrap_or_default();
+            match r.event {
+                Some(EventKind::Suggested) => {
+                    let m = r.model_id().unwrap_or("unknown").to_string();
                     model.insert(id.clone(), m);
                     s.envelopes.entry(id).or_default().push(line_of(e));
                 }
-                "accepted" => {
-                    let path = rel_path(
-                        repo,
-                        p.pointer("/location/path")
-                            .and_then(Value::as_str)
-                            .unwrap_or(""),
-                    );
-                    let hashes: Vec<(String, LineClass)> = p
-                        .pointer("/location/ranges/0/lineHashes")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|h| h.as_str().map(|h| (h.to_string(), LineClass::Ai)))
+                Some(EventKind::Accepted) => {
+                    let path = rel_path(repo, r.location.as_ref().map_or("", |l| l.path.as_str()));
+                    let hashes: Vec<(String, LineClass)> = r
+                        .line_hashes()
+                        .map(|h| (h.to_string(), LineClass::Ai))
                         .collect();
                     spans.insert(refers.clone(), (path, hashes));
                     s.envelopes.entry(refers).or_default().push(line_of(e));
                 }
-                "edited" => {
-                    let path = rel_path(
-                        repo,
-                        p.pointer("/span/path")
-                            .and_then(Value::as_str)
-                            .unwrap_or(""),
-                    );
-                    let lines: Vec<(String, LineClass)> = p
-                        .pointer("/span/lines")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|l| {
-                            Some((
-                                l.get("hash")?.as_str()?.to_string(),
-                                serde_json::from_value(l.get("class")?.clone()).ok()?,
-                            ))
-                        })
+                Some(EventKind::Edited) => {
+                    let Some(span) = &r.span else { continue };
+                    let path = rel_path(repo, &span.path);
+                    let lines: Vec<(String, LineClass)> = span
+                        .lines
+                        .iter()
+                        .map(|l| (l.hash.clone(), l.class))
                         .collect();
                     spans.insert(refers.clone(), (path, lines));
                     s.envelopes.entry(refers).or_default().push(line_of(e));
@@ -154,13 +125,8 @@ impl Sources {
             return;
         };
         for line in &note.records {
-            if let Some(p) = payload_of(line) {
-                let rid = p
-                    .get("refersTo")
-                    .or_else(|| p.get("recordId"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
+            if let Some(r) = record_of_line(line) {
+                let rid = r.suggestion_id().unwrap_or("").to_string();
                 let list = self.envelopes.entry(rid).or_default();
                 if !list.contains(line) {
                     list.push(line.clone());

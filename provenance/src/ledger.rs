@@ -13,10 +13,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::jcs;
 use crate::keys::{self, key_id, public_key_b64, KeyStore, DEVICE_KEY};
 use crate::record::{
-    event_body, Actor, Event, RecordId, Statement, Subject, PREDICATE_EVENT,
-    PREDICATE_LEDGER_HEADER,
+    event_body, record_of_payload, Actor, Event, EventKind, Record, RecordId, Statement, Subject,
+    PREDICATE_EVENT, PREDICATE_LEDGER_HEADER,
 };
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -119,20 +120,23 @@ pub struct LedgerEntry {
     pub line: Vec<u8>,
     pub envelope: Envelope,
     pub statement: Statement,
+    /// The statement's predicate, typed: what every reader of the ledger goes by.
+    pub record: Record,
 }
 
 impl LedgerEntry {
     pub fn digest(&self) -> String {
         sha256_hex(&self.line)
     }
-    pub fn predicate_str(&self, key: &str) -> Option<&str> {
-        self.statement.predicate.get(key).and_then(Value::as_str)
-    }
     pub fn record_id(&self) -> Option<RecordId> {
-        self.predicate_str("recordId").and_then(|s| s.parse().ok())
+        self.record
+            .record_id
+            .as_deref()
+            .and_then(|s| s.parse().ok())
     }
-    pub fn event(&self) -> Option<&str> {
-        self.predicate_str("event")
+    /// The event's kind (`suggested`, …); `None` on the header.
+    pub fn event(&self) -> Option<&'static str> {
+        self.record.event.map(EventKind::as_str)
     }
 }
 
@@ -165,16 +169,17 @@ pub fn read_entries(path: &Path) -> Result<Vec<LedgerEntry>> {
             line: i as u64 + 1,
             message: e.to_string(),
         })?;
-        let seq = statement
-            .predicate
-            .get("seq")
-            .and_then(Value::as_u64)
-            .unwrap_or(u64::MAX);
+        let record = Record::deserialize(&statement.predicate).map_err(|e| Error::Corrupt {
+            path: path.into(),
+            line: i as u64 + 1,
+            message: format!("the record does not read: {e}"),
+        })?;
         out.push(LedgerEntry {
-            seq,
+            seq: record.seq.unwrap_or(u64::MAX),
             line: line.to_vec(),
             envelope,
             statement,
+            record,
         });
     }
     Ok(out)
@@ -278,9 +283,9 @@ fn seq_of(line: &[u8], path: &Path, line_no: u64) -> Result<u64> {
         line: line_no,
         message: e.to_string(),
     })?;
-    st.predicate
-        .get("seq")
-        .and_then(Value::as_u64)
+    Record::deserialize(&st.predicate)
+        .ok()
+        .and_then(|r| r.seq)
         .ok_or_else(|| Error::Corrupt {
             path: path.into(),
             line: line_no,
@@ -391,12 +396,8 @@ impl Ledger {
                     message: "first line is not a ledger header".into(),
                 });
             }
-            let ledger_key = header
-                .predicate
-                .get("keyid")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let head = Record::deserialize(&header.predicate).unwrap_or_default();
+            let ledger_key = head.keyid.clone().unwrap_or_default();
             if ledger_key != keyid {
                 return Err(Error::KeyMismatch {
                     path: path.clone(),
@@ -404,12 +405,7 @@ impl Ledger {
                     device_key: keyid.clone(),
                 });
             }
-            let ledger_id = header
-                .predicate
-                .get("ledgerId")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let ledger_id = head.ledger_id.unwrap_or_default();
             let last = read_last_line(&mut file, &path, len)?;
             let seq = seq_of(&last, &path, 0)?;
             Ok((
@@ -678,29 +674,6 @@ struct Parsed {
     error: Option<String>,
 }
 
-/// The parts of a statement `verify` looks at; everything else is skipped unparsed
-/// (building a `serde_json::Value` of every predicate would cost more than the signatures).
-#[derive(serde::Deserialize)]
-struct VerifyStatement {
-    #[serde(rename = "_type")]
-    _type: serde::de::IgnoredAny,
-    #[serde(rename = "subject")]
-    _subject: serde::de::IgnoredAny,
-    #[serde(rename = "predicateType")]
-    predicate_type: String,
-    predicate: VerifyPredicate,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct VerifyPredicate {
-    seq: Option<Value>,
-    prev: Option<Value>,
-    record_id: Option<Value>,
-    ledger_id: Option<Value>,
-    public_key: Option<Value>,
-}
-
 fn parse_for_verify(line: &[u8]) -> Parsed {
     let mut p = Parsed {
         seq: None,
@@ -727,25 +700,20 @@ fn parse_for_verify(line: &[u8]) -> Parsed {
             return p;
         }
     };
-    let st: VerifyStatement = match serde_json::from_slice(signed.payload()) {
-        Ok(st) => st,
+    let (predicate_type, rec) = match record_of_payload(signed.payload()) {
+        Ok(r) => r,
         Err(e) => {
             p.error = Some(format!("payload is not an in-toto statement: {e}"));
             return p;
         }
     };
-    let text = |v: Option<Value>| match v {
-        Some(Value::String(s)) => Some(s),
-        _ => None,
-    };
-    let pred = st.predicate;
-    p.seq = pred.seq.as_ref().and_then(Value::as_u64);
-    p.prev = text(pred.prev);
-    p.record = text(pred.record_id);
-    p.ledger_id = text(pred.ledger_id);
-    p.is_header = st.predicate_type == PREDICATE_LEDGER_HEADER;
+    p.seq = rec.seq;
+    p.prev = rec.prev;
+    p.record = rec.record_id;
+    p.ledger_id = rec.ledger_id;
+    p.is_header = predicate_type == PREDICATE_LEDGER_HEADER;
     if p.is_header {
-        p.header_key = text(pred.public_key);
+        p.header_key = rec.public_key;
     }
     if env.to_line() != line {
         p.error = Some("envelope is not in canonical form (the line was edited)".into());

@@ -96,6 +96,9 @@ pub enum Origin {
 pub enum Mode {
     Fim,
     Chat,
+    /// An edit a coding agent made and registered (through `cairn mcp`): the generator
+    /// names the agent's tool (`runtime`) and model.
+    Agent,
 }
 
 /// One retrieved context source that went into the prompt.
@@ -126,30 +129,7 @@ pub struct InputFacts {
     pub redactions: BTreeMap<String, usize>,
 }
 
-/// A position in a document: zero-based line and character (UTF-16 code units, as LSP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Position {
-    pub line: u32,
-    pub character: u32,
-}
-
-impl Position {
-    pub fn new(line: u32, character: u32) -> Self {
-        Position { line, character }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Range {
-    pub start: Position,
-    pub end: Position,
-}
-
-impl Range {
-    pub fn new(start: Position, end: Position) -> Self {
-        Range { start, end }
-    }
-}
+pub use cairn_text::{Position, Range};
 
 /// Where a suggestion was shown or inserted. `path` is relative to the repository
 /// root (an absolute path under the root is made relative).
@@ -378,4 +358,159 @@ fn record_subject(id: &RecordId) -> Subject {
         "sha256",
         sha256_hex(id.to_string().as_bytes()),
     )
+}
+
+/// What kind of line a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Suggested,
+    Accepted,
+    Rejected,
+    Edited,
+    Committed,
+    /// A kind this version does not know (a newer writer's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Suggested => "suggested",
+            EventKind::Accepted => "accepted",
+            EventKind::Rejected => "rejected",
+            EventKind::Edited => "edited",
+            EventKind::Committed => "committed",
+            EventKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// The prompt side of a suggestion as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RecordedInput {
+    pub mode: Option<String>,
+    pub template_digest: Option<String>,
+    pub context: Vec<ContextSource>,
+    pub redactions: BTreeMap<String, usize>,
+    /// Anything else the writer recorded about the prompt (budget decisions …).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RecordedOutput {
+    pub digest: String,
+    pub lines: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RecordedDecision {
+    /// `accept`, `partial`, `reject` or `edit`.
+    pub decision: String,
+    pub reason: Option<String>,
+}
+
+/// One run of whole lines a record covers (1-based, inclusive) with their line hashes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RecordedLines {
+    pub start_line: u64,
+    pub end_line: u64,
+    pub line_hashes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RecordedLocation {
+    pub repo: Option<String>,
+    pub base_commit: Option<String>,
+    pub path: String,
+    pub range: Option<Range>,
+    pub ranges: Vec<RecordedLines>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RecordedSpan {
+    pub path: String,
+    pub lines: Vec<LineState>,
+    pub vanished: bool,
+}
+
+/// A ledger line read back: the predicate of its statement, typed. Written by the
+/// ledger from an [`Event`] (or as the ledger's header); read by verify, attest, report
+/// and the summaries, so every reader agrees on what a record says. Fields a kind of
+/// record does not carry are `None` or empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Record {
+    /// `None` on the ledger's header line.
+    pub event: Option<EventKind>,
+    pub record_id: Option<String>,
+    pub ledger_id: Option<String>,
+    pub seq: Option<u64>,
+    pub prev: Option<String>,
+    pub time: Option<String>,
+    pub actor: Option<Actor>,
+    /// The suggestion a decision or an edit is about.
+    pub refers_to: Option<String>,
+    pub generator: Option<Generator>,
+    pub input: Option<RecordedInput>,
+    pub output: Option<RecordedOutput>,
+    pub decision: Option<RecordedDecision>,
+    pub location: Option<RecordedLocation>,
+    pub span: Option<RecordedSpan>,
+    /// `committed`: the commit, the note's digest and the records it drew on.
+    pub commit: Option<String>,
+    pub note_digest: Option<String>,
+    pub records: Vec<String>,
+    /// Header only: the ledger's public key (base64) and its id.
+    pub public_key: Option<String>,
+    pub keyid: Option<String>,
+}
+
+impl Record {
+    /// The suggestion this record belongs to: its own id for a suggestion, the one it
+    /// refers to for a decision or an edit.
+    pub fn suggestion_id(&self) -> Option<&str> {
+        self.refers_to.as_deref().or(self.record_id.as_deref())
+    }
+
+    /// The line hashes of the text the record is about (accepted text or edited span).
+    pub fn line_hashes(&self) -> impl Iterator<Item = &str> + '_ {
+        let located = self
+            .location
+            .iter()
+            .flat_map(|l| l.ranges.first())
+            .flat_map(|r| r.line_hashes.iter().map(String::as_str));
+        let spanned = self
+            .span
+            .iter()
+            .flat_map(|s| s.lines.iter().map(|l| l.hash.as_str()));
+        located.chain(spanned)
+    }
+
+    pub fn model_id(&self) -> Option<&str> {
+        self.generator.as_ref().map(|g| g.model_id.as_str())
+    }
+}
+
+/// A statement whose predicate is read as a [`Record`], skipping the subject (which
+/// readers of records never need).
+#[derive(Deserialize)]
+struct RecordStatement {
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    predicate: Record,
+}
+
+/// Reads the record out of a statement's payload bytes, with its predicate type.
+pub fn record_of_payload(payload: &[u8]) -> serde_json::Result<(String, Record)> {
+    let st: RecordStatement = serde_json::from_slice(payload)?;
+    Ok((st.predicate_type, st.predicate))
 }

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::git;
+use crate::record::{record_of_payload, EventKind};
 use crate::review::{range_notes, regions_of, review_covers, AiRegion, CheckOptions};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -15,6 +16,19 @@ pub enum ReportFormat {
     Html,
     Sarif,
     Intoto,
+}
+
+impl ReportFormat {
+    /// The file name extension a report in this format is saved with.
+    pub fn file_extension(self) -> &'static str {
+        match self {
+            ReportFormat::Json => "jsonl",
+            ReportFormat::Csv => "csv",
+            ReportFormat::Html => "html",
+            ReportFormat::Sarif => "sarif",
+            ReportFormat::Intoto => "intoto.jsonl",
+        }
+    }
 }
 
 impl std::str::FromStr for ReportFormat {
@@ -211,23 +225,6 @@ fn gather(
 fn acceptance_counts(path: &Path) -> Result<HashMap<String, (u64, u64)>> {
     let mut model_of: HashMap<String, String> = HashMap::new();
     let mut counts: HashMap<String, (u64, u64)> = HashMap::new();
-    #[derive(serde::Deserialize)]
-    struct Light {
-        predicate: LightPredicate,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct LightPredicate {
-        event: Option<String>,
-        record_id: Option<String>,
-        refers_to: Option<String>,
-        generator: Option<LightGenerator>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct LightGenerator {
-        model_id: String,
-    }
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.into(),
         source,
@@ -239,18 +236,18 @@ fn acceptance_counts(path: &Path) -> Result<HashMap<String, (u64, u64)>> {
         let Ok(payload) = env.payload_bytes() else {
             continue;
         };
-        let Ok(Light { predicate: p }) = serde_json::from_slice::<Light>(&payload) else {
+        let Ok((_, p)) = record_of_payload(&payload) else {
             continue;
         };
-        match p.event.as_deref() {
-            Some("suggested") => {
+        match p.event {
+            Some(EventKind::Suggested) => {
                 let m = p
                     .generator
                     .map_or_else(|| "unknown".to_string(), |g| g.model_id);
                 counts.entry(m.clone()).or_default().0 += 1;
                 model_of.insert(p.record_id.unwrap_or_default(), m);
             }
-            Some("accepted") => {
+            Some(EventKind::Accepted) => {
                 if let Some(m) = p.refers_to.as_deref().and_then(|r| model_of.get(r)) {
                     counts.entry(m.clone()).or_default().1 += 1;
                 }

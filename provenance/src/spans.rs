@@ -9,16 +9,10 @@
 
 use crate::digest::{line_hash, split_lines};
 use crate::record::{Event, LineClass, LineState, Position, Range, RecordId};
+use cairn_text::{end_after, offset_in, shift};
 use std::collections::{BTreeMap, HashSet};
 
-/// One document change, as LSP reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TextChange {
-    /// Replace `range` with `text`.
-    Incremental { range: Range, text: String },
-    /// The document's whole new text.
-    Full { text: String },
-}
+pub use cairn_text::TextChange;
 
 #[derive(Debug, Clone)]
 struct Span {
@@ -46,67 +40,6 @@ pub struct SurvivingSpan {
 #[derive(Debug, Default, Clone)]
 pub struct SpanTracker {
     docs: BTreeMap<String, Vec<Span>>,
-}
-
-fn utf16_to_byte(line: &str, character: u32) -> usize {
-    let mut units = 0u32;
-    for (i, c) in line.char_indices() {
-        if units >= character {
-            return i;
-        }
-        units += c.len_utf16() as u32;
-    }
-    line.len()
-}
-
-fn utf16_len(s: &str) -> u32 {
-    s.chars().map(|c| c.len_utf16() as u32).sum()
-}
-
-/// End position of `text` inserted at `start`.
-fn end_of(start: Position, text: &str) -> Position {
-    let nl = text.matches('\n').count() as u32;
-    let last = text.rsplit('\n').next().unwrap_or("");
-    if nl == 0 {
-        Position::new(start.line, start.character + utf16_len(last))
-    } else {
-        Position::new(start.line + nl, utf16_len(last))
-    }
-}
-
-/// Byte offset in `text` (which starts at document position `start`) of document position `p`,
-/// clamped to the text.
-fn offset_in(text: &str, start: Position, p: Position) -> usize {
-    if p <= start {
-        return 0;
-    }
-    let mut offset = 0;
-    for (i, line) in text.split('\n').enumerate() {
-        let doc_line = start.line + i as u32;
-        if doc_line == p.line {
-            let ch = if i == 0 {
-                p.character.saturating_sub(start.character)
-            } else {
-                p.character
-            };
-            return offset + utf16_to_byte(line, ch);
-        }
-        offset += line.len() + 1;
-    }
-    text.len()
-}
-
-/// Where position `p` (at or after the edit's end `b`) moves when [a, b) becomes `inserted`.
-fn shift(p: Position, a: Position, b: Position, inserted: &str) -> Position {
-    let ins_end = end_of(a, inserted);
-    if p.line == b.line {
-        Position::new(
-            ins_end.line,
-            ins_end.character + (p.character - b.character),
-        )
-    } else {
-        Position::new(p.line + ins_end.line - b.line, p.character)
-    }
 }
 
 impl SpanTracker {
@@ -150,7 +83,7 @@ impl SpanTracker {
             .filter(|s| !s.vanished)
             .map(|s| SurvivingSpan {
                 record_id: s.record_id,
-                range: Range::new(s.start, end_of(s.start, &s.text)),
+                range: Range::new(s.start, end_after(s.start, &s.text)),
                 text: s.text.clone(),
                 lines: line_states(s),
                 changed: s.changed,
@@ -199,7 +132,7 @@ fn line_states(s: &Span) -> Vec<LineState> {
 fn apply_incremental(span: &mut Span, range: Range, inserted: &str) {
     let (a, b) = (range.start, range.end);
     let s = span.start;
-    let e = end_of(s, &span.text);
+    let e = end_after(s, &span.text);
     if b <= s && !(a == b && a == s && span.text.is_empty()) {
         // Entirely before the span (an insertion exactly at its start stays outside).
         span.start = shift(s, a, b, inserted);
@@ -231,7 +164,7 @@ fn apply_full(span: &mut Span, doc: &str) {
     // near where it was.
     if let Some(i) = doc.find(&span.text) {
         let before = &doc[..i];
-        span.start = end_of(Position::new(0, 0), before);
+        span.start = end_after(Position::new(0, 0), before);
         return;
     }
     let current: HashSet<String> = split_lines(&span.text).map(line_hash).collect();

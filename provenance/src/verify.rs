@@ -8,6 +8,7 @@ use crate::git;
 use crate::keys::{key_id, parse_public_key};
 use crate::ledger::{verify_ledger_file, Failure};
 use crate::notes::{AiCommit, Note};
+use crate::record::record_of_payload;
 use crate::review::range_notes;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -191,47 +192,6 @@ pub fn verify(
     Ok(rep)
 }
 
-#[derive(serde::Deserialize)]
-struct RecordStatement {
-    predicate: RecordFacts,
-}
-
-/// What `verify` reads of an embedded record.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RecordFacts {
-    record_id: Option<String>,
-    ledger_id: Option<String>,
-    refers_to: Option<String>,
-    location: Option<RecordLocation>,
-    span: Option<RecordSpan>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RecordLocation {
-    #[serde(default)]
-    ranges: Vec<RecordRange>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RecordRange {
-    #[serde(default)]
-    line_hashes: Vec<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct RecordSpan {
-    #[serde(default)]
-    lines: Vec<RecordSpanLine>,
-}
-
-#[derive(serde::Deserialize)]
-struct RecordSpanLine {
-    hash: String,
-}
-
 /// Check the records a note's ai-commit statement binds: each bound digest has its
 /// line, every record is signed by the attesting key (batch-verified), is in the local
 /// ledger when it comes from it, and backs the lines the regions claim.
@@ -272,9 +232,9 @@ fn check_records(
                 continue;
             }
         };
-        match serde_json::from_slice::<RecordStatement>(parts.payload()) {
-            Ok(st) => {
-                facts.push((sha256_hex(line.as_bytes()), st.predicate));
+        match record_of_payload(parts.payload()) {
+            Ok((_, record)) => {
+                facts.push((sha256_hex(line.as_bytes()), record));
                 signed.push(parts);
             }
             Err(e) => fail(
@@ -316,14 +276,11 @@ fn check_records(
                 );
             }
         }
-        let owner = p.refers_to.or(p.record_id).unwrap_or_default();
-        let set = hashes.entry(owner).or_default();
-        if let Some(r) = p.location.and_then(|l| l.ranges.into_iter().next()) {
-            set.extend(r.line_hashes);
-        }
-        if let Some(s) = p.span {
-            set.extend(s.lines.into_iter().map(|l| l.hash));
-        }
+        let owner = p.suggestion_id().unwrap_or_default().to_string();
+        hashes
+            .entry(owner)
+            .or_default()
+            .extend(p.line_hashes().map(str::to_string));
     }
     for f in &ac.files {
         for r in &f.regions {

@@ -42,7 +42,7 @@ fn appends_chain_and_verify_clean() {
         assert_eq!(e.seq, i as u64);
         if i > 0 {
             assert_eq!(
-                e.predicate_str("prev").unwrap(),
+                e.record.prev.as_deref().unwrap(),
                 entries[i - 1].digest(),
                 "line {i}"
             );

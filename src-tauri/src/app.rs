@@ -195,13 +195,7 @@ Configuration and models are shared with the `cairn` command line
 /// Starts the window. `args` are the command-line arguments without the program name.
 pub fn run(args: Vec<String>) -> std::process::ExitCode {
     STARTED.get_or_init(Instant::now);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-                .unwrap_or_else(|_| "warn,llama_cpp_2=error".into()),
-        )
-        .init();
+    cairn_engine::init_logging();
     let mut path = None;
     for a in args {
         match a.as_str() {

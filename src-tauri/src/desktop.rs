@@ -6,14 +6,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_engine::config::{user_config_path, Config};
-use cairn_engine::indexer::IndexStats;
-use cairn_engine::models::{CancellationToken, ModelIdentity, Origin, StreamEvent};
-use cairn_engine::provenance::{self as prov, Position, Range};
-use cairn_engine::{ChatKind, ChatTurn, IndexState, Workspace, WorkspaceOptions};
+use cairn_engine::{
+    CancellationToken, ChatKind, ChatTurn, CitationMark, EngineError, IndexState, LedgerSummary,
+    ModelIdentity, ModelOrigin as Origin, Position, Range, ReportData, ReportFormat, StreamEvent,
+    Workspace, WorkspaceOptions,
+};
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -110,6 +112,27 @@ pub struct StatusView {
     pub gpu_backend: Option<String>,
     /// Whether editors (`cairn lsp --remote auto`) reach this window's engine.
     pub editors: EditorsView,
+    /// The focused chat kinds (Explain, Fix …) the side panel offers, from the engine's
+    /// table: a new kind appears without a change here or in the window.
+    pub chat_kinds: Vec<ChatKindView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatKindView {
+    pub name: String,
+    pub button: String,
+}
+
+fn focused_kinds() -> Vec<ChatKindView> {
+    cairn_engine::CHAT_KINDS
+        .iter()
+        .filter(|k| k.needs_selection)
+        .map(|k| ChatKindView {
+            name: k.name.to_string(),
+            button: k.button.to_string(),
+        })
+        .collect()
 }
 
 /// A chat turn as the window asks it.
@@ -154,8 +177,12 @@ pub struct ChatView {
     pub request_id: String,
     pub conversation_id: String,
     pub answer: String,
-    pub citations: Vec<cairn_engine::chat::Citation>,
-    pub sources: Vec<cairn_engine::chat::Source>,
+    pub citations: Vec<cairn_engine::Citation>,
+    /// Where each citation stands in `answer` (UTF-16 offsets): the window links these.
+    pub citation_marks: Vec<CitationMark>,
+    pub sources: Vec<cairn_engine::Source>,
+    /// Why the answer has no repository sources, when retrieval failed.
+    pub sources_error: Option<String>,
     pub edits: Vec<EditView>,
     pub model: ModelView,
     /// From the command's start: first streamed text, and the whole turn.
@@ -190,43 +217,10 @@ pub struct AppliedView {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LedgerEvent {
-    pub seq: u64,
-    pub event: String,
-    pub record_id: Option<String>,
-    pub refers_to: Option<String>,
-    pub model: Option<String>,
-    pub origin: Option<String>,
-    pub path: Option<String>,
-    pub start_line: Option<u64>,
-    pub end_line: Option<u64>,
-    pub time: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelDecisions {
-    pub suggested: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LedgerSummary {
-    pub path: Option<String>,
-    pub error: Option<String>,
-    pub by_model: BTreeMap<String, ModelDecisions>,
-    /// The latest events, newest first.
-    pub recent: Vec<LedgerEvent>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct ProvenanceView {
     /// Committed, attested lines (from git notes); `None` with `reportError` when the
     /// range cannot be read (no commits yet, say).
-    pub report: Option<prov::ReportData>,
+    pub report: Option<ReportData>,
     pub report_error: Option<DesktopError>,
     /// Suggestions and decisions in this repository's ledger, committed or not.
     pub ledger: LedgerSummary,
@@ -275,10 +269,6 @@ pub struct Desktop {
     sharing: Option<EngineSharing>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -309,7 +299,6 @@ impl Desktop {
     pub fn workspace(&self) -> Result<Arc<Workspace>> {
         self.session
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .map(|s| s.ws.clone())
             .ok_or_else(DesktopError::no_repository)
@@ -413,13 +402,9 @@ impl Desktop {
                 )
             })??;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let old = self
-            .session
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .replace(Session { ws: ws.clone() });
+        let old = self.session.write().replace(Session { ws: ws.clone() });
         drop(old);
-        lock(&self.edits).clear();
+        self.edits.lock().clear();
         if let Some(sharing) = &self.sharing {
             sharing.share(
                 &ws,
@@ -439,10 +424,7 @@ impl Desktop {
     async fn close_if_same(&self, root: &Path) {
         let canon = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let old = {
-            let mut slot = self
-                .session
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = self.session.write();
             if slot.as_ref().is_none_or(|s| s.ws.root() != canon) {
                 return;
             }
@@ -497,12 +479,7 @@ impl Desktop {
 
     fn status_of(&self, ws: &Workspace) -> StatusView {
         let s = ws.status();
-        let stats: Option<IndexStats> = match s.index {
-            IndexState::Ready { .. } | IndexState::ReadOnly { .. } => {
-                ws.index().and_then(|i| i.stats().ok())
-            }
-            _ => None,
-        };
+        let stats = ws.index_stats();
         let files = match &s.index {
             IndexState::Ready { files } | IndexState::ReadOnly { files, .. } => Some(*files),
             IndexState::Indexing { files_total, .. } => Some(*files_total),
@@ -528,8 +505,9 @@ impl Desktop {
             index: s.index,
             ledger_path: s.ledger.path.map(|p| p.display().to_string()),
             ledger_error: s.ledger.error,
-            gpu_backend: cairn_engine::models::gpu_backend().map(str::to_string),
+            gpu_backend: cairn_engine::gpu_backend().map(str::to_string),
             editors: self.editors(),
+            chat_kinds: focused_kinds(),
         }
     }
 
@@ -553,7 +531,7 @@ impl Desktop {
         if let Some(s) = &self.sharing {
             s.shutdown();
         }
-        cairn_engine::models::local::shutdown_workers(std::time::Duration::from_secs(5));
+        cairn_engine::shutdown_model_threads(std::time::Duration::from_secs(5));
     }
 
     // ---- recent repositories -------------------------------------------------------
@@ -591,7 +569,7 @@ impl Desktop {
     // ---- chat ------------------------------------------------------------------
 
     pub fn cancel_chat(&self, request_id: &str) -> bool {
-        match lock(&self.chats).remove(request_id) {
+        match self.chats.lock().remove(request_id) {
             Some(t) => {
                 t.cancel();
                 true
@@ -605,19 +583,14 @@ impl Desktop {
     pub async fn chat(&self, req: ChatRequest, events: Arc<dyn EventSink>) -> Result<ChatView> {
         let started = Instant::now();
         let ws = self.workspace()?;
-        let kind = match req.kind.as_deref().unwrap_or("ask") {
-            "ask" | "" => ChatKind::Ask,
-            "explain" => ChatKind::Explain,
-            "fix" => ChatKind::Fix,
-            "test" => ChatKind::WriteTest,
-            other => {
-                return Err(DesktopError::new(
-                    ErrorKind::Input,
-                    format!("{other:?} is not a kind of chat turn"),
-                    "Use ask, explain, fix or test",
-                ))
-            }
-        };
+        let name = req.kind.as_deref().unwrap_or("ask");
+        let kind = ChatKind::from_name(name).ok_or_else(|| {
+            DesktopError::new(
+                ErrorKind::Input,
+                format!("{name:?} is not a kind of chat turn"),
+                format!("Use {}", ChatKind::names()),
+            )
+        })?;
         let range = match (&req.path, req.start_line, req.end_line) {
             (Some(p), Some(a), b) => {
                 if ws.inside_repo(p).is_none() {
@@ -636,15 +609,17 @@ impl Desktop {
                 ))
             }
         };
-        if kind != ChatKind::Ask && range.is_none() {
+        if kind.info().needs_selection && range.is_none() {
             return Err(DesktopError::new(
                 ErrorKind::Input,
-                "Explain, fix and test work on a selection",
+                format!("{} works on a selection", kind.info().title),
                 "Open a file in the side panel, select lines, then choose the action",
             ));
         }
         let cancel = CancellationToken::new();
-        lock(&self.chats).insert(req.request_id.clone(), cancel.clone());
+        self.chats
+            .lock()
+            .insert(req.request_id.clone(), cancel.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<StreamEvent>();
         let request_id = req.request_id.clone();
         let sink = events.clone();
@@ -710,7 +685,7 @@ impl Desktop {
             max_tokens: req.max_tokens,
         };
         let result = ws.chat(turn, Some(tx), cancel).await;
-        lock(&self.chats).remove(&req.request_id);
+        self.chats.lock().remove(&req.request_id);
         // Every delta is out before the answer returns (the sender is gone by now).
         let first = tokio::time::timeout(Duration::from_secs(2), forward)
             .await
@@ -728,7 +703,7 @@ impl Desktop {
         for e in &answer.edits {
             let (view, pending) = self.edit_view(&ws, e, &model, &context_files);
             if let Some(p) = pending {
-                lock(&self.edits).insert(e.record_id.clone(), p);
+                self.edits.lock().insert(e.record_id.clone(), p);
             }
             edits.push(view);
         }
@@ -737,7 +712,9 @@ impl Desktop {
             conversation_id: answer.conversation_id,
             answer: answer.answer,
             citations: answer.citations,
+            citation_marks: answer.citation_marks,
             sources: answer.sources,
+            sources_error: answer.sources_error,
             edits,
             model,
             first_token_ms: first.map(ms),
@@ -761,7 +738,8 @@ impl Desktop {
         context_files: &[String],
     ) -> (EditView, Option<PendingEdit>) {
         let start_line = e.range.start.line + 1;
-        // A range ending at column 0 ends with the line before it.
+        // A range ending at column 0 ends with the line before it (an insertion has
+        // `end < start`).
         let end_line = if e.range.end.character == 0 {
             e.range.end.line
         } else {
@@ -796,7 +774,7 @@ impl Desktop {
                 }
             },
         };
-        let Some(new) = files::replace_range(&old, e.range, &e.new_text) else {
+        let Some(new) = cairn_text::replace_range(&old, e.range, &e.new_text) else {
             view.problem = Some(format!(
                 "The edit's lines {start_line}-{end_line} are not in {} as it is now. Ask again.",
                 e.path
@@ -823,7 +801,7 @@ impl Desktop {
     /// `accepted`. A file changed since the proposal is left alone.
     pub async fn apply_edit(&self, record_id: &str) -> Result<AppliedView> {
         let ws = self.workspace()?;
-        let pending = lock(&self.edits).get(record_id).cloned().ok_or_else(|| {
+        let pending = self.edits.lock().get(record_id).cloned().ok_or_else(|| {
             DesktopError::new(
                 ErrorKind::Input,
                 format!("No proposed edit {record_id} is waiting in this window"),
@@ -863,7 +841,7 @@ impl Desktop {
             }
             return Err(e.into());
         }
-        lock(&self.edits).remove(record_id);
+        self.edits.lock().remove(record_id);
         Ok(AppliedView {
             record_id: record_id.to_string(),
             path: pending.path,
@@ -876,7 +854,7 @@ impl Desktop {
     pub async fn dismiss_edit(&self, record_id: &str) -> Result<()> {
         let ws = self.workspace()?;
         ws.reject(record_id, "dismissed in the desktop app").await?;
-        lock(&self.edits).remove(record_id);
+        self.edits.lock().remove(record_id);
         Ok(())
     }
 
@@ -895,20 +873,21 @@ impl Desktop {
 
     pub async fn provenance(&self, range: Option<String>) -> Result<ProvenanceView> {
         let ws = self.workspace()?;
-        let status = ws.status();
-        let root = ws.root().to_path_buf();
-        let ledger_path = status.ledger.path.clone();
-        let ledger_error = status.ledger.error.clone();
+        let ledger_error = ws.status().ledger.error;
+        let prov = ws.provenance();
         tokio::task::spawn_blocking(move || {
-            let (report, report_error) =
-                match prov::report_data(&root, range.as_deref(), ledger_path.as_deref()) {
-                    Ok(r) => (Some(r), None),
-                    Err(e) => (None, Some(report_error(&e))),
-                };
+            let (report, report_error) = match prov.report_data(range.as_deref()) {
+                Ok(r) => (Some(r), None),
+                Err(e) => (None, Some(report_error(&e))),
+            };
+            let mut ledger = prov.ledger_summary(50);
+            if ledger_error.is_some() {
+                ledger.error = ledger_error;
+            }
             ProvenanceView {
                 report,
                 report_error,
-                ledger: ledger_summary(ledger_path.as_deref(), ledger_error),
+                ledger,
             }
         })
         .await
@@ -924,22 +903,16 @@ impl Desktop {
         dest: Option<String>,
     ) -> Result<ExportView> {
         let ws = self.workspace()?;
-        let fmt: prov::ReportFormat = format.parse().map_err(|e: prov::Error| {
+        let fmt = format.parse::<ReportFormat>().map_err(|e| {
             DesktopError::new(
                 ErrorKind::Input,
                 e.to_string(),
                 "Choose one of the export buttons",
             )
         })?;
-        let ext = match fmt {
-            prov::ReportFormat::Json => "jsonl",
-            prov::ReportFormat::Csv => "csv",
-            prov::ReportFormat::Html => "html",
-            prov::ReportFormat::Sarif => "sarif",
-            prov::ReportFormat::Intoto => "intoto.jsonl",
-        };
+        let ext = fmt.file_extension();
         let root = ws.root().to_path_buf();
-        let ledger = ws.status().ledger.path;
+        let prov = ws.provenance();
         let name = root
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -952,12 +925,10 @@ impl Desktop {
                 .unwrap_or_else(std::env::temp_dir)
                 .join(format!("cairn-report-{name}.{ext}")),
         };
-        let text = tokio::task::spawn_blocking(move || {
-            prov::report(&root, range.as_deref(), fmt, ledger.as_deref())
-        })
-        .await
-        .map_err(|e| DesktopError::new(ErrorKind::Report, e.to_string(), "Try again"))?
-        .map_err(|e| report_error(&e))?;
+        let text = tokio::task::spawn_blocking(move || prov.report(range.as_deref(), fmt))
+            .await
+            .map_err(|e| DesktopError::new(ErrorKind::Report, e.to_string(), "Try again"))?
+            .map_err(|e| report_error(&e))?;
         files::write_atomic(&dest, &text)?;
         Ok(ExportView {
             path: dest.display().to_string(),
@@ -1037,25 +1008,7 @@ impl Desktop {
 /// The absolute path of a repository path, refused when it leads outside the repository
 /// (`..`, absolute paths elsewhere, symlinks out, a new file under a symlinked folder).
 fn checked_abs(ws: &Workspace, path: &str) -> Result<PathBuf> {
-    let rel = ws
-        .inside_repo(path)
-        .ok_or_else(|| outside(path, ws.root()))?;
-    let abs = ws.root().join(&rel);
-    // The nearest existing ancestor must resolve inside the repository too.
-    let mut probe = abs.as_path();
-    loop {
-        if let Ok(canon) = std::fs::canonicalize(probe) {
-            if !canon.starts_with(ws.root()) {
-                return Err(outside(path, ws.root()));
-            }
-            break;
-        }
-        match probe.parent() {
-            Some(p) => probe = p,
-            None => break,
-        }
-    }
-    Ok(abs)
+    ws.checked_abs(path).ok_or_else(|| outside(path, ws.root()))
 }
 
 fn outside(path: &str, root: &Path) -> DesktopError {
@@ -1069,99 +1022,12 @@ fn outside(path: &str, root: &Path) -> DesktopError {
     )
 }
 
-fn report_error(e: &prov::Error) -> DesktopError {
+fn report_error(e: &EngineError) -> DesktopError {
     DesktopError::new(
         ErrorKind::Report,
         format!("The provenance report cannot be made: {e}"),
         "Commit at least once (reports cover commits), or check the range",
     )
-}
-
-fn ledger_summary(path: Option<&Path>, error: Option<String>) -> LedgerSummary {
-    let mut out = LedgerSummary {
-        path: path.map(|p| p.display().to_string()),
-        error,
-        by_model: BTreeMap::new(),
-        recent: Vec::new(),
-    };
-    let Some(path) = path.filter(|p| p.exists()) else {
-        return out;
-    };
-    let entries = match prov::read_entries(path) {
-        Ok(e) => e,
-        Err(e) => {
-            out.error = Some(e.to_string());
-            return out;
-        }
-    };
-    let mut model_of: HashMap<String, (String, Option<String>)> = HashMap::new();
-    let mut all = Vec::new();
-    for entry in &entries {
-        let p = &entry.statement.predicate;
-        let event = p
-            .get("event")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if event.is_empty() {
-            continue;
-        }
-        let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
-        let record_id = s("recordId");
-        let refers_to = s("refersTo");
-        let gen = p.get("generator");
-        let mut model = gen
-            .and_then(|g| g.get("modelId"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let mut origin = gen
-            .and_then(|g| g.get("origin"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        if let (Some(id), Some(m)) = (&record_id, &model) {
-            model_of.insert(id.clone(), (m.clone(), origin.clone()));
-        }
-        if model.is_none() {
-            if let Some((m, o)) = refers_to.as_ref().and_then(|r| model_of.get(r)) {
-                model = Some(m.clone());
-                origin = o.clone();
-            }
-        }
-        if let Some(m) = &model {
-            let d = out.by_model.entry(m.clone()).or_default();
-            match event.as_str() {
-                "suggested" => d.suggested += 1,
-                "accepted" => d.accepted += 1,
-                "rejected" => d.rejected += 1,
-                _ => {}
-            }
-        }
-        let loc = p.get("location");
-        let range0 = loc.and_then(|l| l.get("ranges")).and_then(|r| r.get(0));
-        all.push(LedgerEvent {
-            seq: p.get("seq").and_then(Value::as_u64).unwrap_or(entry.seq),
-            event,
-            record_id,
-            refers_to,
-            model,
-            origin,
-            path: loc
-                .and_then(|l| l.get("path"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            start_line: range0
-                .and_then(|r| r.get("startLine"))
-                .and_then(Value::as_u64),
-            end_line: range0
-                .and_then(|r| r.get("endLine"))
-                .and_then(Value::as_u64),
-            time: s("time"),
-        });
-    }
-    all.reverse();
-    all.truncate(50);
-    out.recent = all;
-    out
 }
 
 /// The `cairn` binary next to this one (where the bundle puts the sidecar, and where

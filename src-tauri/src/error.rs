@@ -2,8 +2,7 @@
 //! about it, as two sentences the banner prints. The kind lets the UI pick the
 //! button that goes with the action (open Settings, pick another folder, …).
 
-use cairn_engine::models::ModelError;
-use cairn_engine::EngineError;
+use cairn_engine::{EngineError, ModelError};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -174,6 +173,16 @@ impl From<EngineError> for DesktopError {
                 )
             }
             EngineError::Unavailable(m) => DesktopError::model_unavailable(&m),
+            EngineError::Index(e) => DesktopError::new(
+                ErrorKind::Io,
+                e.to_string(),
+                "Check the index folder's permissions and free space, then reopen the repository",
+            ),
+            EngineError::Provenance(e) => DesktopError::new(
+                ErrorKind::Report,
+                e.to_string(),
+                "Check the repository's git notes and the ledger with `cairn verify`",
+            ),
         }
     }
 }

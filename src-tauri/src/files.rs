@@ -2,11 +2,10 @@
 //! atomic write, and the first look at a model file. Paths reach here already checked
 //! to be inside the repository (`Workspace::inside_repo`).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
-use cairn_engine::document;
-use cairn_engine::provenance::Range;
+use cairn_engine::{EngineError, ModelError};
 use serde::Serialize;
 
 use crate::error::{DesktopError, ErrorKind, Result};
@@ -86,25 +85,6 @@ pub fn lines_of(path: &str, text: &str, start: usize, end: usize) -> Lines {
     }
 }
 
-/// `text` with `range` replaced by `new_text`; `None` when the range is not in the text.
-pub fn replace_range(text: &str, range: Range, new_text: &str) -> Option<String> {
-    let s = document::offset_at(text, range.start)?;
-    let e = document::offset_at(text, range.end).or_else(|| {
-        // An end just past the last line (a whole-lines range of a file without a
-        // final newline) means the end of the text.
-        (range.end.line as usize == text.split('\n').count() && range.end.character == 0)
-            .then_some(text.len())
-    })?;
-    if e < s {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len() + new_text.len());
-    out.push_str(&text[..s]);
-    out.push_str(new_text);
-    out.push_str(&text[e..]);
-    Some(out)
-}
-
 /// Writes `text` to `abs` through a temporary file in the same folder and a rename, so a
 /// crash leaves the old file or the new one, never half of one. Keeps the file's mode.
 pub fn write_atomic(abs: &Path, text: &str) -> Result<()> {
@@ -138,60 +118,24 @@ pub fn write_atomic(abs: &Path, text: &str) -> Result<()> {
 
 /// Checks that `path` is a GGUF model file before it goes into the configuration.
 pub fn check_gguf(path: &Path) -> Result<()> {
-    let mut f = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DesktopError::new(
+    cairn_engine::check_model_file(path).map_err(|e| match e {
+        EngineError::Model(ModelError::MissingFile { .. }) => DesktopError::new(
             ErrorKind::NotFound,
             format!("There is no model file at {}", path.display()),
             "Choose an existing .gguf file",
         ),
-        _ => DesktopError::io("open the model file", path, &e),
-    })?;
-    let mut magic = [0u8; 4];
-    let n = f.read(&mut magic).unwrap_or(0);
-    if &magic[..n] != b"GGUF" {
-        let found: String = String::from_utf8_lossy(&magic[..n])
-            .chars()
-            .map(|c| if c.is_control() { '·' } else { c })
-            .collect();
-        return Err(DesktopError::new(
+        EngineError::Model(m @ ModelError::NotGguf { .. }) => DesktopError::new(
             ErrorKind::Model,
-            format!(
-                "{} is not a GGUF model file (it starts with \"{found}\", not \"GGUF\")",
-                path.display()
-            ),
+            m.to_string(),
             "Choose a .gguf file (llama.cpp's format), or pick a model from the cache",
-        ));
-    }
-    Ok(())
+        ),
+        other => other.into(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_engine::provenance::Position;
-
-    fn r(a: (u32, u32), b: (u32, u32)) -> Range {
-        Range::new(Position::new(a.0, a.1), Position::new(b.0, b.1))
-    }
-
-    #[test]
-    fn replaces_whole_lines_and_inserts() {
-        let t = "a\nb\nc\n";
-        assert_eq!(
-            replace_range(t, r((1, 0), (2, 0)), "B\n").unwrap(),
-            "a\nB\nc\n"
-        );
-        assert_eq!(
-            replace_range(t, r((3, 0), (3, 0)), "d\n").unwrap(),
-            "a\nb\nc\nd\n"
-        );
-        // No final newline: a range ending after the last line ends at the text's end.
-        assert_eq!(
-            replace_range("a\nb", r((1, 0), (2, 0)), "X\n").unwrap(),
-            "a\nX\n"
-        );
-        assert_eq!(replace_range(t, r((9, 0), (9, 0)), "x"), None);
-    }
 
     #[test]
     fn lines_are_clamped() {

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn_engine::config::Config;
-use cairn_engine::models::{self, Registry};
+use cairn_engine::{ApiKeys, ModelSpec, ModelStore, DEFAULT_MODEL};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DesktopError, ErrorKind, Result};
@@ -100,9 +100,7 @@ fn parse(table: &toml::Table, path: &Path) -> Result<Config> {
                     "Fix the file by hand, then reopen Settings",
                 )
             })?;
-    cfg.models_config()
-        .validate()
-        .map_err(|e| DesktopError::model(&e))?;
+    cfg.validate().map_err(|e| DesktopError::model(&e))?;
     Ok(cfg)
 }
 
@@ -111,22 +109,23 @@ pub fn load(config_path: &Path, repo: Option<&Path>) -> SettingsView {
         config_path: config_path.display().to_string(),
         local: None,
         remote: None,
-        chat: models::config::DEFAULT.into(),
-        complete: models::config::DEFAULT.into(),
-        models: vec![models::config::DEFAULT.into()],
+        chat: DEFAULT_MODEL.into(),
+        complete: DEFAULT_MODEL.into(),
+        models: vec![DEFAULT_MODEL.into()],
         cache: Vec::new(),
         api_key_stored: None,
         keyring_error: None,
-        gpu_backend: models::gpu_backend().map(str::to_string),
+        gpu_backend: cairn_engine::gpu_backend().map(str::to_string),
         repo_config: repo
             .map(|r| r.join(".cairn").join("config.toml"))
             .filter(|p| p.is_file())
             .map(|p| p.display().to_string()),
         error: None,
     };
-    if let Ok(reg) = Registry::open_default() {
+    if let Ok(reg) = ModelStore::open() {
         view.cache = reg
             .entries()
+            .into_iter()
             .map(|e| CachedModel {
                 name: e.name.clone(),
                 path: e.path.display().to_string(),
@@ -134,8 +133,8 @@ pub fn load(config_path: &Path, repo: Option<&Path>) -> SettingsView {
             })
             .collect();
     }
-    match models::keys::api_key(REMOTE) {
-        Ok(k) => view.api_key_stored = Some(k.is_some()),
+    match ApiKeys::is_stored(REMOTE) {
+        Ok(k) => view.api_key_stored = Some(k),
         Err(e) => view.keyring_error = Some(e.to_string()),
     }
     let cfg = match read_table(config_path).and_then(|t| parse(&t, config_path)) {
@@ -152,14 +151,14 @@ pub fn load(config_path: &Path, repo: Option<&Path>) -> SettingsView {
             view.models.push(name.clone());
         }
         match (name.as_str(), spec) {
-            (LOCAL, models::ModelSpec::Local(l)) => {
+            (LOCAL, ModelSpec::Local(l)) => {
                 view.local = Some(LocalForm {
                     path: l.path.as_ref().map(|p| p.display().to_string()),
                     registry: l.registry.clone(),
                     gpu_layers: l.n_gpu_layers,
                 })
             }
-            (REMOTE, models::ModelSpec::Remote(r)) => {
+            (REMOTE, ModelSpec::Remote(r)) => {
                 view.remote = Some(RemoteForm {
                     base_url: r.base_url.clone(),
                     model: r.model.clone(),
@@ -270,11 +269,7 @@ pub fn apply_form(mut table: toml::Table, form: &SettingsForm) -> Result<toml::T
     let mut routing = table_of(table.get("routing"));
     for (key, value) in [("chat", &form.chat), ("complete", &form.complete)] {
         let v = value.trim();
-        let v = if v.is_empty() {
-            models::config::DEFAULT
-        } else {
-            v
-        };
+        let v = if v.is_empty() { DEFAULT_MODEL } else { v };
         routing.insert(key.into(), v.into());
     }
     table.insert("routing".into(), routing.into());
@@ -299,7 +294,7 @@ pub fn save(config_path: &Path, form: &SettingsForm) -> Result<()> {
                 "Fill in the remote model's endpoint and id, or clear the key",
             ));
         }
-        models::keys::set_api_key(REMOTE, key).map_err(|e| DesktopError::model(&e))?;
+        ApiKeys::set(REMOTE, key).map_err(DesktopError::from)?;
     }
     let text = toml::to_string_pretty(&table).map_err(|e| {
         DesktopError::new(
@@ -366,12 +361,12 @@ mod tests {
         let t = apply_form(table, &form).unwrap();
         let text = toml::to_string(&t).unwrap();
         let cfg: Config = toml::from_str(&text).unwrap();
-        cfg.models_config().validate().unwrap();
+        cfg.validate().unwrap();
         assert_eq!(cfg.routing.chat, "remote");
         assert_eq!(cfg.routing.chat_fallback.as_deref(), Some("default"));
         assert!(cfg.models.contains_key("coder"));
         match &cfg.models["local"] {
-            models::ModelSpec::Local(l) => {
+            ModelSpec::Local(l) => {
                 assert_eq!(l.n_ctx, Some(8192));
                 assert_eq!(l.n_gpu_layers, Some(20));
                 assert_eq!(l.registry, None);

@@ -8,12 +8,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_engine::Workspace;
 use cairn_lsp::shared::{serve_daemon, Workspaces};
 use cairn_lsp::ServerOptions;
+use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::net::UnixStream;
 
@@ -58,10 +59,6 @@ pub struct EngineSharing {
     started: AtomicBool,
 }
 
-fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl EngineSharing {
     pub fn new(socket: PathBuf) -> EngineSharing {
         EngineSharing {
@@ -83,7 +80,7 @@ impl EngineSharing {
         if self.started.swap(true, Ordering::SeqCst) {
             return;
         }
-        *lock(&self.state) = State::Starting;
+        *self.state.lock() = State::Starting;
         let socket = self.socket.clone();
         let workspaces = self.workspaces.clone();
         let state = self.state.clone();
@@ -91,7 +88,7 @@ impl EngineSharing {
     }
 
     pub fn view(&self) -> EditorsView {
-        let state = lock(&self.state).clone();
+        let state = self.state.lock().clone();
         let socket = self.socket.display().to_string();
         let sessions = self.workspaces.sessions();
         let (name, pid, message) = match state {
@@ -139,7 +136,7 @@ impl EngineSharing {
     /// Removes the socket when this app serves it (the app is exiting), so the next
     /// editor starts a daemon of its own instead of finding a dead socket.
     pub fn shutdown(&self) {
-        if *lock(&self.state) == State::Serving {
+        if *self.state.lock() == State::Serving {
             let _ = std::fs::remove_file(&self.socket);
         }
     }
@@ -151,7 +148,7 @@ async fn supervise(
     workspaces: Arc<Workspaces>,
     state: Arc<Mutex<State>>,
 ) {
-    let set = |s: State| *lock(&state) = s;
+    let set = |s: State| *state.lock() = s;
     loop {
         if let Ok(stream) = UnixStream::connect(&socket).await {
             let pid = stream

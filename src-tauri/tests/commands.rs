@@ -2,7 +2,7 @@
 //! a real ledger and index, and a scripted OpenAI-compatible server on loopback (so the
 //! answers, citations and edits are fixed and the assertions exact).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once};
@@ -12,8 +12,8 @@ use base64::Engine as _;
 use cairn_desktop::desktop::{ChatRequest, Desktop, DesktopOptions, EventSink};
 use cairn_desktop::settings::{RemoteForm, SettingsForm};
 use cairn_desktop::ErrorKind;
-use cairn_engine::provenance::{FileKeyStore, LedgerOptions};
-use cairn_engine::WorkspaceOptions;
+use cairn_engine::{FileKeyStore, LedgerOptions, WorkspaceOptions};
+use cairn_lsp_client::{file_uri, read_framed, LspClient};
 use serde_json::Value;
 
 const CALC_PY: &str = r#""""Small arithmetic helpers."""
@@ -68,28 +68,6 @@ fn scripted_server() -> String {
         }
     });
     format!("http://{addr}/v1")
-}
-
-/// One `Content-Length`-framed message (an HTTP request or an LSP message): headers up
-/// to the blank line, then the body. None at the end of the stream.
-fn read_framed(r: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return None;
-        }
-        let l = line.trim_end().to_ascii_lowercase();
-        if l.is_empty() {
-            break;
-        }
-        if let Some(v) = l.strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).ok()?;
-    Some(body)
 }
 
 fn serve(mut stream: TcpStream) {
@@ -413,7 +391,7 @@ fn a_fix_is_applied_inside_the_repository_and_recorded_as_accepted() {
             FIXED_ADD,
         );
         assert_eq!(edit.new_file.as_deref(), Some(expected.as_str()));
-        assert_eq!(edit.model.origin, cairn_engine::models::Origin::Remote);
+        assert_eq!(edit.model.origin, cairn_engine::ModelOrigin::Remote);
         assert!(!edit.context_files.is_empty());
 
         let applied = f.desktop.apply_edit(&edit.record_id).await.unwrap();
@@ -664,21 +642,15 @@ fn cairn_binary() -> PathBuf {
 }
 
 /// A real `cairn lsp --remote auto` process, spoken to as an editor would.
-struct EditorClient {
-    child: std::process::Child,
-    stdin: std::process::ChildStdin,
-    messages: std::sync::mpsc::Receiver<Value>,
-    next_id: u64,
-}
+struct EditorClient(LspClient);
 
 impl EditorClient {
     /// `home` gets the client's own config, data and state dirs: a daemon it started
     /// itself (instead of reaching the app) would write its ledger there, not the app's.
     fn start(socket: &Path, home: &Path) -> EditorClient {
-        use std::process::Stdio;
         std::fs::create_dir_all(home).unwrap();
-        let mut child = std::process::Command::new(cairn_binary())
-            .args(["lsp", "--remote", "auto", "--socket"])
+        let mut cmd = std::process::Command::new(cairn_binary());
+        cmd.args(["lsp", "--remote", "auto", "--socket"])
             .arg(socket)
             .env("HOME", home)
             .env("XDG_DATA_HOME", home.join("data"))
@@ -687,90 +659,24 @@ impl EditorClient {
             .env("CAIRN_CONFIG", home.join("no-config.toml"))
             .env("CAIRN_DAEMON_IDLE_SECS", "5")
             .env("CAIRN_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            loop {
-                let Some(body) = read_framed(&mut r) else {
-                    return;
-                };
-                if let Ok(v) = serde_json::from_slice(&body) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        EditorClient {
-            child,
-            stdin,
-            messages: rx,
-            next_id: 1,
-        }
-    }
-
-    fn send(&mut self, msg: Value) {
-        let body = msg.to_string();
-        write!(self.stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        self.stdin.flush().unwrap();
+            .stderr(std::process::Stdio::inherit());
+        EditorClient(LspClient::spawn(cmd).unwrap())
     }
 
     fn notify(&mut self, method: &str, params: Value) {
-        self.send(serde_json::json!({"jsonrpc": "2.0", "method": method, "params": params}));
+        self.0.notify(method, params);
     }
 
-    /// Sends a request and waits for its response, answering the server's own requests.
+    /// A request's result (an error fails the test).
     fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(
-            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
-        );
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let msg = self
-                .messages
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no answer to {method} from cairn lsp --remote auto"));
-            if msg.get("method").is_some() {
-                if let Some(sid) = msg.get("id") {
-                    let sid = sid.clone();
-                    self.send(serde_json::json!({"jsonrpc": "2.0", "id": sid, "result": null}));
-                }
-                continue;
-            }
-            if msg["id"] == id {
-                assert!(msg.get("error").is_none(), "{method}: {msg}");
-                return msg["result"].clone();
-            }
-        }
+        self.0
+            .call(method, params, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("cairn lsp --remote auto: {e}"))
     }
 
-    fn exit(mut self) {
-        let _ = self.request("shutdown", Value::Null);
-        self.notify("exit", Value::Null);
-        drop(self.stdin);
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn exit(self) {
+        self.0.shutdown(Duration::from_secs(10));
     }
-}
-
-fn file_uri(p: &Path) -> String {
-    format!("file://{}", p.display())
 }
 
 #[test]

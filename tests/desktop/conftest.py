@@ -17,6 +17,10 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+import sys
+
+# The one LSP client of the Python tests lives in tests/ (shared with tests/lsp).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pytest
 

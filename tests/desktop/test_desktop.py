@@ -216,20 +216,20 @@ def test_05b_an_editor_shares_the_windows_engine(app, world):
     repo = os.path.realpath(world.repo)
     client = LspClient(world.as_app_user([str(world.cairn), "lsp", "--remote", "auto"]))
     try:
-        init = client.request("initialize", {"processId": None, "rootUri": f"file://{repo}", "capabilities": {}})
+        init = client.call("initialize", {"processId": None, "rootUri": f"file://{repo}", "capabilities": {}})
         assert init["serverInfo"]["name"] == "cairn"
         client.notify("initialized", {})
         b = app.wait("the window to count the editor", lambda: (e := editors_badge(app)) and e["sessions"] == "1" and e, 15)
         assert b["text"] == "1 editor connected", b
         assert socket_peer_pid(world.socket()) == int(b["pid"])
-        status = client.request("cairn/status", None)
+        status = client.call("cairn/status", None)
         assert status["repo"] == repo, status
         assert status["chatModel"]["modelId"] == "scripted", status
         calc = f"file://{repo}/calc.py"
         client.notify("textDocument/didOpen", {"textDocument": {"uri": calc, "languageId": "python", "version": 1,
                                                                 "text": (world.repo / "calc.py").read_text()}})
         a, b_ = ADD_LINES
-        fix = client.request("cairn/chat", {"kind": "fix", "uri": calc,
+        fix = client.call("cairn/chat", {"kind": "fix", "uri": calc,
                                             "range": {"start": {"line": a - 1, "character": 0}, "end": {"line": b_, "character": 0}}})
         record = fix["edits"][0]["recordId"]
         events = world.ledger_events()
@@ -239,7 +239,7 @@ def test_05b_an_editor_shares_the_windows_engine(app, world):
         shot(app, "05b-editor-connected")
     finally:
         rc = client.close()
-    assert rc == 0, client.stderr_so_far()
+    assert rc == 0, client.stderr_tail()
     app.wait("the window to see the editor leave", lambda: editors_badge(app)["sessions"] == "0", 15)
 
 

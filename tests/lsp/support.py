@@ -8,13 +8,16 @@ import base64
 import json
 import os
 import subprocess
-import threading
-import time
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The one LSP client of the Python tests lives in tests/ (shared with tests/desktop).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lsp_client import LspClient  # noqa: E402
 
 
 def cairn_bin() -> Path:
@@ -225,96 +228,16 @@ def proc_status_kib(pid: int, field_name: str) -> int:
 # --- raw JSON-RPC over stdio ------------------------------------------------------------
 
 
-class RawServer:
-    """`cairn lsp` on pipes, spoken to frame by frame. A reader thread splits stdout into
-    messages; responses are matched by id, notifications and server requests are kept."""
+class RawServer(LspClient):
+    """`cairn lsp` on pipes for a test workspace, spoken to frame by frame."""
 
     def __init__(self, ws: Workspace, args: list[str] = (), cwd: Path | None = None):
-        self.stderr_path = ws.root / f"cairn-lsp-{uuid.uuid4().hex[:8]}.stderr"
-        self._stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [str(cairn_bin()), "lsp", *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
             env=ws.env,
             cwd=cwd or ws.root,
+            stderr_path=ws.root / f"cairn-lsp-{uuid.uuid4().hex[:8]}.stderr",
         )
-        self.notifications: list[dict] = []
-        self.responses: dict = {}
-        self._cv = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._next_id = 1000
-
-    def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        while True:
-            headers = {}
-            while True:
-                line = out.readline()
-                if not line:
-                    with self._cv:
-                        self._cv.notify_all()
-                    return
-                line = line.strip()
-                if not line:
-                    break
-                k, _, v = line.decode("ascii", "replace").partition(":")
-                headers[k.strip().lower()] = v.strip()
-            n = int(headers["content-length"])
-            body = out.read(n)
-            msg = json.loads(body)
-            with self._cv:
-                if "id" in msg and "method" not in msg:
-                    self.responses[msg["id"]] = msg
-                elif "id" in msg:  # a request from the server: answer it plainly
-                    self.notifications.append(msg)
-                    self.send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
-                else:
-                    self.notifications.append(msg)
-                self._cv.notify_all()
-
-    def send_bytes(self, data: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
-
-    def send(self, msg: dict) -> None:
-        body = json.dumps(msg).encode()
-        self.send_bytes(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-
-    def request(self, method: str, params=None, timeout: float = 60.0, msg_id=None) -> dict:
-        """Send a request and wait for its response (the whole message: result or error)."""
-        if msg_id is None:
-            self._next_id += 1
-            msg_id = self._next_id
-        msg = {"jsonrpc": "2.0", "id": msg_id, "method": method}
-        if params is not None:
-            msg["params"] = params
-        self.send(msg)
-        return self.wait_response(msg_id, timeout)
-
-    def wait_response(self, msg_id, timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        with self._cv:
-            while msg_id not in self.responses:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no response to request {msg_id!r} in {timeout}s; stderr tail:\n{self.stderr_tail()}")
-                if self.proc.poll() is not None and msg_id not in self.responses:
-                    raise RuntimeError(
-                        f"server exited with {self.proc.returncode} before answering {msg_id!r}; stderr tail:\n{self.stderr_tail()}"
-                    )
-                self._cv.wait(min(left, 0.5))
-            return self.responses.pop(msg_id)
-
-    def notify(self, method: str, params=None) -> None:
-        msg = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            msg["params"] = params
-        self.send(msg)
 
     def initialize(self, ws: Workspace, capabilities: dict | None = None) -> dict:
         resp = self.request(
@@ -330,18 +253,6 @@ class RawServer:
         assert "result" in resp, resp
         self.notify("initialized", {})
         return resp["result"]
-
-    def shutdown(self, timeout: float = 30.0) -> int:
-        resp = self.request("shutdown", None, timeout=timeout)
-        assert "error" not in resp, resp
-        self.notify("exit")
-        return self.proc.wait(timeout=timeout)
-
-    def stderr_tail(self, n: int = 4000) -> str:
-        try:
-            return self.stderr_path.read_bytes()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -46,7 +46,7 @@ function draw(): void {
   if (!prev || prev.view !== s.view) renderTabs(s);
   if (!prev || prev.messages !== s.messages || prev.edits !== s.edits || prev.status !== s.status || prev.recent !== s.recent)
     renderTranscript(s);
-  if (!prev || prev.panel !== s.panel || prev.selection !== s.selection || prev.view !== s.view) renderPanel(s);
+  if (!prev || prev.panel !== s.panel || prev.selection !== s.selection || prev.view !== s.view || prev.status?.chatKinds !== s.status?.chatKinds) renderPanel(s);
   if (!prev || prev.selection !== s.selection) renderSelectionChip(s);
   if (!prev || prev.provenance !== s.provenance || (prev.status === null) !== (s.status === null))
     renderProvenance(s.provenance, !!s.status);

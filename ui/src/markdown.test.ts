@@ -3,9 +3,9 @@ import { renderAnswer } from "./markdown";
 
 describe("answers", () => {
   it("highlights code and links citations", () => {
-    const html = renderAnswer("`add` is defined in [1].\n\n```python\ndef add(a, b):\n    return a + b\n```\n", [
-      { n: 1, path: "calc.py", startLine: 4, endLine: 6 },
-    ]);
+    const md = "`add` is defined in [1].\n\n```python\ndef add(a, b):\n    return a + b\n```\n";
+    const at = md.indexOf("[1]");
+    const html = renderAnswer(md, [{ n: 1, path: "calc.py", startLine: 4, endLine: 6 }], [{ start: at, end: at + 3, numbers: [1] }]);
     expect(html).toContain('class="cite"');
     expect(html).toContain('data-cite="1"');
     expect(html).toContain('class="hljs language-python"');

@@ -7,7 +7,7 @@ import DOMPurify from "dompurify";
 import hljs from "highlight.js/lib/common";
 import { Marked } from "marked";
 import { linkCitations } from "./citations";
-import type { Citation } from "./types";
+import type { Citation, CitationMark } from "./types";
 
 function escapeHtml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -45,8 +45,9 @@ const PURIFY = {
   FORBID_ATTR: ["style"],
 };
 
-/** Sanitised HTML for an answer (possibly still streaming) with its citations linked. */
-export function renderAnswer(markdown: string, citations: Citation[] = []): string {
-  const html = marked.parse(linkCitations(markdown, citations), { async: false }) as string;
+/** Sanitised HTML for an answer with the citations the engine marked linked (a streaming
+ *  answer has no marks yet: it shows plain text until the turn ends). */
+export function renderAnswer(markdown: string, citations: Citation[] = [], marks: CitationMark[] = []): string {
+  const html = marked.parse(linkCitations(markdown, marks, citations), { async: false }) as string;
   return DOMPurify.sanitize(html, PURIFY) as string;
 }

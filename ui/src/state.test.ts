@@ -17,7 +17,7 @@ const model = { name: "default", origin: "local" as const, modelId: "SmolLM2", r
 const status = (repo: string): Status => ({
   repo, version: "0.1.0", files: null, languages: {}, chatModel: model, completeModel: model,
   backend: "local", modelError: null, index: { state: "opening" }, ledgerPath: "/l", ledgerError: null, gpuBackend: null,
-  editors: serving(0),
+  editors: serving(0), chatKinds: [{ name: "fix", button: "Fix selection" }],
 });
 function serving(sessions: number): EditorsView {
   return { state: "serving", socket: "/run/user/1000/cairn/lsp.sock", pid: 4242, sessions, message: `${sessions} connected` };
@@ -28,6 +28,7 @@ const edit: EditView = {
 };
 const answer = (requestId: string, edits: EditView[] = []): ChatView => ({
   requestId, conversationId: "c-1", answer: "It adds [1].", citations: [{ n: 1, path: "calc.py", startLine: 4, endLine: 6 }],
+  citationMarks: [{ start: 8, end: 11, numbers: [1] }], sourcesError: null,
   sources: [], edits, model, firstTokenMs: 120, totalMs: 900,
   usage: { promptTokens: 10, reusedPromptTokens: 0, generatedTokens: 5, modelFirstTokenMs: 100, tokensPerS: 50 },
   fallbackFrom: null,

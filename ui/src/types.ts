@@ -58,6 +58,7 @@ export interface Status {
   ledgerError: string | null;
   gpuBackend: string | null;
   editors: EditorsView;
+  chatKinds: ChatKindView[];
 }
 
 /** Whether editors (`cairn lsp --remote auto`) reach this window's engine. */
@@ -85,6 +86,13 @@ export interface Citation {
   endLine: number;
 }
 
+/** Where a citation stands in the answer (UTF-16 offsets), as the engine found it. */
+export interface CitationMark {
+  start: number;
+  end: number;
+  numbers: number[];
+}
+
 export interface Source extends Citation {
   score: number;
   retriever: string;
@@ -108,7 +116,9 @@ export interface ChatView {
   conversationId: string;
   answer: string;
   citations: Citation[];
+  citationMarks: CitationMark[];
   sources: Source[];
+  sourcesError: string | null;
   edits: EditView[];
   model: ModelView;
   firstTokenMs: number | null;
@@ -256,7 +266,13 @@ export interface EditorSetup {
   vscode: string;
 }
 
-export type ChatKind = "ask" | "explain" | "fix" | "test";
+/** A chat kind's wire name: `ask`, or one of the focused kinds the status lists. */
+export type ChatKind = string;
+
+export interface ChatKindView {
+  name: string;
+  button: string;
+}
 
 export interface Selection {
   path: string;

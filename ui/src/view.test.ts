@@ -8,7 +8,7 @@ function status(editors: EditorsView): Status {
   return {
     repo: "/r", version: "0.1.0", files: 3, languages: { python: 2 }, chatModel: model, completeModel: model,
     backend: "local", modelError: null, index: { state: "ready", files: 3 }, ledgerPath: "/l", ledgerError: null,
-    gpuBackend: null, editors,
+    gpuBackend: null, editors, chatKinds: [{ name: "explain", button: "Explain" }, { name: "fix", button: "Fix selection" }],
   };
 }
 

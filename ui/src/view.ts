@@ -1,7 +1,7 @@
 // Rendering: each region of the window is redrawn from the state when its slice of the
 // state changed (the reducer never mutates, so a changed slice is a new object).
 
-import { citationLabel } from "./citations";
+import { citationLabel, shortRecord } from "./citations";
 import { editDiff } from "./diff";
 import { $, add, clear, h } from "./dom";
 import { highlight, renderAnswer } from "./markdown";
@@ -258,13 +258,19 @@ function welcome(s: State): HTMLElement {
   );
 }
 
+/** How a focused turn is labelled in the transcript: its button's words. */
+function kindLabel(s: State, kind: string): string {
+  const k = s.status?.chatKinds.find((c) => c.name === kind);
+  return (k?.button ?? kind).toLowerCase();
+}
+
 function renderMessage(s: State, m: Message): HTMLElement {
   if (m.role === "user") {
     const sel = m.selection ? `${m.selection.path}:${m.selection.startLine}-${m.selection.endLine}` : null;
     return h(
       "div",
       { class: "msg user", "data-id": m.id },
-      m.kind !== "ask" ? h("span", { class: "kind" }, m.kind === "test" ? "write test" : m.kind) : null,
+      m.kind !== "ask" ? h("span", { class: "kind" }, kindLabel(s, m.kind)) : null,
       sel ? h("span", { class: "sel" }, sel) : null,
       h("div", { class: "text" }, m.text || (m.kind === "ask" ? "" : "(no extra instructions)")),
     );
@@ -274,7 +280,7 @@ function renderMessage(s: State, m: Message): HTMLElement {
 
 function renderAssistant(s: State, m: AssistantMessage): HTMLElement {
   const body = h("div", { class: "answer markdown" });
-  body.innerHTML = renderAnswer(m.text, m.answer?.citations ?? []);
+  body.innerHTML = renderAnswer(m.text, m.answer?.citations ?? [], m.answer?.citationMarks ?? []);
   const el = h(
     "div",
     {
@@ -310,6 +316,9 @@ function renderAssistant(s: State, m: AssistantMessage): HTMLElement {
           ),
         ),
       );
+    }
+    if (a.sourcesError) {
+      add(el, h("p", { class: "muted sources-error" }, `Answered without repository sources: ${a.sourcesError}`));
     }
     for (const e of a.edits) add(el, renderEdit(s, e));
     add(el, 
@@ -377,7 +386,7 @@ export function renderEdit(s: State, e: EditView): HTMLElement {
         { class: "pb-context", title: e.contextFiles.join("\n") || "no repository context" },
         `${e.contextFiles.length} context file${e.contextFiles.length === 1 ? "" : "s"}`,
       ),
-      h("span", { class: "pb-record" }, `record ${e.recordId.slice(0, 8)}`),
+      h("span", { class: "pb-record" }, `record ${shortRecord(e.recordId)}`),
     ),
     e.problem ? h("div", { class: "msg-error" }, e.problem) : null,
     rows.length
@@ -431,9 +440,10 @@ export function renderPanel(s: State): void {
       "div",
       { class: "panel-tools" },
       h("span", { id: "panel-selection" }, sel ? `selected ${sel.startLine}-${sel.endLine}` : "click line numbers to select"),
-      h("button", { type: "button", "data-ask": "explain", disabled: !sel }, "Explain"),
-      h("button", { type: "button", "data-ask": "fix", disabled: !sel, id: "fix-btn" }, "Fix selection"),
-      h("button", { type: "button", "data-ask": "test", disabled: !sel }, "Write test"),
+      // The focused chat kinds come from the engine's table (through the status).
+      (s.status?.chatKinds ?? []).map((k) =>
+        h("button", { type: "button", "data-ask": k.name, disabled: !sel, id: `${k.name}-btn` }, k.button),
+      ),
     ),
     h("div", { class: "panel-lines", id: "panel-lines" }, rows),
     p.lines.endLine < p.lines.totalLines || p.lines.startLine > 1
@@ -566,7 +576,7 @@ export function renderProvenance(p: ProvenanceView | null, hasRepo: boolean): vo
         e.path ?? "",
         e.startLine !== null ? `${e.startLine}-${e.endLine}` : "",
         e.model ? `${e.model}${e.origin ? ` (${e.origin})` : ""}` : "",
-        (e.refersTo ?? e.recordId ?? "").slice(0, 8),
+        shortRecord(e.refersTo ?? e.recordId ?? ""),
         e.time ?? "",
       ]),
       "The ledger is empty.",

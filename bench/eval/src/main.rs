@@ -13,16 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use cairn_engine::indexer::{IndexOptions, Snippet, SnippetKind};
-use cairn_engine::models::{
-    Backend, CancellationToken, CompletionRequest, LocalModel, LocalOptions, ModelSpec,
-    RemoteModel, RemoteOptions,
-};
-use cairn_engine::provenance::Position;
+// The latency peer calls the model layer itself (below the engine), so the harness
+// uses cairn-models directly for it; everything else goes through the engine.
 use cairn_engine::{
-    ChatTurn, CompleteRequest, Completion, Config, ContextChoice, IndexState, Trigger, Workspace,
-    WorkspaceOptions,
+    CancellationToken, ChatTurn, CompleteRequest, Completion, Config, ContextChoice, IndexOptions,
+    IndexState, LocalSpec, ModelSpec, Position, RemoteOptions, Snippet, SnippetKind, Trigger,
+    Workspace, WorkspaceOptions,
 };
+use cairn_models::{Backend, CompletionRequest, LocalModel, LocalOptions, RemoteModel};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -88,7 +86,7 @@ impl ModelArgs {
                 Some(p) => p.clone(),
                 None => default_model_path()?,
             };
-            ModelSpec::Local(cairn_engine::models::config::LocalSpec {
+            ModelSpec::Local(LocalSpec {
                 path: Some(path),
                 n_threads: self.threads,
                 n_threads_batch: self.threads,
@@ -115,9 +113,9 @@ impl ModelArgs {
 }
 
 fn default_model_path() -> Result<PathBuf> {
-    let mut reg = cairn_engine::models::Registry::open_default()?;
+    let mut reg = cairn_models::Registry::open_default()?;
     let entry = reg
-        .verified(cairn_engine::models::registry::DEFAULT_MODEL_NAME)
+        .verified(cairn_models::registry::DEFAULT_MODEL_NAME)
         .map_err(|e| anyhow!("the default model: {e} (run `make setup`)"))?;
     Ok(entry.path.clone())
 }
@@ -630,9 +628,7 @@ fn cceval(rt: &tokio::runtime::Runtime, scratch: &Path, a: CcevalArgs) -> Result
                 }
                 None => {
                     std::fs::remove_file(&abs)?;
-                    if let Some(index) = ws.index() {
-                        let _ = index.remove_file(&abs);
-                    }
+                    rt.block_on(ws.forget_file(path));
                 }
             }
             done += 1;
@@ -690,7 +686,9 @@ fn chat(rt: &tokio::runtime::Runtime, scratch: &Path, a: ChatArgs) -> Result<()>
         wait_indexed(rt, &ws)?;
         let index_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let sources = rt.block_on(ws.chat_sources(&it.query));
+        let sources = rt
+            .block_on(ws.chat_sources(&it.query))
+            .with_context(|| format!("retrieval for {}", it.instance_id))?;
         let retrieval_ms = t.elapsed().as_secs_f64() * 1e3;
         let mut v = json!({
             "instance_id": it.instance_id,

@@ -1,9 +1,9 @@
-//! What shape of completion the cursor wants, read from the syntax around it, and the
-//! clean-up that keeps a completion inside the block it started in.
+//! What shape of completion the cursor wants, read from the syntax around it.
 //!
 //! The decision is made up front (before the model runs) so that a single-line
 //! request stops at the first newline and costs a few tokens, while a block request
-//! is allowed to run on and is cut at the end of the current scope afterwards.
+//! is allowed to run on and is cut at the end of the current scope afterwards
+//! (`cleanup`).
 
 use cairn_indexer::Lang;
 
@@ -117,80 +117,6 @@ fn inside_comment_or_string(lang: Lang, text: &str, offset: usize) -> bool {
     }
 }
 
-/// Net bracket depth change of `s`, ignoring brackets inside simple quoted strings.
-fn bracket_depths(s: &str) -> impl Iterator<Item = (usize, i32)> + '_ {
-    let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    s.char_indices().map(move |(i, c)| {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-        } else {
-            match c {
-                '"' | '\'' | '`' => quote = Some(c),
-                '(' | '[' | '{' => depth += 1,
-                ')' | ']' | '}' => depth -= 1,
-                _ => {}
-            }
-        }
-        (i, depth)
-    })
-}
-
-/// Cuts a block completion at the end of the scope it started in: the first later
-/// line indented less than `min_indent` ends it. A closing-bracket line that ends the
-/// scope is kept when the text after the cursor does not already close it.
-pub fn cut_to_scope(completion: &str, shape: &Shape, suffix: &str) -> String {
-    let mut lines = completion.split('\n');
-    let mut out = vec![lines.next().unwrap_or("")];
-    let next_suffix_line = suffix
-        .split('\n')
-        .skip(1)
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .or_else(|| {
-            let first = suffix.split('\n').next().unwrap_or("").trim();
-            (!first.is_empty()).then_some(first)
-        });
-    for line in lines {
-        if !line.trim().is_empty() && indent_of(line) < shape.min_indent {
-            let t = line.trim();
-            let is_closer = t.chars().all(|c| matches!(c, ')' | ']' | '}' | ';' | ','));
-            if is_closer && next_suffix_line != Some(t) {
-                out.push(line);
-            }
-            break;
-        }
-        out.push(line);
-    }
-    out.join("\n")
-}
-
-/// A single-line completion that closes a bracket the text after the cursor already
-/// closes is cut before that bracket, so the line never ends up with two.
-pub fn balance_line(completion: &str, after_cursor: &str) -> String {
-    let rest = after_cursor.trim_start();
-    let Some(first_closer) = rest.chars().next().filter(|c| matches!(c, ')' | ']' | '}')) else {
-        return completion.to_string();
-    };
-    for (i, depth) in bracket_depths(completion) {
-        if depth < 0 {
-            let c = completion[i..].chars().next().unwrap_or(' ');
-            if c == first_closer {
-                return completion[..i].trim_end().to_string();
-            }
-            break;
-        }
-    }
-    completion.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,39 +162,5 @@ mod tests {
         let s = at("a.rs", "// a note\n|\n");
         assert!(!s.in_comment_or_string);
         assert!(s.multiline);
-    }
-
-    #[test]
-    fn a_block_is_cut_where_its_scope_ends() {
-        let shape = Shape {
-            multiline: true,
-            min_indent: 4,
-            in_comment_or_string: false,
-        };
-        let c = "total = 0\n    for x in xs:\n        total += x\n    return total\n\ndef g():\n    pass";
-        assert_eq!(
-            cut_to_scope(c, &shape, "\n"),
-            "total = 0\n    for x in xs:\n        total += x\n    return total\n"
-        );
-    }
-
-    #[test]
-    fn a_closing_brace_is_kept_only_when_the_suffix_lacks_it() {
-        let shape = Shape {
-            multiline: true,
-            min_indent: 1,
-            in_comment_or_string: false,
-        };
-        let c = "\n    let x = 1;\n}\nfn other() {}";
-        assert_eq!(cut_to_scope(c, &shape, ""), "\n    let x = 1;\n}");
-        assert_eq!(cut_to_scope(c, &shape, "\n}\n"), "\n    let x = 1;");
-    }
-
-    #[test]
-    fn a_line_never_closes_a_bracket_twice() {
-        assert_eq!(balance_line("a, b))", ")"), "a, b");
-        assert_eq!(balance_line("a, (b))", ")\n"), "a, (b)");
-        assert_eq!(balance_line("a, b", ")"), "a, b");
-        assert_eq!(balance_line("\")\" + x", ""), "\")\" + x");
     }
 }

@@ -15,18 +15,20 @@
 //! bench/lsp/run [--repo DIR] [--file PATH] [--function NAME] [--keystrokes N] [--json OUT]
 //!               [--no-burst] [--burst-interval-ms MS] [--breakdown] [--log FILTER] [--keep]
 
-use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
+use std::collections::HashSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cairn_engine::indexer::{analyze_text, language_label, Lang, SymbolKind};
-use cairn_engine::models::CancellationToken;
-use cairn_engine::provenance::{Position, Range, TextChange};
-use cairn_engine::{CompleteRequest, Config, IndexState, Trigger, Workspace, WorkspaceOptions};
+// The driver picks completion points with the indexer's own analysis and calls the model
+// layer directly (`Engine::complete_raw`) to compare; the server it measures is `cairn lsp`.
+use cairn_engine::{
+    CancellationToken, CompleteRequest, Config, IndexState, Position, Range, TextChange, Trigger,
+    Workspace, WorkspaceOptions,
+};
+use cairn_indexer::{analyze_text, language_label, Lang, SymbolKind};
+use cairn_lsp_client::{file_uri, LspClient, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -259,47 +261,11 @@ fn copy_repo(src: &Path, dst: &Path, file: &str) -> Option<String> {
     commit
 }
 
-// ---- a minimal LSP client ---------------------------------------------------------
+// ---- the server, through the shared test client -----------------------------------
 
-struct Response {
-    at: Instant,
-    msg: Value,
-}
-
+/// `cairn lsp` under test; every failure to talk to it ends the benchmark.
 struct Client {
-    child: Child,
-    writer: Arc<Mutex<ChildStdin>>,
-    responses: Receiver<(i64, Response)>,
-    early: HashMap<i64, Response>,
-    next_id: i64,
-}
-
-fn write_msg(w: &Mutex<ChildStdin>, v: &Value) {
-    let body = serde_json::to_vec(v).expect("json");
-    let mut w = w.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let _ = write!(w, "Content-Length: {}\r\n\r\n", body.len());
-    let _ = w.write_all(&body);
-    let _ = w.flush();
-}
-
-fn read_msg(r: &mut impl BufRead) -> Option<Value> {
-    let mut len = None;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.strip_prefix("Content-Length:") {
-            len = v.trim().parse::<usize>().ok();
-        }
-    }
-    let mut buf = vec![0; len?];
-    r.read_exact(&mut buf).ok()?;
-    serde_json::from_slice(&buf).ok()
+    inner: LspClient,
 }
 
 impl Client {
@@ -307,140 +273,58 @@ impl Client {
         let mut cmd = Command::new(cairn);
         cmd.arg("lsp")
             .current_dir(repo)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(log).expect("server log file"));
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| {
+        let inner = LspClient::spawn(cmd).unwrap_or_else(|e| {
             fail(format!(
                 "cannot start {} lsp: {e} (build it: cargo build -p cairn)",
                 cairn.display()
             ))
         });
-        let writer = Arc::new(Mutex::new(child.stdin.take().expect("stdin")));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        let w = writer.clone();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            while let Some(msg) = read_msg(&mut r) {
-                let at = Instant::now();
-                let id = msg.get("id").and_then(Value::as_i64);
-                match (msg.get("method").and_then(Value::as_str), id) {
-                    // A request from the server (progress tokens, edits): say yes, do nothing.
-                    (Some(_), Some(_)) => write_msg(
-                        &w,
-                        &json!({"jsonrpc": "2.0", "id": msg["id"], "result": null}),
-                    ),
-                    (Some("window/showMessage" | "window/logMessage"), None) => {
-                        eprintln!(
-                            "  server: {}",
-                            msg["params"]["message"].as_str().unwrap_or("")
-                        )
-                    }
-                    (Some(_), None) => {}
-                    (None, Some(id)) => {
-                        if tx.send((id, Response { at, msg })).is_err() {
-                            return;
-                        }
-                    }
-                    (None, None) => {}
-                }
-            }
-        });
-        Client {
-            child,
-            writer,
-            responses: rx,
-            early: HashMap::new(),
-            next_id: 1,
-        }
+        Client { inner }
+    }
+
+    fn pid(&self) -> u32 {
+        self.inner.pid()
     }
 
     fn notify(&self, method: &str, params: Value) {
-        write_msg(
-            &self.writer,
-            &json!({"jsonrpc": "2.0", "method": method, "params": params}),
-        );
+        self.inner.notify(method, params);
     }
 
     /// Sends a request; returns its id and the instant just before it was written.
     fn request(&mut self, method: &str, params: Value) -> (i64, Instant) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let at = Instant::now();
-        write_msg(&self.writer, &msg);
-        (id, at)
+        self.inner.send_request(method, params)
     }
 
     fn wait(&mut self, id: i64, timeout: Duration) -> Response {
-        if let Some(r) = self.early.remove(&id) {
-            return r;
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.responses.recv_timeout(left) {
-                Ok((got, r)) if got == id => return r,
-                Ok((got, r)) => {
-                    self.early.insert(got, r);
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    fail(format!("no answer to request {id} in {timeout:?}"))
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    fail("the server closed its output (see its log with --keep)")
-                }
-            }
-        }
+        self.inner
+            .wait(id, timeout)
+            .unwrap_or_else(|e| fail(format!("{e} (see the server log with --keep)")))
     }
 
     fn call(&mut self, method: &str, params: Value, timeout: Duration) -> Value {
-        let (id, _) = self.request(method, params);
-        let r = self.wait(id, timeout);
-        if let Some(e) = r.msg.get("error") {
-            fail(format!("{method} failed: {e}"));
-        }
-        r.msg["result"].clone()
+        self.inner
+            .call(method, params, timeout)
+            .unwrap_or_else(|e| fail(e))
     }
 
-    fn shutdown(mut self) {
-        let (id, _) = self.request("shutdown", Value::Null);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Ok((got, _)) = self
-            .responses
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if got == id {
-                break;
+    fn shutdown(self) {
+        for n in self.inner.take_notifications() {
+            if matches!(
+                n["method"].as_str(),
+                Some("window/showMessage" | "window/logMessage")
+            ) {
+                eprintln!(
+                    "  server: {}",
+                    n["params"]["message"].as_str().unwrap_or("")
+                );
             }
         }
-        self.notify("exit", Value::Null);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.shutdown(Duration::from_secs(10));
     }
-}
-
-fn file_uri(p: &Path) -> String {
-    let mut s = String::from("file://");
-    for b in p.to_string_lossy().bytes() {
-        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
 }
 
 fn lsp_pos(p: Position) -> Value {
@@ -664,12 +548,7 @@ impl Peer<'_> {
         let t_model = Instant::now();
         let g = self
             .rt
-            .block_on(
-                engine
-                    .router()
-                    .complete
-                    .complete(req, None, CancellationToken::new()),
-            )
+            .block_on(engine.complete_raw(req, CancellationToken::new()))
             .unwrap_or_else(|e| fail(format!("direct model call: {e}")));
         let direct_ms = t_model.elapsed().as_secs_f64() * 1e3;
         k.direct_ms = Some(direct_ms);
@@ -780,7 +659,7 @@ fn main() {
     // ---- the server ----
     let log = tmp_path.join("server.log");
     let mut client = Client::start(&a.cairn, &repo, &env, &log);
-    let server_pid = client.child.id();
+    let server_pid = client.pid();
     let root_uri = file_uri(&repo);
     let uri = file_uri(&file);
     let t = Instant::now();
@@ -829,7 +708,7 @@ fn main() {
         Workspace::open(&repo, config, WorkspaceOptions::default()).unwrap_or_else(|e| fail(e))
     };
     let engine = ws.models().unwrap_or_else(|e| fail(e));
-    let identity = engine.router().complete.primary.identity();
+    let identity = engine.completion_model();
     rt.block_on(async {
         let mut rx = ws.index_events();
         let _ = rx
@@ -992,11 +871,9 @@ fn main() {
                     .block_on(ws.completion_request(&path, p))
                     .unwrap_or_else(|e| fail(e));
                 let t = Instant::now();
-                if let Ok(g) = rt.block_on(engine.router().complete.complete(
-                    req.clone(),
-                    None,
-                    CancellationToken::new(),
-                )) {
+                if let Ok(g) =
+                    rt.block_on(engine.complete_raw(req.clone(), CancellationToken::new()))
+                {
                     burst_final_direct_ms = Some(t.elapsed().as_secs_f64() * 1e3);
                     burst_final_direct = Some(json!({
                         "prompt_tokens": g.usage.prompt_tokens,
@@ -1012,17 +889,9 @@ fn main() {
                 // everything typed since.
                 if let Some(mut first) = first_req {
                     first.max_tokens = 1;
-                    let _ = rt.block_on(engine.router().complete.complete(
-                        first,
-                        None,
-                        CancellationToken::new(),
-                    ));
+                    let _ = rt.block_on(engine.complete_raw(first, CancellationToken::new()));
                     let t = Instant::now();
-                    if let Ok(g) = rt.block_on(engine.router().complete.complete(
-                        req,
-                        None,
-                        CancellationToken::new(),
-                    )) {
+                    if let Ok(g) = rt.block_on(engine.complete_raw(req, CancellationToken::new())) {
                         burst_final_truncated_ms = Some(t.elapsed().as_secs_f64() * 1e3);
                         if let Some(Value::Object(m)) = &mut burst_final_direct {
                             m.insert(

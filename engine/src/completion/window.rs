@@ -1,6 +1,11 @@
-//! The completion window around the cursor and the clean-up of what the model returns.
+//! The completion window: the prefix and suffix around the cursor given to the model,
+//! cut on line boundaries, with a start that holds still while the person types.
 
-use crate::models::CompletionRequest;
+use cairn_models::CompletionRequest;
+
+use cairn_text::floor_char_boundary as floor_boundary;
+
+use super::shape::Shape;
 
 #[derive(Debug, Clone)]
 pub struct CompletionOptions {
@@ -31,15 +36,6 @@ pub struct Window {
     pub suffix: String,
     /// Byte offset of the cursor in the document.
     pub offset: usize,
-    /// Whether one line or a block is wanted.
-    pub multiline: bool,
-}
-
-fn floor_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 impl Window {
@@ -67,31 +63,38 @@ impl Window {
                 s_end = offset + nl + 1;
             }
         }
-        let prefix = &text[p_start..offset];
-        let suffix = &text[offset..s_end];
-        let line_before = prefix.rsplit('\n').next().unwrap_or("");
-        let line_after = suffix.split('\n').next().unwrap_or("");
-        // A block is wanted on an otherwise empty line; text on the cursor's line means
-        // the user is finishing that line. (Tree-sitter scope rules come with the index.)
-        let multiline = line_after.trim().is_empty() && line_before.trim().is_empty();
         Window {
-            prefix: prefix.to_string(),
-            suffix: suffix.to_string(),
+            prefix: text[p_start..offset].to_string(),
+            suffix: text[offset..s_end].to_string(),
             offset,
-            multiline,
         }
     }
 
-    pub fn request(&self, path: &str, opts: &CompletionOptions) -> CompletionRequest {
+    /// The text of the cursor's line before and after the cursor.
+    pub fn cursor_line(&self) -> (&str, &str) {
+        (
+            self.prefix.rsplit('\n').next().unwrap_or(""),
+            self.suffix.split('\n').next().unwrap_or(""),
+        )
+    }
+
+    /// The model request for this window and the shape the cursor wants: a line stops
+    /// at the first line break and costs a few tokens; a block may run on.
+    pub fn request(
+        &self,
+        path: &str,
+        shape: &Shape,
+        opts: &CompletionOptions,
+    ) -> CompletionRequest {
         let mut req = CompletionRequest::new(self.prefix.clone(), self.suffix.clone());
         req.path = Some(path.to_string());
         req.repo_name = opts.repo_name.clone();
-        req.max_tokens = if self.multiline {
+        req.max_tokens = if shape.multiline {
             opts.max_tokens
         } else {
             opts.max_tokens.min(48)
         };
-        req.stop = if self.multiline {
+        req.stop = if shape.multiline {
             vec!["\n\n\n".into()]
         } else {
             vec!["\n".into()]
@@ -100,60 +103,28 @@ impl Window {
     }
 }
 
-/// Trims what the model produced: no trailing whitespace, and never the text that
-/// already follows the cursor (models without FIM tend to repeat it).
-pub fn postprocess(text: &str, window: &Window) -> String {
-    let mut out = text.trim_end().to_string();
-    if window.multiline {
-        // Stop before the first line that repeats the next non-empty line of the suffix.
-        if let Some(next) = window.suffix.lines().map(str::trim).find(|l| !l.is_empty()) {
-            let mut kept = Vec::new();
-            for l in out.lines() {
-                if l.trim() == next {
-                    break;
-                }
-                kept.push(l);
-            }
-            out = kept.join("\n").trim_end().to_string();
-        }
-    } else {
-        let rest = window.suffix.split('\n').next().unwrap_or("").trim_end();
-        if !rest.is_empty() {
-            if let Some(stripped) = out.strip_suffix(rest) {
-                out = stripped.to_string();
-            }
-        }
-    }
-    if out.trim().is_empty() {
-        String::new()
-    } else {
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn single_line_when_text_follows_the_cursor() {
-        let t = "def f(x):\n    return x +  # done\n";
-        let off = t.find(" # done").unwrap();
-        let w = Window::cut(t, off, &CompletionOptions::default());
-        assert!(!w.multiline);
-        assert_eq!(w.prefix, "def f(x):\n    return x + ");
-        assert_eq!(
-            w.request("a.py", &CompletionOptions::default()).stop,
-            vec!["\n"]
-        );
+    fn shape(multiline: bool) -> Shape {
+        Shape {
+            multiline,
+            min_indent: 0,
+            in_comment_or_string: false,
+        }
     }
 
     #[test]
-    fn block_on_an_empty_line_after_an_opener() {
-        let t = "fn main() {\n    \n}\n";
-        let off = t.find("\n}").unwrap();
+    fn a_line_request_stops_at_the_line_break() {
+        let t = "def f(x):\n    return x +  # done\n";
+        let off = t.find(" # done").unwrap();
         let w = Window::cut(t, off, &CompletionOptions::default());
-        assert!(w.multiline);
+        assert_eq!(w.prefix, "def f(x):\n    return x + ");
+        assert_eq!(w.cursor_line(), ("    return x + ", " # done"));
+        let opts = CompletionOptions::default();
+        assert_eq!(w.request("a.py", &shape(false), &opts).stop, vec!["\n"]);
+        assert_eq!(w.request("a.py", &shape(true), &opts).stop, vec!["\n\n\n"]);
     }
 
     #[test]
@@ -180,27 +151,5 @@ mod tests {
         let w = Window::cut(t, 10, &opts);
         assert_eq!(w.prefix, "bbbb\n");
         assert_eq!(w.suffix, "cccc\n");
-    }
-
-    #[test]
-    fn postprocess_drops_a_repeated_suffix() {
-        let w = Window {
-            prefix: "x = f(".into(),
-            suffix: ")\n".into(),
-            offset: 6,
-            multiline: false,
-        };
-        assert_eq!(postprocess("1, 2)", &w), "1, 2");
-        let w = Window {
-            prefix: "def f():\n".into(),
-            suffix: "\nprint(f())\n".into(),
-            offset: 9,
-            multiline: true,
-        };
-        assert_eq!(
-            postprocess("    return 1\nprint(f())\nmore", &w),
-            "    return 1"
-        );
-        assert_eq!(postprocess("  \n ", &w), "");
     }
 }

@@ -1,0 +1,427 @@
+//! The chat pipeline, in order: the selection the turn is about → the kind's question
+//! (`kinds`) → retrieval (one hit per file, no source over a quarter of the budget) →
+//! the prompt with numbered sources fenced as untrusted data (`prompt`) → redaction when
+//! the route is remote → the streamed answer → citations and proposed edits (`answer`),
+//! each edit with its own `suggested` record, never for a path outside the repository.
+
+mod answer;
+mod kinds;
+mod prompt;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use cairn_models::{ChatMessage, ChatRequest, Generation, Role};
+use cairn_provenance::{ContextSource, Event, InputFacts, Location, Mode};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::records::{context_source, generator_of};
+use crate::workspace::Workspace;
+use crate::{
+    redact, CancellationToken, EngineError, Fallback, ModelIdentity, Range, SearchQuery, TokenSink,
+    Usage,
+};
+
+pub use answer::{Citation, CitationMark, Source};
+pub use kinds::{ChatKind, ChatKindInfo, EditTarget, CHAT_KINDS};
+
+#[derive(Debug, Clone, Default)]
+pub struct ChatTurn {
+    pub question: String,
+    /// Continue this conversation (its earlier turns are part of the prompt).
+    pub conversation: Option<String>,
+    /// The file and selection the question is about, if any.
+    pub path: Option<String>,
+    pub range: Option<Range>,
+    pub kind: ChatKind,
+    pub max_tokens: Option<u32>,
+}
+
+/// An edit proposed in a chat answer, with its ledger record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProposedEdit {
+    pub record_id: String,
+    /// Relative to the repository root.
+    pub path: String,
+    pub range: Range,
+    pub new_text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatAnswer {
+    pub conversation_id: String,
+    pub answer: String,
+    pub citations: Vec<Citation>,
+    /// Where the citations stand in `answer` (UTF-16 offsets), for front ends to link.
+    pub citation_marks: Vec<CitationMark>,
+    pub edits: Vec<ProposedEdit>,
+    pub sources: Vec<Source>,
+    /// Why the answer has no repository sources, when retrieval failed.
+    pub sources_error: Option<String>,
+    pub model: ModelIdentity,
+    pub usage: Usage,
+    /// Set when the configured model failed and the fallback answered.
+    pub fallback: Option<Fallback>,
+}
+
+/// Conversations kept at most; the least recently used go first.
+const CONVERSATIONS_CAP: usize = 64;
+/// Messages kept per conversation: the last 8 turns.
+const HISTORY_MESSAGES: usize = 16;
+
+/// Each conversation's messages, and the ids from least to most recently used.
+type History = (HashMap<String, Vec<ChatMessage>>, VecDeque<String>);
+
+/// The turns of each conversation, bounded in number and length.
+#[derive(Default)]
+pub(crate) struct Conversations {
+    inner: Mutex<History>,
+}
+
+impl Conversations {
+    fn history(&self, id: &str) -> Vec<ChatMessage> {
+        self.inner.lock().0.get(id).cloned().unwrap_or_default()
+    }
+
+    fn push_turn(&self, id: &str, question: String, answer: String) {
+        let mut g = self.inner.lock();
+        let (map, order) = &mut *g;
+        let h = map.entry(id.to_string()).or_default();
+        h.push(ChatMessage::new(Role::User, question));
+        h.push(ChatMessage::new(Role::Assistant, answer));
+        let excess = h.len().saturating_sub(HISTORY_MESSAGES);
+        h.drain(..excess);
+        order.retain(|c| c != id);
+        order.push_back(id.to_string());
+        while order.len() > CONVERSATIONS_CAP {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        let mut g = self.inner.lock();
+        g.0.remove(id);
+        g.1.retain(|c| c != id);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.inner.lock().0.len()
+    }
+}
+
+/// The selection a turn is about, widened to whole lines (an edit replaces them).
+struct Focus {
+    key: String,
+    start: usize,
+    end: usize,
+    text: Arc<String>,
+}
+
+impl Focus {
+    fn selected(&self) -> &str {
+        &self.text[self.start..self.end]
+    }
+
+    fn range(&self) -> Range {
+        Range::new(
+            cairn_text::position_at(&self.text, self.start),
+            cairn_text::position_at(&self.text, self.end),
+        )
+    }
+
+    fn first_line(&self) -> usize {
+        self.text[..self.start].matches('\n').count() + 1
+    }
+}
+
+impl Workspace {
+    fn focus(&self, turn: &ChatTurn) -> Result<Option<Focus>, EngineError> {
+        let (Some(path), Some(r)) = (&turn.path, turn.range) else {
+            return Ok(None);
+        };
+        let key = self.rel_path(path);
+        let text = self.text_for(&key)?;
+        let s = cairn_text::offset_at(&text, r.start).ok_or_else(|| {
+            EngineError::Input(format!("the selection starts past the end of {key}"))
+        })?;
+        let e = cairn_text::offset_at(&text, r.end).unwrap_or(text.len());
+        let (s, e) = (s.min(e), s.max(e));
+        let start = text[..s].rfind('\n').map_or(0, |i| i + 1);
+        let end = if e > start && text[..e].ends_with('\n') {
+            e
+        } else {
+            text[e..].find('\n').map_or(text.len(), |i| e + i + 1)
+        };
+        Ok(Some(Focus {
+            key,
+            start,
+            end,
+            text,
+        }))
+    }
+
+    /// One chat turn over the repository: retrieval → numbered sources → streamed
+    /// answer → citations and proposed edits (each with a `suggested` record).
+    pub async fn chat(
+        &self,
+        turn: ChatTurn,
+        sink: TokenSink,
+        cancel: CancellationToken,
+    ) -> Result<ChatAnswer, EngineError> {
+        let info = turn.kind.info();
+        if turn.question.trim().is_empty() && !info.needs_selection {
+            return Err(EngineError::Input("the question is empty".into()));
+        }
+        let engine = self.models()?;
+        let conversation_id = turn
+            .conversation
+            .clone()
+            .unwrap_or_else(|| format!("c-{}", uuid::Uuid::now_v7()));
+        let history = self.conversations.history(&conversation_id);
+        let focus = self.focus(&turn)?;
+        if info.needs_selection && focus.is_none() {
+            return Err(EngineError::Input(format!(
+                "`{}` works on a selection: give a file and a range",
+                info.name
+            )));
+        }
+        let question = turn.kind.question(&turn.question);
+        let query = match &focus {
+            Some(f) => format!("{question}\n{}", f.selected()),
+            None => question.clone(),
+        };
+        let (sources, sources_error) = match self.chat_sources(&query).await {
+            Ok(s) => (s, None),
+            Err(e) => {
+                tracing::warn!("chat without repository sources: {e}");
+                (Vec::new(), Some(e.to_string()))
+            }
+        };
+        let selection = focus
+            .as_ref()
+            .map(|f| (f.key.as_str(), f.first_line(), f.selected()));
+        let mut user = prompt::user_turn(&sources, selection, &question);
+        let mut redactions = BTreeMap::new();
+        let mut messages = prompt::messages(&history, user.clone());
+        if engine.chat_goes_remote() {
+            for m in &mut messages {
+                let r = redact::redact(&m.content, None);
+                for (k, v) in r.kinds {
+                    *redactions.entry(k.to_string()).or_insert(0) += v;
+                }
+                m.content = r.text;
+            }
+            user = messages.last().map(|m| m.content.clone()).unwrap_or(user);
+        }
+        let mut req = ChatRequest::new(messages);
+        req.max_tokens = turn.max_tokens.unwrap_or(512);
+        let g = engine.router().chat.chat(req, sink, cancel).await?;
+        let answer = g.text.trim().to_string();
+        let (citations, citation_marks) = answer::citations(&answer, &sources);
+        let raw = self.proposed_edits(&answer, turn.kind, focus.as_ref());
+        let ctx: Vec<ContextSource> = sources
+            .iter()
+            .map(|s| {
+                context_source(
+                    &s.path,
+                    s.start_line,
+                    s.end_line,
+                    &s.text,
+                    s.retriever.clone(),
+                    s.score,
+                )
+            })
+            .collect();
+        let edits = self.record_edits(raw, &g, &user, ctx, redactions).await?;
+        self.conversations
+            .push_turn(&conversation_id, question, answer.clone());
+        Ok(ChatAnswer {
+            conversation_id,
+            answer,
+            citations,
+            citation_marks,
+            edits,
+            sources,
+            sources_error,
+            model: g.model.clone(),
+            usage: g.usage.clone(),
+            fallback: g.fallback.clone(),
+        })
+    }
+
+    /// The edits an answer proposes: labelled blocks with a target inside the
+    /// repository, else the first code block where the kind puts it.
+    fn proposed_edits(
+        &self,
+        answer: &str,
+        kind: ChatKind,
+        focus: Option<&Focus>,
+    ) -> Vec<(String, Range, String)> {
+        let mut raw = Vec::new();
+        let blocks = answer::code_blocks(answer);
+        for b in blocks.iter().filter(|b| b.labelled) {
+            let path = match (&b.path, focus) {
+                (Some(p), _) => p.clone(),
+                (None, Some(f)) => f.key.clone(),
+                (None, None) => continue,
+            };
+            let Some(rel) = self.inside_repo(&path) else {
+                tracing::info!("dropping an edit for {path}: outside the repository");
+                continue;
+            };
+            let text = self.text_for(&rel).unwrap_or_default();
+            let range = match (b.lines, focus) {
+                (Some((a, z)), _) => cairn_text::line_range(&text, a, z),
+                (None, Some(f)) if f.key == rel => f.range(),
+                _ => continue,
+            };
+            raw.push((rel, range, b.text.clone()));
+        }
+        if raw.is_empty() {
+            if let (Some(f), Some(b)) = (focus, blocks.first()) {
+                match kind.info().edits {
+                    EditTarget::ReplaceSelection => {
+                        raw.push((f.key.clone(), f.range(), b.text.clone()))
+                    }
+                    EditTarget::AfterSelection => {
+                        let at = f.range().end;
+                        raw.push((f.key.clone(), Range::at(at), format!("\n{}", b.text)));
+                    }
+                    EditTarget::None => {}
+                }
+            }
+        }
+        raw
+    }
+
+    /// One `suggested` record per proposed edit, written before the answer returns.
+    async fn record_edits(
+        &self,
+        raw: Vec<(String, Range, String)>,
+        g: &Generation,
+        prompt: &str,
+        context: Vec<ContextSource>,
+        redactions: BTreeMap<String, usize>,
+    ) -> Result<Vec<ProposedEdit>, EngineError> {
+        let base_commit = self.base_commit().await;
+        let events: Vec<Event> = raw
+            .iter()
+            .map(|(path, range, new_text)| Event::Suggested {
+                generator: generator_of(g),
+                input: InputFacts {
+                    mode: Mode::Chat,
+                    template_digest: g.prompt.template_sha256.clone(),
+                    prompt: prompt.to_string(),
+                    store_prompt: false,
+                    context: context.clone(),
+                    redactions: redactions.clone(),
+                },
+                output: new_text.clone(),
+                location: Location {
+                    base_commit: base_commit.clone(),
+                    path: path.clone(),
+                    range: *range,
+                },
+            })
+            .collect();
+        let ids = self.append(events).await?;
+        Ok(raw
+            .into_iter()
+            .zip(ids)
+            .map(|((path, range, new_text), id)| {
+                self.remember_shown(id, &path, range, &new_text);
+                ProposedEdit {
+                    record_id: id.to_string(),
+                    path,
+                    range,
+                    new_text,
+                }
+            })
+            .collect())
+    }
+
+    /// The numbered sources a chat turn on `query` is grounded in (what the answer
+    /// can cite), best first, within the chat source budget. No index yet: none.
+    pub async fn chat_sources(&self, query: &str) -> Result<Vec<Source>, EngineError> {
+        let Some(index) = self.index() else {
+            return Ok(Vec::new());
+        };
+        // One hit per file and no source larger than a quarter of the budget: a long
+        // function must not crowd out the other files an answer may need.
+        let mut q = SearchQuery::new(query);
+        q.limit = 8;
+        q.max_per_file = 1;
+        let hits = tokio::task::spawn_blocking(move || index.search(&q))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("the search stopped: {e}")))??;
+        let mut budget = self.options().chat_source_chars;
+        let per_source = (budget / 4).max(400);
+        let mut out = Vec::new();
+        for h in hits {
+            if budget < 200 {
+                break;
+            }
+            let cap = budget.min(per_source);
+            let (text, end_line) = if h.text.len() > cap {
+                // Whole lines, and the cited range says which ones were shown.
+                let cut = cairn_text::floor_char_boundary(&h.text, cap);
+                let cut = h.text[..cut].rfind('\n').map_or(cut, |i| i + 1);
+                let text = h.text[..cut].to_string();
+                let shown = text.lines().count().max(1);
+                (text, (h.start_line + shown - 1).min(h.end_line))
+            } else {
+                (h.text.clone(), h.end_line)
+            };
+            budget = budget.saturating_sub(text.len());
+            out.push(Source {
+                n: out.len() + 1,
+                path: h.path,
+                start_line: h.start_line,
+                end_line,
+                text,
+                score: h.score,
+                retriever: h
+                    .why
+                    .iter()
+                    .map(|w| w.retriever.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drops a conversation's history (a front end is done with it).
+    pub fn forget_conversation(&self, id: &str) {
+        self.conversations.forget(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversations_are_bounded_and_forgotten() {
+        let c = Conversations::default();
+        for i in 0..(CONVERSATIONS_CAP + 10) {
+            c.push_turn(&format!("c{i}"), "q".into(), "a".into());
+        }
+        assert_eq!(c.len(), CONVERSATIONS_CAP);
+        assert!(c.history("c0").is_empty(), "the oldest went first");
+        let last = format!("c{}", CONVERSATIONS_CAP + 9);
+        assert_eq!(c.history(&last).len(), 2);
+        for _ in 0..20 {
+            c.push_turn(&last, "q".into(), "a".into());
+        }
+        assert_eq!(c.history(&last).len(), HISTORY_MESSAGES);
+        c.forget(&last);
+        assert!(c.history(&last).is_empty());
+    }
+}

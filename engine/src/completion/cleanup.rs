@@ -1,0 +1,193 @@
+//! The clean-up of what the model returned, before anyone sees it: a line completion
+//! ends at its line and never closes a bracket the text after the cursor closes; a block
+//! ends where its scope ends; neither repeats the text that follows the cursor; nothing
+//! that is only white space is shown.
+
+use super::shape::{indent_of, Shape};
+use super::window::Window;
+
+/// The text to show for the model's raw output at `window` (empty: show nothing).
+pub fn finish(raw: &str, window: &Window, shape: &Shape) -> String {
+    let mut out = raw.to_string();
+    let (before, after) = window.cursor_line();
+    if before.trim().is_empty() && shape.multiline {
+        // On a blank line the block starts here, not after blank lines.
+        out = out.trim_start_matches(['\n', '\r']).to_string();
+    }
+    if !before.is_empty() && before.trim().is_empty() {
+        // The cursor already sits at the line's indentation: a model that indents
+        // again would shift the line.
+        out = out.trim_start_matches([' ', '\t']).to_string();
+    }
+    if shape.multiline {
+        out = cut_to_scope(&out, shape, &window.suffix);
+    } else {
+        out = out.split('\n').next().unwrap_or("").to_string();
+        out = balance_line(&out, after);
+    }
+    drop_repeated_suffix(&out, window, shape.multiline)
+}
+
+/// Trims trailing white space and never returns the text that already follows the
+/// cursor (models without FIM tend to repeat it).
+fn drop_repeated_suffix(text: &str, window: &Window, multiline: bool) -> String {
+    let mut out = text.trim_end().to_string();
+    if multiline {
+        // Stop before the first line that repeats the next non-empty line of the suffix.
+        if let Some(next) = window.suffix.lines().map(str::trim).find(|l| !l.is_empty()) {
+            let mut kept = Vec::new();
+            for l in out.lines() {
+                if l.trim() == next {
+                    break;
+                }
+                kept.push(l);
+            }
+            out = kept.join("\n").trim_end().to_string();
+        }
+    } else {
+        let rest = window.suffix.split('\n').next().unwrap_or("").trim_end();
+        if !rest.is_empty() {
+            if let Some(stripped) = out.strip_suffix(rest) {
+                out = stripped.to_string();
+            }
+        }
+    }
+    if out.trim().is_empty() {
+        String::new()
+    } else {
+        out
+    }
+}
+
+/// Net bracket depth change of `s`, ignoring brackets inside simple quoted strings.
+fn bracket_depths(s: &str) -> impl Iterator<Item = (usize, i32)> + '_ {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    s.char_indices().map(move |(i, c)| {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+        } else {
+            match c {
+                '"' | '\'' | '`' => quote = Some(c),
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        (i, depth)
+    })
+}
+
+/// Cuts a block completion at the end of the scope it started in: the first later
+/// line indented less than `min_indent` ends it. A closing-bracket line that ends the
+/// scope is kept when the text after the cursor does not already close it.
+pub fn cut_to_scope(completion: &str, shape: &Shape, suffix: &str) -> String {
+    let mut lines = completion.split('\n');
+    let mut out = vec![lines.next().unwrap_or("")];
+    let next_suffix_line = suffix
+        .split('\n')
+        .skip(1)
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .or_else(|| {
+            let first = suffix.split('\n').next().unwrap_or("").trim();
+            (!first.is_empty()).then_some(first)
+        });
+    for line in lines {
+        if !line.trim().is_empty() && indent_of(line) < shape.min_indent {
+            let t = line.trim();
+            let is_closer = t.chars().all(|c| matches!(c, ')' | ']' | '}' | ';' | ','));
+            if is_closer && next_suffix_line != Some(t) {
+                out.push(line);
+            }
+            break;
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+/// A single-line completion that closes a bracket the text after the cursor already
+/// closes is cut before that bracket, so the line never ends up with two.
+pub fn balance_line(completion: &str, after_cursor: &str) -> String {
+    let rest = after_cursor.trim_start();
+    let Some(first_closer) = rest.chars().next().filter(|c| matches!(c, ')' | ']' | '}')) else {
+        return completion.to_string();
+    };
+    for (i, depth) in bracket_depths(completion) {
+        if depth < 0 {
+            let c = completion[i..].chars().next().unwrap_or(' ');
+            if c == first_closer {
+                return completion[..i].trim_end().to_string();
+            }
+            break;
+        }
+    }
+    completion.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_is_cut_where_its_scope_ends() {
+        let shape = Shape {
+            multiline: true,
+            min_indent: 4,
+            in_comment_or_string: false,
+        };
+        let c = "total = 0\n    for x in xs:\n        total += x\n    return total\n\ndef g():\n    pass";
+        assert_eq!(
+            cut_to_scope(c, &shape, "\n"),
+            "total = 0\n    for x in xs:\n        total += x\n    return total\n"
+        );
+    }
+
+    #[test]
+    fn a_closing_brace_is_kept_only_when_the_suffix_lacks_it() {
+        let shape = Shape {
+            multiline: true,
+            min_indent: 1,
+            in_comment_or_string: false,
+        };
+        let c = "\n    let x = 1;\n}\nfn other() {}";
+        assert_eq!(cut_to_scope(c, &shape, ""), "\n    let x = 1;\n}");
+        assert_eq!(cut_to_scope(c, &shape, "\n}\n"), "\n    let x = 1;");
+    }
+
+    #[test]
+    fn a_line_never_closes_a_bracket_twice() {
+        assert_eq!(balance_line("a, b))", ")"), "a, b");
+        assert_eq!(balance_line("a, (b))", ")\n"), "a, (b)");
+        assert_eq!(balance_line("a, b", ")"), "a, b");
+        assert_eq!(balance_line("\")\" + x", ""), "\")\" + x");
+    }
+
+    #[test]
+    fn a_repeated_suffix_is_dropped() {
+        let w = Window {
+            prefix: "x = f(".into(),
+            suffix: ")\n".into(),
+            offset: 6,
+        };
+        assert_eq!(drop_repeated_suffix("1, 2)", &w, false), "1, 2");
+        let w = Window {
+            prefix: "def f():\n".into(),
+            suffix: "\nprint(f())\n".into(),
+            offset: 9,
+        };
+        assert_eq!(
+            drop_repeated_suffix("    return 1\nprint(f())\nmore", &w, true),
+            "    return 1"
+        );
+        assert_eq!(drop_repeated_suffix("  \n ", &w, true), "");
+    }
+}

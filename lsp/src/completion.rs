@@ -1,0 +1,62 @@
+//! Completions: `textDocument/inlineCompletion` (ghost text) and the
+//! `textDocument/completion` fallback, each item carrying its record and the accept command.
+
+use super::*;
+
+impl CairnServer {
+    pub(crate) async fn complete(
+        &self,
+        uri: &Uri,
+        position: Position,
+        invoked: bool,
+    ) -> Result<cairn_engine::Completion> {
+        let trigger = if invoked {
+            Trigger::Invoked
+        } else {
+            Trigger::Automatic
+        };
+        let ws = self.ws()?.clone();
+        let token = CancellationToken::new();
+        let _guard = CancelOnDrop(token.clone());
+        let req = CompleteRequest {
+            path: path_of(uri),
+            position: pos(position),
+            trigger,
+            max_items: 3,
+        };
+        ws.complete(req, token).await.map_err(engine_error)
+    }
+
+    pub(crate) fn accept_command(&self, uri: &Uri, record_id: &str) -> Command {
+        Command {
+            title: "Accept Cairn suggestion".into(),
+            command: CMD_ACCEPT.into(),
+            arguments: Some(vec![json!({"recordId": record_id, "uri": uri})]),
+        }
+    }
+
+    pub(crate) async fn inline_completion(
+        &self,
+        params: InlineCompletionParams,
+    ) -> Result<Option<InlineCompletionResponse>> {
+        let tdp = params.text_document_position;
+        let invoked = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
+        let done = self
+            .complete(&tdp.text_document.uri, tdp.position, invoked)
+            .await?;
+        let items = done
+            .items
+            .into_iter()
+            .map(|s| InlineCompletionItem {
+                insert_text: s.text,
+                filter_text: None,
+                range: Some(lsp_range(s.range)),
+                command: Some(self.accept_command(&tdp.text_document.uri, &s.record_id)),
+                insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+            })
+            .collect();
+        Ok(Some(InlineCompletionResponse::List(InlineCompletionList {
+            items,
+        })))
+    }
+}
