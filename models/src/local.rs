@@ -926,7 +926,7 @@ impl Draft<'_> {
 
 struct Limits<'a> {
     max_tokens: u32,
-    stop: &'a [String],
+    stop: Vec<String>,
     sampling: &'a Sampling,
     deadline: Option<Instant>,
     /// Token healing: the bytes of the prompt's last token, taken off the prompt; the
@@ -1070,9 +1070,13 @@ impl Worker<'_> {
                 } else {
                     None
                 };
+                let mut stop = req.stop.clone();
+                if prompt.info.mode == "fim" {
+                    stop.extend(template::fim_stops(req));
+                }
                 let limits = Limits {
                     max_tokens: req.max_tokens,
-                    stop: &req.stop,
+                    stop,
                     sampling: &req.sampling,
                     deadline: req.deadline,
                     heal,
@@ -1084,7 +1088,7 @@ impl Worker<'_> {
                 let (prompt, tokens) = self.chat_prompt(req)?;
                 let limits = Limits {
                     max_tokens: req.max_tokens,
-                    stop: &req.stop,
+                    stop: req.stop.clone(),
                     sampling: &req.sampling,
                     deadline: req.deadline,
                     heal: None,
@@ -1532,7 +1536,7 @@ impl Worker<'_> {
         usage.prompt_time = started.elapsed();
 
         let mut sampler = build_sampler(limits.sampling);
-        let mut matcher = StopMatcher::new(limits.stop);
+        let mut matcher = StopMatcher::new(&limits.stop);
         let mut decoder = encoding_rs::UTF_8.new_decoder();
         let mut piece_bytes = Vec::with_capacity(32);
         let mut piece = String::new();

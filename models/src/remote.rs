@@ -152,7 +152,11 @@ impl Backend for RemoteModel {
                 "max_tokens": req.max_tokens,
                 "stream": true,
             });
-            sampling_fields(&mut body, &req.sampling, &req.stop);
+            let mut stops = req.stop.clone();
+            if fim {
+                stops.extend(template::fim_stops(&req));
+            }
+            sampling_fields(&mut body, &req.sampling, &stops);
             let mut info = prompt.info.clone();
             if fim {
                 body["suffix"] = json!(req.suffix);
@@ -170,7 +174,7 @@ impl Backend for RemoteModel {
                     Endpoint::Completions,
                     body,
                     info,
-                    &req.stop,
+                    &stops,
                     req.sampling.clone(),
                     req.deadline,
                     sink,

@@ -6,6 +6,9 @@
 //! - *lines*: the same non-blank line (list numbering ignored, indentation kept, so
 //!   `end` at three depths is three different lines) three times in a row, five for
 //!   lines under six characters;
+//! - *prose lines*: a line of prose (five words or more) for the third time within the
+//!   last ten lines, whatever the indentation or list marker — a model that nests the
+//!   same two steps deeper and deeper; the text is cut before its second time;
 //! - *periods*: the tail is a run of one unit repeated — 3 times for units of 20
 //!   characters or more (sentences), 4 for 8–19, and at least 80 characters of run for
 //!   shorter units (`0, 0, 0, …`). A unit must hold a letter or digit, so `=====` rules
@@ -64,6 +67,24 @@ fn normalise_line(line: &str) -> &str {
     } else {
         line
     }
+}
+
+/// A line without indentation, list marker or trailing blanks.
+fn normalise_prose(line: &str) -> String {
+    normalise_line(line).trim_start().to_string()
+}
+
+/// The line's key when it is prose: five or more words of letters.
+fn prose_key(line: &str) -> Option<String> {
+    let key = normalise_prose(line);
+    let words = key
+        .split_whitespace()
+        .filter(|w| {
+            let w = w.trim_end_matches([',', '.', ':', ';', '!', '?']);
+            w.len() >= 2 && w.chars().all(char::is_alphabetic)
+        })
+        .count();
+    (words >= 5).then_some(key)
 }
 
 impl LoopGuard {
@@ -139,6 +160,9 @@ impl LoopGuard {
         if let Some(cut) = self.repeated_lines() {
             return Some(cut);
         }
+        if let Some(cut) = self.repeated_prose() {
+            return Some(cut);
+        }
         let w = self.window_start();
         let b = &self.text.as_bytes()[w..];
         let n = b.len();
@@ -180,12 +204,74 @@ impl LoopGuard {
         None
     }
 
+    /// The complete lines of the window as (start, end, prose key), oldest first; the
+    /// partial last line is not included.
+    fn prose_lines(&self) -> (Vec<(usize, usize, Option<String>)>, usize) {
+        let w = self.window_start();
+        let t = &self.text[w..];
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some(i) = t[start..].find('\n') {
+            let end = start + i + 1;
+            let line = &t[start..end - 1];
+            out.push((w + start, w + end, prose_key(line)));
+            start = end;
+        }
+        (out, w + start)
+    }
+
+    /// A prose line for the third time in the last ten lines: cut before its second.
+    fn repeated_prose(&self) -> Option<usize> {
+        let (lines, _) = self.prose_lines();
+        let (_, _, last) = lines.last()?;
+        let key = last.as_ref()?;
+        let recent = &lines[lines.len().saturating_sub(10)..];
+        let hits: Vec<usize> = recent
+            .iter()
+            .filter(|(_, _, k)| k.as_ref() == Some(key))
+            .map(|(s, _, _)| *s)
+            .collect();
+        (hits.len() >= 3).then(|| hits[1])
+    }
+
     /// Text from this offset on may be the start of a repetition: hold it back.
     fn hold_from(&self) -> usize {
         let w = self.window_start();
         let b = &self.text.as_bytes()[w..];
         let n = b.len();
         let mut hold = n;
+        // Prose lines that repeat earlier ones (and a partial line that may), held from
+        // the first of the trailing run.
+        {
+            let (lines, partial_start) = self.prose_lines();
+            let seen_before = |i: usize, key: &str| {
+                lines[i.saturating_sub(10)..i]
+                    .iter()
+                    .any(|(_, _, k)| k.as_deref() == Some(key))
+            };
+            // A partial line that is only a list marker may still become anything.
+            let partial = normalise_prose(&self.text[partial_start..]);
+            let partial = partial
+                .trim_start_matches(|c: char| "-*+•.)".contains(c) || c.is_ascii_digit())
+                .trim_start();
+            let may_repeat = partial.is_empty()
+                || lines[lines.len().saturating_sub(10)..]
+                    .iter()
+                    .any(|(_, _, k)| k.as_deref().is_some_and(|k| k.starts_with(partial)));
+            if may_repeat {
+                let mut i = lines.len();
+                while i > 0 {
+                    match &lines[i - 1].2 {
+                        Some(k) if seen_before(i - 1, k) => {
+                            hold = hold.min(lines[i - 1].0 - w);
+                            i -= 1;
+                        }
+                        _ => break,
+                    }
+                }
+                hold = hold.min(partial_start - w);
+            }
+        }
         // The current line, or the last complete line, repeats the line before it.
         let t = &self.text[w..];
         if let Some(nl) = t.rfind('\n') {
@@ -290,6 +376,30 @@ mod tests {
         ]);
         assert!(tripped);
         assert_eq!(kept, "Steps:\n1. Call verify_chain on the ledger.\n");
+    }
+
+    #[test]
+    fn the_same_steps_nested_deeper_and_deeper_stop() {
+        // What SmolLM2 answered to "How does cairn verify the ledger?".
+        let lines = [
+            "The function is called \"verify_ledger\" and it verifies the ledger.\n",
+            "1. It creates a new ledger entry with the given ledger name.\n",
+            "2. It verifies the ledger by performing the following actions:\n",
+            "   - It creates a new ledger entry with the given ledger name.\n",
+            "   - It verifies the ledger by performing the following actions:\n",
+            "    - It creates a new ledger entry with the given ledger name.\n",
+            "    - It verifies the ledger by performing the following actions:\n",
+        ];
+        let pieces: Vec<String> = lines
+            .concat()
+            .split_inclusive(' ')
+            .map(str::to_string)
+            .collect();
+        let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let (streamed, kept, tripped) = run(&refs);
+        assert!(tripped);
+        assert_eq!(kept, lines[..3].concat());
+        assert_eq!(streamed, kept, "the repeated steps were never streamed");
     }
 
     #[test]

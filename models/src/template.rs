@@ -283,6 +283,32 @@ fn file_header(vocab: &VocabTokens, path: &str) -> Vec<PromptPart> {
     }
 }
 
+/// Stop strings for a fill-in-the-middle request, beyond the model's own end tokens:
+/// the model has reached the suffix when it writes the suffix's first non-blank line
+/// again at a line start (same indentation), and a code fence at a line start means it
+/// has fallen into chat (instruct models do), except in Markdown files.
+pub fn fim_stops(req: &CompletionRequest) -> Vec<String> {
+    let mut stops = Vec::new();
+    if let Some(line) = req
+        .suffix
+        .lines()
+        .map(str::trim_end)
+        .find(|l| !l.trim().is_empty())
+    {
+        stops.push(format!("\n{line}"));
+    }
+    let markdown = req.path.as_deref().is_some_and(|p| {
+        let p = p.to_ascii_lowercase();
+        [".md", ".markdown", ".rst", ".mdx", ".txt"]
+            .iter()
+            .any(|e| p.ends_with(e))
+    });
+    if !markdown {
+        stops.push("\n```".into());
+    }
+    stops
+}
+
 /// Control tokens that end a completion or a chat answer when the model produces them
 /// (Qwen2.5-Coder: end of text, FIM padding, a new file or repository, end of turn). The
 /// local backend stops on every control token; these are the ones remote prompts and
@@ -359,6 +385,54 @@ mod tests {
              <file_sep>src/math.py\n<fim_prefix>def add(a, b):\n    <fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>"
         );
         assert_eq!(p.info.prompt_sha256, sha256_hex(p.text().as_bytes()));
+    }
+
+    #[test]
+    fn qwen_repository_fim_layout() {
+        let vocab = VocabTokens {
+            fim: Some(FimTokens {
+                prefix: "<|fim_prefix|>".into(),
+                suffix: "<|fim_suffix|>".into(),
+                middle: "<|fim_middle|>".into(),
+                family: FimFamily::Qwen,
+            }),
+            ..Default::default()
+        }
+        .with_repo_tokens(["<|repo_name|>", "<|file_sep|>"]);
+        let mut req = CompletionRequest::new("total = ", "\n    return total\n");
+        req.path = Some("shop/cart.py".into());
+        req.repo_name = Some("acme/shop".into());
+        req.context = vec![ContextFile {
+            path: "shop/utils.py".into(),
+            text: "def frob(xs): return sum(xs)".into(),
+        }];
+        let p = completion_prompt(&vocab, &req);
+        // Qwen2.5-Coder's documented repository-level FIM format.
+        assert_eq!(
+            p.text(),
+            "<|repo_name|>acme/shop\n<|file_sep|>shop/utils.py\ndef frob(xs): return sum(xs)\n\
+             <|file_sep|>shop/cart.py\n<|fim_prefix|>total = <|fim_suffix|>\n    return total\n<|fim_middle|>"
+        );
+        assert_eq!(p.info.mode, "fim");
+        assert_eq!(p.roles.len(), p.parts.len());
+        assert_eq!(
+            p.roles,
+            vec![
+                PartRole::Fixed,
+                PartRole::Fixed,
+                PartRole::Context(0),
+                PartRole::Context(0),
+                PartRole::Context(0),
+                PartRole::Fixed,
+                PartRole::Fixed,
+                PartRole::Fixed,
+                PartRole::Prefix,
+                PartRole::Fixed,
+                PartRole::Suffix,
+                PartRole::Fixed,
+            ]
+        );
+        assert_eq!(fim_stops(&req), vec!["\n    return total", "\n```"]);
     }
 
     #[test]
