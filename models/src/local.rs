@@ -344,17 +344,24 @@ impl LocalModel {
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<Generation, ModelError>> {
         let (reply, rx) = oneshot::channel();
+        // The job has a token of its own, cancelled when the caller drops this future
+        // (an editor that moved on, a request the LSP client cancelled): an answer
+        // nobody waits for stops at the next batch or token instead of running on.
+        let job_cancel = cancel.child_token();
+        let on_drop = job_cancel.clone().drop_guard();
         let sent = self.jobs.send(Msg::Job(Box::new(Job {
             kind,
             sink,
-            cancel,
+            cancel: job_cancel,
             reply,
         })));
         Box::pin(async move {
             sent.map_err(|_| ModelError::WorkerGone("the model thread has stopped".into()))?;
-            rx.await.map_err(|_| {
+            let r = rx.await.map_err(|_| {
                 ModelError::WorkerGone("the model thread dropped the request".into())
-            })?
+            })?;
+            on_drop.disarm();
+            r
         })
     }
 }

@@ -168,6 +168,32 @@ fn cancellation_and_deadline_stop_between_tokens() {
     assert_eq!(g.stop_reason, StopReason::Deadline);
 }
 
+/// A request whose future is dropped (the editor moved on, the client cancelled) stops
+/// on the model thread too: its stream ends long before `max_tokens`.
+#[test]
+fn a_dropped_request_stops_generating() {
+    let rt = rt();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let counting = "let squares = [1, 4, 9, 16, 25, 36, 49, 64, 81, 100, 121, 144,";
+    let fut = model().complete(req(counting, 400), Some(tx), CancellationToken::new());
+    let streamed = rt.block_on(async {
+        let h = tokio::spawn(fut);
+        rx.recv().await.expect("a first token arrives");
+        h.abort();
+        let mut n = 1;
+        // The sender goes when the job ends; a job left running would stream 400 tokens.
+        let ended = tokio::time::timeout(Duration::from_secs(20), async {
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the job ran on after its future was dropped");
+        n
+    });
+    assert!(streamed < 10, "{streamed} pieces streamed after the drop");
+}
+
 /// A completion prompt is cut to the context (and the token cap) in tokens; a chat
 /// prompt, which cannot be cut without changing the question, is a clear error.
 #[test]
