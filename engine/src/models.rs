@@ -46,6 +46,12 @@ impl Engine {
         self.router.complete.primary.identity()
     }
 
+    /// How fast the completion model runs here (local models, measured at load and
+    /// followed since); `None` for a remote API.
+    pub fn completion_speed(&self) -> Option<cairn_models::Speed> {
+        self.router.complete.primary.speed()
+    }
+
     /// The model that answers chat.
     pub fn chat_model(&self) -> ModelIdentity {
         self.router.chat.primary.identity()

@@ -264,6 +264,7 @@ pub struct PromptInfo {
 /// What fitting a completion prompt to its budget kept and cut, in tokens. Provenance
 /// records it so that a reader knows what the model did not see.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PromptBudget {
     /// The latency budget asked for, if any (ms).
     #[serde(skip_serializing_if = "Option::is_none")]

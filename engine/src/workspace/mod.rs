@@ -102,8 +102,11 @@ impl Workspace {
     pub fn open(
         root: &Path,
         config: Config,
-        options: WorkspaceOptions,
+        mut options: WorkspaceOptions,
     ) -> Result<Arc<Workspace>, EngineError> {
+        if let Some(ms) = config.completion.latency_budget_ms {
+            options.completion.latency_budget_ms = Some(ms);
+        }
         let models = Engine::open(&config).map_err(|e| e.to_string());
         Self::open_with(root, models, options)
     }
