@@ -28,7 +28,8 @@ pub use config::Config;
 pub use index::{IndexWatch, RepoIndex};
 pub use logging::init_logging;
 pub use models::{
-    check_model_file, gpu_backend, shutdown_model_threads, ApiKeys, Engine, ModelStore,
+    check_model_file, gpu_backend, shutdown_model_threads, ApiKeys, CatalogueItem, Engine,
+    ModelStore,
 };
 pub use provenance::{LedgerEvent, LedgerSummary, ModelDecisions, Provenance, NOTES_REF};
 pub use types::*;

@@ -6,6 +6,7 @@ pub use cairn_text::{Position, Range, TextChange};
 
 pub use cairn_models::{
     config::{LocalSpec, DEFAULT as DEFAULT_MODEL},
+    router::RouteChoice,
     CancellationToken, Fallback, ModelEntry, ModelError, ModelIdentity, ModelSpec,
     Origin as ModelOrigin, PromptBudget, RemoteOptions, RoutingConfig, Speed, StopReason,
     StreamEvent, TokenSink, Usage,
