@@ -588,6 +588,7 @@ fn worker(
         pieces: None,
         closing,
         speed: speed.clone(),
+        speed_store: None,
     };
     // How fast this model runs here: cached per model and machine, else measured now.
     if options.speed_probe {
@@ -614,6 +615,7 @@ fn worker(
         });
         info.measured_speed = measured;
         state.info.measured_speed = measured;
+        state.speed_store = measured.map(|s| (cache, key, s));
         *speed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = measured;
@@ -844,6 +846,10 @@ struct Worker<'m> {
     closing: Arc<AtomicBool>,
     /// Shared with [`LocalModel::speed`].
     speed: Arc<Mutex<Option<Speed>>>,
+    /// Where the followed speed is written back, and the speed last written: a probe
+    /// taken while the machine was busy (or idle) is corrected by what real requests
+    /// take, for this process and the next one.
+    speed_store: Option<(crate::speed::SpeedCache, crate::speed::SpeedKey, Speed)>,
 }
 
 /// The draft model of speculative decoding and its own KV cache.
@@ -973,7 +979,7 @@ impl Worker<'_> {
 
     /// Follows real requests: the budget uses what the machine does now (a build
     /// beside the editor slows it), starting from the probe's numbers.
-    fn observe(&self, usage: &Usage) {
+    fn observe(&mut self, usage: &Usage) {
         let mut guard = self
             .speed
             .lock()
@@ -997,6 +1003,24 @@ impl Worker<'_> {
                     s.decode_tokens_per_s += ALPHA * (tps - s.decode_tokens_per_s);
                 }
             }
+        }
+        let now = *s;
+        drop(guard);
+        self.store_speed(now);
+    }
+
+    /// Writes the followed speed back to the speed cache when it moved by more than a
+    /// fifth from what the cache holds (so a few requests, not every one, write).
+    fn store_speed(&mut self, now: Speed) {
+        let Some((cache, key, stored)) = self.speed_store.as_mut() else {
+            return;
+        };
+        let moved = |a: f64, b: f64| (a - b).abs() > 0.2 * b.max(1e-3);
+        if moved(now.prompt_tokens_per_s, stored.prompt_tokens_per_s)
+            || moved(now.decode_tokens_per_s, stored.decode_tokens_per_s)
+        {
+            cache.put(key, now);
+            *stored = now;
         }
     }
 

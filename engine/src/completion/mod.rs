@@ -111,7 +111,7 @@ pub struct BudgetFacts {
 }
 
 /// Applies the latency budget to a request before it runs: generation gets at most half
-/// the budget at the measured decode speed (at least 8 tokens), the rest is for the
+/// the budget at the measured decode speed (at least [`MIN_BUDGET_TOKENS`]), the rest is for the
 /// prompt, which the backend fits in tokens; the request gives up at twice the budget
 /// (a machine suddenly busier than measured). No speed (a remote API), or no budget: the
 /// request is left as it is.
@@ -136,8 +136,9 @@ fn apply_budget(
     }
 }
 
-/// A completion shorter than this is not worth showing: the budget never caps below it.
-const MIN_BUDGET_TOKENS: u32 = 8;
+/// About a line of code: the budget never caps generation below it (a cut line is not
+/// worth showing).
+const MIN_BUDGET_TOKENS: u32 = 16;
 
 /// The record's prompt mode, as the model built the prompt.
 fn mode_of(g: &Generation) -> Mode {
