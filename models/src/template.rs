@@ -18,9 +18,25 @@ pub enum PromptPart {
     Text(String),
 }
 
+/// What a part of a completion prompt is, so that it can be fitted to a budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartRole {
+    /// FIM and repository control tokens, the repository name, the current file's
+    /// header: always kept.
+    Fixed,
+    /// Part of context file `n` (its header and text): kept or dropped together.
+    Context(usize),
+    /// The text before the cursor.
+    Prefix,
+    /// The text after the cursor.
+    Suffix,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
     pub parts: Vec<PromptPart>,
+    /// One role per part (completion prompts; chat prompts have none).
+    pub roles: Vec<PartRole>,
     pub info: PromptInfo,
 }
 
@@ -135,51 +151,63 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// when it has them, or as a commented header per file when it has none.
 pub fn completion_prompt(vocab: &VocabTokens, req: &CompletionRequest) -> Prompt {
     let mut parts = Vec::new();
+    let mut roles = Vec::new();
     let mut layout = Vec::<&str>::new();
+    let mut push = |part: PromptPart, role: PartRole| {
+        parts.push(part);
+        roles.push(role);
+    };
 
     let repo_tokens = vocab.file_sep.is_some() || vocab.filename.is_some();
     if repo_tokens {
         if let (Some(repo_tok), Some(repo)) = (&vocab.repo_name, &req.repo_name) {
-            parts.push(PromptPart::Special(repo_tok.clone()));
+            push(PromptPart::Special(repo_tok.clone()), PartRole::Fixed);
+            // Qwen2.5-Coder's repository format puts a newline after the name.
             let nl = if vocab.file_sep.as_deref() == Some("<|file_sep|>") {
                 "\n"
             } else {
                 ""
             };
-            parts.push(PromptPart::Text(format!("{repo}{nl}")));
+            push(PromptPart::Text(format!("{repo}{nl}")), PartRole::Fixed);
             layout.push("repo_name");
         }
-        for f in &req.context {
-            push_file_header(vocab, &mut parts, &f.path);
+        for (i, f) in req.context.iter().enumerate() {
+            for part in file_header(vocab, &f.path) {
+                push(part, PartRole::Context(i));
+            }
             let mut text = f.text.clone();
             if !text.ends_with('\n') {
                 text.push('\n');
             }
-            parts.push(PromptPart::Text(text));
+            push(PromptPart::Text(text), PartRole::Context(i));
         }
         if !req.context.is_empty() {
             layout.push("file_sep context");
         }
         if let Some(path) = &req.path {
             if !req.context.is_empty() || vocab.repo_name.is_some() && req.repo_name.is_some() {
-                push_file_header(vocab, &mut parts, path);
+                for part in file_header(vocab, path) {
+                    push(part, PartRole::Fixed);
+                }
                 layout.push("file_sep current");
             }
         }
     } else if !req.context.is_empty() {
         let c = comment_prefix(req.path.as_deref().unwrap_or(""));
-        let mut header = String::new();
-        for f in &req.context {
-            header.push_str(&format!("{c} File: {}\n", f.path));
+        for (i, f) in req.context.iter().enumerate() {
+            let mut block = format!("{c} File: {}\n", f.path);
             for line in f.text.lines() {
-                header.push_str(&format!("{c} {line}\n"));
+                block.push_str(&format!("{c} {line}\n"));
             }
-            header.push('\n');
+            block.push('\n');
+            push(PromptPart::Text(block), PartRole::Context(i));
         }
         if let Some(path) = &req.path {
-            header.push_str(&format!("{c} File: {path}\n"));
+            push(
+                PromptPart::Text(format!("{c} File: {path}\n")),
+                PartRole::Fixed,
+            );
         }
-        parts.push(PromptPart::Text(header));
         layout.push("commented context");
     }
 
@@ -187,30 +215,37 @@ pub fn completion_prompt(vocab: &VocabTokens, req: &CompletionRequest) -> Prompt
         Some(fim) if !req.suffix.is_empty() => {
             match fim.family {
                 FimFamily::Codestral => {
-                    parts.push(PromptPart::Special(fim.suffix.clone()));
-                    parts.push(PromptPart::Text(req.suffix.clone()));
-                    parts.push(PromptPart::Special(fim.prefix.clone()));
-                    parts.push(PromptPart::Text(req.prefix.clone()));
+                    push(PromptPart::Special(fim.suffix.clone()), PartRole::Fixed);
+                    push(PromptPart::Text(req.suffix.clone()), PartRole::Suffix);
+                    push(PromptPart::Special(fim.prefix.clone()), PartRole::Fixed);
+                    push(PromptPart::Text(req.prefix.clone()), PartRole::Prefix);
                     layout.push("spm");
                 }
                 _ => {
-                    parts.push(PromptPart::Special(fim.prefix.clone()));
-                    parts.push(PromptPart::Text(req.prefix.clone()));
-                    parts.push(PromptPart::Special(fim.suffix.clone()));
-                    parts.push(PromptPart::Text(req.suffix.clone()));
-                    parts.push(PromptPart::Special(fim.middle.clone()));
+                    push(PromptPart::Special(fim.prefix.clone()), PartRole::Fixed);
+                    push(PromptPart::Text(req.prefix.clone()), PartRole::Prefix);
+                    push(PromptPart::Special(fim.suffix.clone()), PartRole::Fixed);
+                    push(PromptPart::Text(req.suffix.clone()), PartRole::Suffix);
+                    push(PromptPart::Special(fim.middle.clone()), PartRole::Fixed);
                     layout.push("psm");
                 }
             }
             ("fim", fim.family.name())
         }
         _ => {
-            parts.push(PromptPart::Text(req.prefix.clone()));
+            push(PromptPart::Text(req.prefix.clone()), PartRole::Prefix);
             layout.push("prefix");
             ("prefix", "plain")
         }
     };
-    parts.retain(|p| !matches!(p, PromptPart::Text(t) if t.is_empty()));
+    let keep: Vec<bool> = parts
+        .iter()
+        .map(|p| !matches!(p, PromptPart::Text(t) if t.is_empty()))
+        .collect();
+    let mut k = keep.iter();
+    parts.retain(|_| *k.next().unwrap_or(&true));
+    let mut k = keep.iter();
+    roles.retain(|_| *k.next().unwrap_or(&true));
 
     let definition = format!(
         "cairn completion template v1; family={family}; tokens={:?}; layout={}",
@@ -219,26 +254,72 @@ pub fn completion_prompt(vocab: &VocabTokens, req: &CompletionRequest) -> Prompt
     );
     let mut prompt = Prompt {
         parts,
+        roles,
         info: PromptInfo {
             mode: mode.to_string(),
             template: family.to_string(),
             template_sha256: sha256_hex(definition.as_bytes()),
             prompt_sha256: String::new(),
+            budget: None,
         },
     };
     prompt.info.prompt_sha256 = sha256_hex(prompt.text().as_bytes());
     prompt
 }
 
-fn push_file_header(vocab: &VocabTokens, parts: &mut Vec<PromptPart>, path: &str) {
+fn file_header(vocab: &VocabTokens, path: &str) -> Vec<PromptPart> {
     if let Some(sep) = &vocab.file_sep {
-        parts.push(PromptPart::Special(sep.clone()));
-        parts.push(PromptPart::Text(format!("{path}\n")));
+        vec![
+            PromptPart::Special(sep.clone()),
+            PromptPart::Text(format!("{path}\n")),
+        ]
     } else if let Some(name) = &vocab.filename {
-        parts.push(PromptPart::Special(name.clone()));
-        parts.push(PromptPart::Text(format!("{path}\n")));
+        vec![
+            PromptPart::Special(name.clone()),
+            PromptPart::Text(format!("{path}\n")),
+        ]
+    } else {
+        Vec::new()
     }
 }
+
+/// Stop strings for a fill-in-the-middle request, beyond the model's own end tokens:
+/// the model has reached the suffix when it writes the suffix's first non-blank line
+/// again at a line start (same indentation), and a code fence at a line start means it
+/// has fallen into chat (instruct models do), except in Markdown files.
+pub fn fim_stops(req: &CompletionRequest) -> Vec<String> {
+    let mut stops = Vec::new();
+    if let Some(line) = req
+        .suffix
+        .lines()
+        .map(str::trim_end)
+        .find(|l| !l.trim().is_empty())
+    {
+        stops.push(format!("\n{line}"));
+    }
+    let markdown = req.path.as_deref().is_some_and(|p| {
+        let p = p.to_ascii_lowercase();
+        [".md", ".markdown", ".rst", ".mdx", ".txt"]
+            .iter()
+            .any(|e| p.ends_with(e))
+    });
+    if !markdown {
+        stops.push("\n```".into());
+    }
+    stops
+}
+
+/// Control tokens that end a completion or a chat answer when the model produces them
+/// (Qwen2.5-Coder: end of text, FIM padding, a new file or repository, end of turn). The
+/// local backend stops on every control token; these are the ones remote prompts and
+/// tests name.
+pub const QWEN_STOP_TOKENS: &[&str] = &[
+    "<|endoftext|>",
+    "<|fim_pad|>",
+    "<|file_sep|>",
+    "<|repo_name|>",
+    "<|im_end|>",
+];
 
 /// Line-comment marker for a path, so context shown to a model without file tokens
 /// still reads as a comment of the language being completed.
@@ -304,6 +385,54 @@ mod tests {
              <file_sep>src/math.py\n<fim_prefix>def add(a, b):\n    <fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>"
         );
         assert_eq!(p.info.prompt_sha256, sha256_hex(p.text().as_bytes()));
+    }
+
+    #[test]
+    fn qwen_repository_fim_layout() {
+        let vocab = VocabTokens {
+            fim: Some(FimTokens {
+                prefix: "<|fim_prefix|>".into(),
+                suffix: "<|fim_suffix|>".into(),
+                middle: "<|fim_middle|>".into(),
+                family: FimFamily::Qwen,
+            }),
+            ..Default::default()
+        }
+        .with_repo_tokens(["<|repo_name|>", "<|file_sep|>"]);
+        let mut req = CompletionRequest::new("total = ", "\n    return total\n");
+        req.path = Some("shop/cart.py".into());
+        req.repo_name = Some("acme/shop".into());
+        req.context = vec![ContextFile {
+            path: "shop/utils.py".into(),
+            text: "def frob(xs): return sum(xs)".into(),
+        }];
+        let p = completion_prompt(&vocab, &req);
+        // Qwen2.5-Coder's documented repository-level FIM format.
+        assert_eq!(
+            p.text(),
+            "<|repo_name|>acme/shop\n<|file_sep|>shop/utils.py\ndef frob(xs): return sum(xs)\n\
+             <|file_sep|>shop/cart.py\n<|fim_prefix|>total = <|fim_suffix|>\n    return total\n<|fim_middle|>"
+        );
+        assert_eq!(p.info.mode, "fim");
+        assert_eq!(p.roles.len(), p.parts.len());
+        assert_eq!(
+            p.roles,
+            vec![
+                PartRole::Fixed,
+                PartRole::Fixed,
+                PartRole::Context(0),
+                PartRole::Context(0),
+                PartRole::Context(0),
+                PartRole::Fixed,
+                PartRole::Fixed,
+                PartRole::Fixed,
+                PartRole::Prefix,
+                PartRole::Fixed,
+                PartRole::Suffix,
+                PartRole::Fixed,
+            ]
+        );
+        assert_eq!(fim_stops(&req), vec!["\n    return total", "\n```"]);
     }
 
     #[test]

@@ -89,6 +89,14 @@ pub struct CompletionRequest {
     pub sampling: Sampling,
     /// Give up (and return what was generated so far) at this instant.
     pub deadline: Option<Instant>,
+    /// Size the prompt so that a completion is expected to take at most this long on
+    /// this machine: (prompt tokens not already in the KV cache) / prompt speed +
+    /// `max_tokens` / decode speed. Context files are dropped (last first), then the
+    /// prefix is cut from its start and the suffix from its end, in tokens; what the KV
+    /// cache already holds is kept even beyond the budget. `None`: only the hard cap in
+    /// tokens applies ([`crate::LocalOptions::max_prompt_tokens`]). Backends that cannot
+    /// measure their speed ignore it.
+    pub latency_budget: Option<Duration>,
 }
 
 impl CompletionRequest {
@@ -103,6 +111,7 @@ impl CompletionRequest {
             stop: Vec::new(),
             sampling: Sampling::default(),
             deadline: None,
+            latency_budget: None,
         }
     }
 }
@@ -189,6 +198,9 @@ pub enum StopReason {
     Cancelled,
     /// The context window filled up.
     ContextFull,
+    /// The text started repeating itself (the same line, sentence or run of words over
+    /// and over); the repeated tail was removed from the text.
+    Repetition,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -243,6 +255,79 @@ pub struct PromptInfo {
     pub template_sha256: String,
     /// sha256 of the exact prompt text sent to the model.
     pub prompt_sha256: String,
+    /// How the prompt was fitted to the token cap and the latency budget (local
+    /// completions; `None` elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<PromptBudget>,
+}
+
+/// What fitting a completion prompt to its budget kept and cut, in tokens. Provenance
+/// records it so that a reader knows what the model did not see.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptBudget {
+    /// The latency budget asked for, if any (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_ms: Option<u64>,
+    /// The hard cap on prompt tokens.
+    pub cap_tokens: u32,
+    /// New prompt tokens the budget allowed (those not already in the KV cache), when a
+    /// budget was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_new_tokens: Option<u32>,
+    /// Prompt tokens already in the KV cache (not evaluated again).
+    pub cached_tokens: u32,
+    /// Prompt tokens to evaluate.
+    pub new_tokens: u32,
+    /// Expected time of the request with this prompt (ms), from the measured speed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_ms: Option<u64>,
+    pub context_files_kept: u32,
+    pub context_files_dropped: u32,
+    pub context_tokens_kept: u32,
+    pub context_tokens_dropped: u32,
+    pub prefix_tokens_kept: u32,
+    /// Tokens of the prefix cut from its start. A huge prefix is tokenized only as far
+    /// back as the cap can reach, so this counts the cut part of that window.
+    pub prefix_tokens_cut: u32,
+    pub suffix_tokens_kept: u32,
+    pub suffix_tokens_cut: u32,
+    /// The budget could not be met even with the least prompt allowed (the prefix keeps
+    /// at least its last line or so).
+    pub over_budget: bool,
+}
+
+/// How fast a model runs on this machine: measured by a short fixed probe when it
+/// loads (cached per model, CPU, core count, GPU backend and threads), then followed by
+/// what real requests take.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Speed {
+    /// Prompt tokens evaluated per second (batched).
+    pub prompt_tokens_per_s: f64,
+    /// Tokens generated per second (one at a time).
+    pub decode_tokens_per_s: f64,
+}
+
+impl Speed {
+    /// Expected time to evaluate `new_prompt_tokens` and generate `tokens`.
+    pub fn estimate(&self, new_prompt_tokens: u32, tokens: u32) -> Duration {
+        let p = new_prompt_tokens as f64 / self.prompt_tokens_per_s.max(1e-3);
+        let d = tokens as f64 / self.decode_tokens_per_s.max(1e-3);
+        Duration::from_secs_f64(p + d)
+    }
+}
+
+/// What a prefill did: prompt tokens now in the KV cache for the request's prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prefilled {
+    /// Tokens of the prompt prefix in the cache when the job ended.
+    pub cached_tokens: u32,
+    /// Of those, the ones this job evaluated.
+    pub evaluated_tokens: u32,
+    /// Tokens it meant to have in the cache.
+    pub target_tokens: u32,
+    /// Abandoned for a real request (or cancelled) before it was done.
+    pub abandoned: bool,
 }
 
 /// The router's note that the configured model failed and another one answered.

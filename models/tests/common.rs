@@ -1,19 +1,27 @@
-//! Shared helpers: where the default model and the vocabulary-only GGUFs are.
+//! Shared helpers: where the installed models and the vocabulary-only GGUFs are.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
 use cairn_models::registry::{self, Registry};
 
-/// The default model, installed by `make setup` (`cairn models setup`).
-pub fn default_model() -> (PathBuf, String) {
+fn installed(name: &str) -> (PathBuf, String) {
     let mut reg = Registry::open_default().expect("model registry opens");
-    let e = reg
-        .verified(registry::DEFAULT_MODEL_NAME)
-        .unwrap_or_else(|e| {
-            panic!("the default model is needed for this test ({e}); run `make setup` first")
-        });
+    let e = reg.verified(name).unwrap_or_else(|e| {
+        panic!("model `{name}` is needed for this test ({e}); run `make setup` first")
+    });
     (e.path, e.sha256)
+}
+
+/// `tiny` (SmolLM2-135M-Instruct): for tests about plumbing, where the model's quality
+/// does not matter. Installed by `make setup` (`cairn models setup`).
+pub fn tiny_model() -> (PathBuf, String) {
+    installed(registry::TINY_MODEL_NAME)
+}
+
+/// The default code model, `coder-0.5b` (Qwen2.5-Coder-0.5B-Instruct Q4_K_M).
+pub fn coder_model() -> (PathBuf, String) {
+    installed(registry::DEFAULT_MODEL_NAME)
 }
 
 /// Vocabulary-only GGUFs extracted from the llama-cpp-python sdist by `make setup`.

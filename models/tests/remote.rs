@@ -44,7 +44,7 @@ fn llama_cpp_python(api_key: Option<&str>) -> Server {
             .to_string_lossy()
             .into_owned()
     });
-    let (model, _) = common::default_model();
+    let (model, _) = common::tiny_model();
     let port = free_port();
     let mut cmd = Command::new(&python);
     cmd.arg(concat!(
@@ -202,7 +202,7 @@ fn a_server_killed_mid_stream_is_an_error_and_the_router_falls_back_to_local() {
     let rt = rt();
     let remote: Arc<dyn Backend> =
         Arc::new(RemoteModel::new("peer", opts(&server.base_url, false), None).unwrap());
-    let (path, sha) = common::default_model();
+    let (path, sha) = common::tiny_model();
     let local: Arc<dyn Backend> =
         Arc::new(LocalModel::load("default", &path, Some(sha), LocalOptions::default()).unwrap());
 

@@ -15,7 +15,7 @@ fn shutdown_stops_the_generation_in_flight_and_ends_the_thread() {
         .enable_all()
         .build()
         .unwrap();
-    let (path, sha) = common::default_model();
+    let (path, sha) = common::tiny_model();
     let model = LocalModel::load("default", &path, Some(sha), LocalOptions::default())
         .expect("default model loads");
     let mut r = CompletionRequest::new("Once upon a time", "");

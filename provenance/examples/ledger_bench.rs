@@ -39,6 +39,7 @@ fn suggested(i: usize) -> Event {
             store_prompt: false,
             context: vec![],
             redactions: Default::default(),
+            budget: None,
         },
         output: format!("let v{i} = {i};\n"),
         location: Location {

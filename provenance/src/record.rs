@@ -94,7 +94,11 @@ pub enum Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Fill in the middle: the model saw the text before and after the cursor.
     Fim,
+    /// Prefix continuation: the model saw only the text before the cursor (a model
+    /// without FIM tokens, or nothing after the cursor).
+    Prefix,
     Chat,
     /// An edit a coding agent made and registered (through `cairn mcp`): the generator
     /// names the agent's tool (`runtime`) and model.
@@ -127,6 +131,10 @@ pub struct InputFacts {
     /// Secrets removed from the prompt before it left the machine, counted per kind
     /// (never their content). Empty for local models.
     pub redactions: BTreeMap<String, usize>,
+    /// How the prompt was fitted to its budget (latency budget, measured speed, tokens
+    /// of context, prefix and suffix kept and cut), as the writer describes it; recorded
+    /// as `input.budget` when present.
+    pub budget: Option<Value>,
 }
 
 pub use cairn_text::{Position, Range};
@@ -269,6 +277,9 @@ pub(crate) fn event_body(
             });
             if !input.redactions.is_empty() {
                 inp["redactions"] = serde_json::to_value(&input.redactions).unwrap_or_default();
+            }
+            if let Some(b) = &input.budget {
+                inp["budget"] = b.clone();
             }
             if input.store_prompt {
                 inp["prompt"] = Value::String(input.prompt.clone());

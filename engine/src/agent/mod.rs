@@ -364,6 +364,7 @@ impl Workspace {
                     store_prompt: false,
                     context: Vec::new(),
                     redactions: BTreeMap::new(),
+                    budget: None,
                 },
                 output: p.text.clone(),
                 location: location(p),

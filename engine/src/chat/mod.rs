@@ -321,6 +321,7 @@ impl Workspace {
                     store_prompt: false,
                     context: context.clone(),
                     redactions: redactions.clone(),
+                    budget: None,
                 },
                 output: new_text.clone(),
                 location: Location {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_models::{CompletionRequest, ContextFile, Generation, Sampling};
+use cairn_models::{CompletionRequest, ContextFile, Generation, PromptBudget, Sampling, Speed};
 use cairn_provenance::{ContextSource, Event, InputFacts, Location, Mode};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -26,7 +26,7 @@ use crate::workspace::Workspace;
 use crate::{redact, CancellationToken, EngineError, ModelError, Position, Range, Snippet, Usage};
 
 pub use shape::Shape;
-pub use window::{CompletionOptions, Window};
+pub use window::{CompletionOptions, Window, DEFAULT_LATENCY_BUDGET_MS};
 
 use typing::Recent;
 
@@ -80,6 +80,73 @@ pub struct Completion {
     /// The model's usage for the first item (none when served from an earlier one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// How the first item's prompt was built: `fim`, `prefix` (none when served from an
+    /// earlier one or when nothing came back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The latency budget and what it cut (none when served from an earlier one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetFacts>,
+}
+
+/// A completion's latency budget, as decided before the model ran and as the model's
+/// prompt fitting carried it out. The ledger records it with the suggestion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetFacts {
+    /// The budget (ms); `None` when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_budget_ms: Option<u64>,
+    /// The model's measured speed on this machine (tokens/s), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_tokens_per_s: Option<f64>,
+    /// Tokens the request asked for, and the cap the budget put on them.
+    pub max_tokens_asked: u32,
+    pub max_tokens: u32,
+    /// What the model's prompt fitting kept and cut, in tokens (local models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<PromptBudget>,
+}
+
+/// Applies the latency budget to a request before it runs: generation gets at most half
+/// the budget at the measured decode speed (at least [`MIN_BUDGET_TOKENS`]), the rest is for the
+/// prompt, which the backend fits in tokens; the request gives up at twice the budget
+/// (a machine suddenly busier than measured). No speed (a remote API), or no budget: the
+/// request is left as it is.
+fn apply_budget(
+    req: &mut CompletionRequest,
+    budget: Option<Duration>,
+    speed: Option<Speed>,
+) -> BudgetFacts {
+    let asked = req.max_tokens;
+    if let (Some(b), Some(s)) = (budget, speed) {
+        let gen_cap = (s.decode_tokens_per_s * b.as_secs_f64() / 2.0).floor() as u32;
+        req.max_tokens = asked.min(gen_cap.max(MIN_BUDGET_TOKENS));
+        req.latency_budget = Some(b);
+    }
+    BudgetFacts {
+        latency_budget_ms: budget.map(|b| b.as_millis() as u64),
+        prompt_tokens_per_s: speed.map(|s| s.prompt_tokens_per_s),
+        decode_tokens_per_s: speed.map(|s| s.decode_tokens_per_s),
+        max_tokens_asked: asked,
+        max_tokens: req.max_tokens,
+        prompt: None,
+    }
+}
+
+/// About a line of code: the budget never caps generation below it (a cut line is not
+/// worth showing).
+const MIN_BUDGET_TOKENS: u32 = 16;
+
+/// The record's prompt mode, as the model built the prompt.
+fn mode_of(g: &Generation) -> Mode {
+    match g.prompt.mode.as_str() {
+        "prefix" => Mode::Prefix,
+        "chat" => Mode::Chat,
+        _ => Mode::Fim,
+    }
 }
 
 /// Where a completion's cross-file context comes from.
@@ -130,9 +197,18 @@ struct Prepared {
     sources: Vec<ContextSource>,
     context_ms: f64,
     redactions: BTreeMap<String, usize>,
+    budget: BudgetFacts,
 }
 
 impl Prepared {
+    /// The budget facts with what the model's prompt fitting did for `g`.
+    fn budget_of(&self, g: &Generation) -> BudgetFacts {
+        BudgetFacts {
+            prompt: g.prompt.budget.clone(),
+            ..self.budget.clone()
+        }
+    }
+
     /// What the commitment in the ledger covers: context, prefix, cursor, suffix.
     fn prompt_text(&self) -> String {
         let mut s = String::new();
@@ -237,6 +313,9 @@ impl Workspace {
                 break;
             }
             let mut creq = prepared.request.clone();
+            if let Some(b) = creq.latency_budget {
+                creq.deadline = Some(Instant::now() + b * 2);
+            }
             if i > 0 {
                 creq.sampling = Sampling {
                     temperature: 0.7,
@@ -266,6 +345,8 @@ impl Workspace {
             return Err(EngineError::Model(ModelError::Cancelled));
         }
         let usage = outputs.first().map(|(_, g)| g.usage.clone());
+        let mode = outputs.first().map(|(_, g)| g.prompt.mode.clone());
+        let budget = outputs.first().map(|(_, g)| prepared.budget_of(g));
         let model_ms = ms(t_model.elapsed());
         let t_ledger = Instant::now();
         let range = Range::at(cairn_text::position_at(text, offset));
@@ -299,6 +380,8 @@ impl Workspace {
                 total_ms: 0.0,
             },
             usage,
+            mode,
+            budget,
         })
     }
 
@@ -316,12 +399,13 @@ impl Workspace {
             .map(|(out, g)| Event::Suggested {
                 generator: generator_of(g),
                 input: InputFacts {
-                    mode: Mode::Fim,
+                    mode: mode_of(g),
                     template_digest: g.prompt.template_sha256.clone(),
                     prompt: prepared.prompt_text(),
                     store_prompt: false,
                     context: prepared.sources.clone(),
                     redactions: prepared.redactions.clone(),
+                    budget: serde_json::to_value(prepared.budget_of(g)).ok(),
                 },
                 output: out.clone(),
                 location: Location {
@@ -376,6 +460,12 @@ impl Workspace {
         let window_text = format!("{}{}", window.prefix, window.suffix);
         let shape = shape::shape_at(key, &window_text, window.prefix.len());
         let mut request = window.request(key, &shape, opts);
+        let budget = opts
+            .latency_budget_ms
+            .filter(|&ms| ms > 0)
+            .map(Duration::from_millis);
+        let speed = self.models().ok().and_then(|e| e.completion_speed());
+        let budget_facts = apply_budget(&mut request, budget, speed);
         let t_ctx = Instant::now();
         let budget = self.options().context_chars;
         let snippets = match context {
@@ -428,6 +518,7 @@ impl Workspace {
             sources,
             context_ms,
             redactions,
+            budget: budget_facts,
         }
     }
 

@@ -68,6 +68,8 @@ impl Recent {
             context: Vec::new(),
             timings: Timings::default(),
             usage: None,
+            mode: None,
+            budget: None,
         })
     }
 }

@@ -16,7 +16,18 @@ pub struct CompletionOptions {
     pub max_tokens: u32,
     /// Repository name for models with repository tokens.
     pub repo_name: Option<String>,
+    /// What a cold completion may take on this machine (ms), prompt evaluation and
+    /// generation together, from the model's measured speed: the prompt is cut in tokens
+    /// to fit (what the KV cache holds costs nothing and stays), generation is capped at
+    /// half of it, and the request gives up at twice it. `None` or 0: no budget (only
+    /// the model's hard cap on prompt tokens). Backends that do not know their speed
+    /// (remote APIs) ignore it.
+    pub latency_budget_ms: Option<u64>,
 }
+
+/// The default latency budget: a cold inline completion with the default model
+/// (Qwen2.5-Coder-0.5B Q4_K_M) on a 2-core CPU in about 2 s.
+pub const DEFAULT_LATENCY_BUDGET_MS: u64 = 2_000;
 
 impl Default for CompletionOptions {
     fn default() -> Self {
@@ -25,6 +36,7 @@ impl Default for CompletionOptions {
             suffix_chars: 2_000,
             max_tokens: 64,
             repo_name: None,
+            latency_budget_ms: Some(DEFAULT_LATENCY_BUDGET_MS),
         }
     }
 }

@@ -20,7 +20,10 @@ use serde::Serialize;
 
 use crate::chat::Conversations;
 use crate::completion::{CompletionOptions, CompletionState};
-use crate::{Config, Engine, EngineError, IndexOptions, LedgerOptions, ModelIdentity, Provenance};
+use crate::{
+    Config, Engine, EngineError, IndexOptions, LedgerOptions, ModelIdentity, Provenance,
+    RouteChoice,
+};
 
 pub use crate::chat::{ChatAnswer, ChatTurn, ProposedEdit};
 pub use crate::completion::{
@@ -69,6 +72,8 @@ pub struct Status {
     pub repo: PathBuf,
     pub model: Option<ModelIdentity>,
     pub chat_model: Option<ModelIdentity>,
+    /// Which model serves each route and why (`auto` says what it chose here).
+    pub routes: Vec<RouteChoice>,
     pub model_error: Option<String>,
     pub index: IndexState,
     pub ledger: LedgerStatus,
@@ -102,8 +107,11 @@ impl Workspace {
     pub fn open(
         root: &Path,
         config: Config,
-        options: WorkspaceOptions,
+        mut options: WorkspaceOptions,
     ) -> Result<Arc<Workspace>, EngineError> {
+        if let Some(ms) = config.completion.latency_budget_ms {
+            options.completion.latency_budget_ms = Some(ms);
+        }
         let models = Engine::open(&config).map_err(|e| e.to_string());
         Self::open_with(root, models, options)
     }
@@ -183,6 +191,7 @@ impl Workspace {
             repo: self.root.clone(),
             model,
             chat_model,
+            routes: self.models.as_ref().map(Engine::routes).unwrap_or_default(),
             model_error: self.models.as_ref().err().cloned(),
             index: self.index.state(),
             ledger: LedgerStatus {

@@ -93,6 +93,7 @@ pub fn input() -> InputFacts {
             score: 7.25,
         }],
         redactions: Default::default(),
+        budget: None,
     }
 }
 

@@ -1,0 +1,177 @@
+//! Completions inside a latency budget on the default code model (coder-0.5b through
+//! llama.cpp): the prompt is cut in tokens to what this machine evaluates in time, the
+//! result and its ledger record say the prompt mode and what the budget kept and cut, and
+//! a request nobody waits for any more stops costing model time.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_provenance as prov;
+
+use cairn_engine::{
+    CancellationToken, CompleteRequest, Config, ContextChoice, FileKeyStore, LedgerOptions,
+    Position, Trigger, Workspace, WorkspaceOptions, DEFAULT_LATENCY_BUDGET_MS,
+};
+
+fn git(repo: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// ~150 small functions, then a function being written: a prefix far over what a 2 s
+/// budget evaluates on a small CPU.
+fn big_file() -> String {
+    let mut s = String::from("import math\n\n\n");
+    for i in 0..150 {
+        s.push_str(&format!(
+            "def scale_{i}(values):\n    return [v * {i} + math.sqrt({i}) for v in values]\n\n\n"
+        ));
+    }
+    s.push_str("def mean(values):\n    total = \n    return total / len(values)\n");
+    s
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    repo: PathBuf,
+    opts: WorkspaceOptions,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("stats.py"), big_file()).unwrap();
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["config", "user.name", "Test"]);
+    git(&repo, &["config", "user.email", "t@example.com"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "init"]);
+    let opts = WorkspaceOptions {
+        ledger: LedgerOptions::default()
+            .with_dir(dir.path().join("ledger"))
+            .with_key_store(Arc::new(FileKeyStore::new(dir.path().join("keys")))),
+        watch: false,
+        no_index: true,
+        ..Default::default()
+    };
+    Fixture {
+        _dir: dir,
+        repo,
+        opts,
+    }
+}
+
+fn request(ws: &Workspace, text: &str, line: usize, col: usize) -> CompleteRequest {
+    let path = ws.root().join("stats.py").to_string_lossy().into_owned();
+    ws.open_document(&path, 1, text.to_string());
+    CompleteRequest {
+        path,
+        position: Position::new(line as u32, col as u32),
+        trigger: Trigger::Automatic,
+        max_items: 1,
+    }
+}
+
+/// The last `suggested` record's `input`.
+fn last_input(ws: &Workspace) -> prov::RecordedInput {
+    let path = ws.status().ledger.path.unwrap();
+    prov::read_entries(&path)
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|e| e.record.input.clone())
+        .expect("a suggested record")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_completion_fits_the_budget_and_its_record_says_what_was_cut() {
+    let f = fixture();
+    let ws = Workspace::open(&f.repo, Config::default(), f.opts.clone()).unwrap();
+    let text = big_file();
+    let line = text.lines().position(|l| l == "    total = ").unwrap();
+    let req = request(&ws, &text, line, "    total = ".len());
+
+    let started = Instant::now();
+    let c = ws
+        .complete_with(req, CancellationToken::new(), ContextChoice::Without)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(c.mode.as_deref(), Some("fim"), "{c:?}");
+    let b = c.budget.clone().expect("budget facts");
+    assert_eq!(b.latency_budget_ms, Some(DEFAULT_LATENCY_BUDGET_MS));
+    let decode = b
+        .decode_tokens_per_s
+        .expect("the model's speed was measured");
+    assert!(b.max_tokens <= b.max_tokens_asked, "{b:?}");
+    assert!(
+        b.max_tokens as f64 <= (decode * 1.0).max(16.0) + 1.0,
+        "generation gets half the budget: {b:?}"
+    );
+    let p = b.prompt.clone().expect("the model fitted the prompt");
+    assert_eq!(p.budget_ms, Some(DEFAULT_LATENCY_BUDGET_MS));
+    assert!(p.prefix_tokens_cut > 500, "the big prefix was cut: {p:?}");
+    assert!(
+        p.over_budget || p.new_tokens <= p.allowed_new_tokens.unwrap(),
+        "{p:?}"
+    );
+    // The model stops at twice the budget, whatever the machine's load.
+    let cap = Duration::from_millis(2 * DEFAULT_LATENCY_BUDGET_MS) + Duration::from_secs(2);
+    assert!(
+        Duration::from_secs_f64(c.timings.model_ms / 1000.0) < cap,
+        "{:?} (total {took:?})",
+        c.timings
+    );
+    let item = c.items.first().expect("a suggestion");
+    assert!(!item.text.contains("<|"), "{item:?}");
+
+    let input = last_input(&ws);
+    assert_eq!(input.mode.as_deref(), Some("fim"));
+    let rec = &input.extra["budget"];
+    assert_eq!(rec["latencyBudgetMs"], DEFAULT_LATENCY_BUDGET_MS);
+    assert_eq!(rec["prompt"]["prefixTokensCut"], p.prefix_tokens_cut);
+    assert_eq!(rec["maxTokens"], b.max_tokens);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_after_the_cursor_is_recorded_as_prefix_mode() {
+    let f = fixture();
+    let ws = Workspace::open(&f.repo, Config::default(), f.opts.clone()).unwrap();
+    let text = "def mean(values):\n    return sum(values) / ";
+    let req = request(&ws, text, 1, "    return sum(values) / ".len());
+    let c = ws
+        .complete_with(req, CancellationToken::new(), ContextChoice::Without)
+        .await
+        .unwrap();
+    assert_eq!(c.mode.as_deref(), Some("prefix"), "{c:?}");
+    if !c.items.is_empty() {
+        assert_eq!(last_input(&ws).mode.as_deref(), Some("prefix"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_of_zero_is_no_budget() {
+    let f = fixture();
+    let mut config = Config::default();
+    config.completion.latency_budget_ms = Some(0);
+    let ws = Workspace::open(&f.repo, config, f.opts.clone()).unwrap();
+    let text = "def mean(values):\n    total = \n    return total / len(values)\n";
+    let req = request(&ws, text, 1, "    total = ".len());
+    let c = ws
+        .complete_with(req, CancellationToken::new(), ContextChoice::Without)
+        .await
+        .unwrap();
+    let b = c.budget.unwrap();
+    assert_eq!(b.latency_budget_ms, None);
+    assert_eq!(b.max_tokens, b.max_tokens_asked);
+    assert_eq!(b.prompt.unwrap().allowed_new_tokens, None);
+}

@@ -1,0 +1,419 @@
+//! Fitting a completion prompt to its budget, in tokens.
+//!
+//! A prompt is a sequence of segments: fixed parts (control tokens, the repository
+//! name, the current file's header), context files, the prefix and the suffix. Two
+//! limits apply: a hard cap on the prompt's length, and (with a latency budget) a cap on
+//! the tokens *not already in the KV cache* — those are what cost time. To fit:
+//!
+//! 1. context files are dropped, last first, except that a file the KV cache already
+//!    holds is kept (it costs nothing) unless the hard cap needs the room;
+//! 2. the suffix is cut from its end to about a quarter of the room left, then the
+//!    prefix from its start to what still fits (the longest prefix that fits wins, and a
+//!    prefix start the cache holds is the cheap one), then the suffix grows back into
+//!    what the prefix left unused. Cuts fall on line boundaries where there are any.
+//!
+//! The prefix always keeps at least `min_prefix` tokens (its last line or so): a prompt
+//! that still does not fit is marked over budget rather than emptied. Pure code over
+//! token ids, so it is tested without a model.
+
+use std::ops::Range;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// Always kept whole.
+    Fixed,
+    /// One context file: kept whole or dropped.
+    Context,
+    /// Text before the cursor: cut from its start.
+    Prefix,
+    /// Text after the cursor: cut from its end.
+    Suffix,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment<T> {
+    pub kind: SegmentKind,
+    pub tokens: Vec<T>,
+    /// Preferred cut positions (line boundaries), ascending. For a prefix, positions it
+    /// may start at; for a suffix, positions it may end at. 0 and `tokens.len()` are
+    /// always allowed.
+    pub cuts: Vec<usize>,
+}
+
+impl<T> Segment<T> {
+    pub fn new(kind: SegmentKind, tokens: Vec<T>) -> Self {
+        Segment {
+            kind,
+            tokens,
+            cuts: Vec::new(),
+        }
+    }
+
+    pub fn with_cuts(mut self, cuts: Vec<usize>) -> Self {
+        self.cuts = cuts;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The prompt never gets longer than this.
+    pub cap: usize,
+    /// At most this many tokens not already in the KV cache (`None`: no latency budget).
+    pub allowed_new: Option<usize>,
+    /// The prefix keeps at least this many tokens (fewer if it has fewer).
+    pub min_prefix: usize,
+}
+
+/// What is kept of each segment (a token range; empty when dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub keep: Vec<Range<usize>>,
+    /// Tokens of the fitted prompt.
+    pub total: usize,
+    /// Of those, the ones at its start that the KV cache holds.
+    pub cached: usize,
+    pub over_budget: bool,
+}
+
+impl Plan {
+    pub fn new_tokens(&self) -> usize {
+        self.total - self.cached
+    }
+
+    /// The fitted prompt's tokens.
+    pub fn tokens<T: Copy>(&self, segments: &[Segment<T>]) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.total);
+        for (s, r) in segments.iter().zip(&self.keep) {
+            out.extend_from_slice(&s.tokens[r.clone()]);
+        }
+        out
+    }
+}
+
+/// Length and cached length of the prompt made of `keep`.
+fn measure<T: PartialEq>(
+    segments: &[Segment<T>],
+    keep: &[Range<usize>],
+    cached: &[T],
+) -> (usize, usize) {
+    let mut total = 0;
+    let mut common = 0;
+    let mut matching = true;
+    for (s, r) in segments.iter().zip(keep) {
+        let toks = &s.tokens[r.clone()];
+        if matching {
+            let m = toks
+                .iter()
+                .zip(cached.get(total..).unwrap_or(&[]))
+                .take_while(|(a, b)| a == b)
+                .count();
+            common += m;
+            matching = m == toks.len();
+        }
+        total += toks.len();
+    }
+    (total, common)
+}
+
+pub fn plan<T: PartialEq>(segments: &[Segment<T>], cached: &[T], limits: &Limits) -> Plan {
+    let mut keep: Vec<Range<usize>> = segments.iter().map(|s| 0..s.tokens.len()).collect();
+    let fits = |total: usize, common: usize| {
+        total <= limits.cap && limits.allowed_new.is_none_or(|a| total - common <= a)
+    };
+    let done = |keep: Vec<Range<usize>>, over: bool| {
+        let (total, cached_n) = measure(segments, &keep, cached);
+        Plan {
+            keep,
+            total,
+            cached: cached_n,
+            over_budget: over,
+        }
+    };
+    let (total, common) = measure(segments, &keep, cached);
+    if fits(total, common) {
+        return done(keep, false);
+    }
+
+    // 1. Context files, last first; cached ones stay unless the cap needs the room.
+    let contexts: Vec<usize> = (0..segments.len())
+        .filter(|&i| segments[i].kind == SegmentKind::Context)
+        .collect();
+    for pass_cap_only in [false, true] {
+        for &i in contexts.iter().rev() {
+            let (total, common) = measure(segments, &keep, cached);
+            if fits(total, common) {
+                break;
+            }
+            if keep[i].is_empty() {
+                continue;
+            }
+            let start: usize = (0..i).map(|j| keep[j].len()).sum();
+            let end = start + keep[i].len();
+            let in_cache = end <= common;
+            if in_cache && !(pass_cap_only && total > limits.cap) {
+                continue;
+            }
+            keep[i] = 0..0;
+        }
+    }
+    let (total, common) = measure(segments, &keep, cached);
+    if fits(total, common) {
+        return done(keep, false);
+    }
+
+    // 2. Suffix then prefix.
+    let prefix = segments.iter().position(|s| s.kind == SegmentKind::Prefix);
+    let suffix = segments.iter().position(|s| s.kind == SegmentKind::Suffix);
+    let prefix_cuts = |i: usize| -> Vec<usize> {
+        let s = &segments[i];
+        let mut c: Vec<usize> = std::iter::once(0)
+            .chain(s.cuts.iter().copied())
+            .filter(|&c| c <= s.tokens.len())
+            .collect();
+        c.sort_unstable();
+        c.dedup();
+        c
+    };
+    let suffix_ends = |i: usize| -> Vec<usize> {
+        let s = &segments[i];
+        let mut c: Vec<usize> = std::iter::once(s.tokens.len())
+            .chain(s.cuts.iter().copied())
+            .filter(|&c| c <= s.tokens.len())
+            .collect();
+        c.sort_unstable();
+        c.dedup();
+        c
+    };
+    // The room for prefix and suffix together.
+    let room = {
+        let mut k = keep.clone();
+        for i in [prefix, suffix].into_iter().flatten() {
+            k[i] = 0..0;
+        }
+        let (t, c) = measure(segments, &k, cached);
+        let by_cap = limits.cap.saturating_sub(t);
+        match limits.allowed_new {
+            Some(a) => by_cap.min(a.saturating_sub(t - c)),
+            None => by_cap,
+        }
+    };
+    // Largest suffix end not over `n` tokens: a line end if one fits, else exactly `n`.
+    let suffix_to = |i: usize, n: usize| -> usize {
+        let len = segments[i].tokens.len();
+        if n >= len {
+            return len;
+        }
+        suffix_ends(i)
+            .into_iter()
+            .filter(|&e| e <= n)
+            .max()
+            .filter(|&e| e > 0 || n == 0)
+            .unwrap_or(n)
+    };
+    if let Some(si) = suffix {
+        keep[si] = 0..suffix_to(si, room / 4);
+    }
+    if let Some(pi) = prefix {
+        let len = segments[pi].tokens.len();
+        // Never fewer than `min_prefix` tokens: the cursor's line matters most.
+        let floor = len.saturating_sub(limits.min_prefix);
+        let starts: Vec<usize> = prefix_cuts(pi)
+            .into_iter()
+            .filter(|&c| c <= floor)
+            .collect();
+        let mut chosen = None;
+        for &start in &starts {
+            keep[pi] = start..len;
+            let (t, c) = measure(segments, &keep, cached);
+            if fits(t, c) {
+                chosen = Some(start);
+                break;
+            }
+        }
+        let start = match chosen {
+            Some(s) => s,
+            None => {
+                // No line start fits: the smallest exact start that does (the cost
+                // falls as the start moves right), else the floor.
+                let fits_at = |start: usize, keep: &mut Vec<Range<usize>>| {
+                    keep[pi] = start..len;
+                    let (t, c) = measure(segments, keep, cached);
+                    fits(t, c)
+                };
+                if fits_at(floor, &mut keep) {
+                    let (mut lo, mut hi) = (0, floor);
+                    while lo < hi {
+                        let mid = (lo + hi) / 2;
+                        if fits_at(mid, &mut keep) {
+                            hi = mid;
+                        } else {
+                            lo = mid + 1;
+                        }
+                    }
+                    lo
+                } else {
+                    // The latest line start that still keeps `min_prefix` tokens.
+                    starts
+                        .iter()
+                        .copied()
+                        .max()
+                        .filter(|&c| c > 0 || floor == 0)
+                        .unwrap_or(floor)
+                }
+            }
+        };
+        keep[pi] = start..len;
+    }
+    // 3. Let the suffix use what the prefix left.
+    if let Some(si) = suffix {
+        let ends = suffix_ends(si);
+        let mut best = keep[si].end;
+        let from = best;
+        for e in ends.into_iter().filter(|&e| e > from) {
+            let mut k = keep.clone();
+            k[si] = 0..e;
+            let (t, c) = measure(segments, &k, cached);
+            if fits(t, c) {
+                best = e;
+            } else {
+                break;
+            }
+        }
+        keep[si] = 0..best;
+    }
+    let (t, c) = measure(segments, &keep, cached);
+    done(keep, !fits(t, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(kind: SegmentKind, range: Range<u32>) -> Segment<u32> {
+        Segment::new(kind, range.collect())
+    }
+
+    fn lines(mut s: Segment<u32>, every: usize) -> Segment<u32> {
+        s.cuts = (0..=s.tokens.len()).step_by(every).collect();
+        s
+    }
+
+    fn prompt() -> Vec<Segment<u32>> {
+        vec![
+            seg(SegmentKind::Fixed, 0..2),
+            seg(SegmentKind::Context, 100..140),
+            seg(SegmentKind::Context, 200..240),
+            seg(SegmentKind::Fixed, 2..4),
+            lines(seg(SegmentKind::Prefix, 1000..1100), 10),
+            seg(SegmentKind::Fixed, 4..5),
+            lines(seg(SegmentKind::Suffix, 2000..2040), 10),
+            seg(SegmentKind::Fixed, 5..6),
+        ]
+    }
+
+    fn limits(cap: usize, allowed: Option<usize>) -> Limits {
+        Limits {
+            cap,
+            allowed_new: allowed,
+            min_prefix: 16,
+        }
+    }
+
+    #[test]
+    fn a_prompt_that_fits_is_kept_whole() {
+        let p = prompt();
+        let plan = plan(&p, &[], &limits(1000, Some(1000)));
+        assert_eq!(plan.total, 6 + 80 + 100 + 40);
+        assert!(!plan.over_budget);
+        assert!(plan
+            .keep
+            .iter()
+            .zip(&p)
+            .all(|(k, s)| k.len() == s.tokens.len()));
+    }
+
+    #[test]
+    fn context_goes_last_first_then_prefix_and_suffix_are_cut_on_lines() {
+        let p = prompt();
+        // Room for one context file: 226 - 40 = 186.
+        let plan1 = plan(&p, &[], &limits(1000, Some(186)));
+        assert_eq!(plan1.keep[1], 0..40);
+        assert!(plan1.keep[2].is_empty(), "the last context file goes first");
+        assert_eq!(plan1.keep[4], 0..100);
+        // Room for no context and 60 tokens of prefix + suffix.
+        let plan2 = plan(&p, &[], &limits(1000, Some(66)));
+        assert!(plan2.keep[1].is_empty() && plan2.keep[2].is_empty());
+        let (pre, suf) = (&plan2.keep[4], &plan2.keep[6]);
+        assert_eq!(pre.end, 100, "the prefix keeps its end (the cursor)");
+        assert_eq!(pre.start % 10, 0, "cut at a line start");
+        assert_eq!(suf.start, 0, "the suffix keeps its start");
+        assert_eq!(suf.end % 10, 0, "cut at a line end");
+        assert!(pre.len() > suf.len());
+        assert!(plan2.total <= 66 && !plan2.over_budget, "{plan2:?}");
+        assert_eq!(pre.len() + suf.len(), 60);
+    }
+
+    #[test]
+    fn what_the_cache_holds_is_kept_beyond_the_budget() {
+        let p = prompt();
+        // The cache holds the fixed head and both context files (a prefill did it).
+        let cached: Vec<u32> = (0..2).chain(100..140).chain(200..240).collect();
+        let plan = plan(&p, &cached, &limits(1000, Some(60)));
+        assert_eq!(plan.keep[1], 0..40);
+        assert_eq!(plan.keep[2], 0..40);
+        assert_eq!(plan.cached, 82);
+        assert!(plan.new_tokens() <= 60, "{plan:?}");
+        // The hard cap still wins over the cache.
+        let plan = plan_cap(&p, &cached);
+        assert!(plan.total <= 120, "{plan:?}");
+        assert!(plan.keep[2].is_empty());
+    }
+
+    fn plan_cap(p: &[Segment<u32>], cached: &[u32]) -> Plan {
+        plan(p, cached, &limits(120, Some(60)))
+    }
+
+    #[test]
+    fn a_cached_prefix_start_is_reused_while_typing() {
+        // Cold: the prefix was cut to fit; the cache then holds that prompt.
+        let p = prompt();
+        let cold = plan(&p, &[], &limits(1000, Some(50)));
+        let cached = cold.tokens(&p);
+        // One more token typed at the end of the prefix.
+        let mut typed = p.clone();
+        typed[4].tokens.push(1100);
+        let warm = plan(&typed, &cached, &limits(1000, Some(50)));
+        assert_eq!(
+            warm.keep[4].start, cold.keep[4].start,
+            "same cut: the cache is reused"
+        );
+        assert!(warm.cached >= 6 + cold.keep[4].len() - 1 - 2, "{warm:?}");
+    }
+
+    #[test]
+    fn a_prefix_without_line_breaks_is_cut_at_the_exact_token() {
+        let p = vec![seg(SegmentKind::Prefix, 0..5000)];
+        let plan = plan(&p, &[], &limits(1000, None));
+        assert_eq!(plan.keep[0], 4000..5000);
+        assert!(!plan.over_budget);
+    }
+
+    #[test]
+    fn the_hard_cap_applies_without_a_budget_and_the_prefix_keeps_a_floor() {
+        let p = vec![
+            lines(seg(SegmentKind::Prefix, 0..5000), 50),
+            seg(SegmentKind::Suffix, 9000..9100),
+        ];
+        let capped = plan(&p, &[], &limits(1024, None));
+        assert!(capped.total <= 1024, "{capped:?}");
+        assert!(capped.keep[0].len() >= 700, "{capped:?}");
+        let tight = plan(&p, &[], &limits(1024, Some(3)));
+        assert!(tight.over_budget);
+        assert!(
+            tight.keep[0].len() >= 16 && tight.keep[0].len() < 100,
+            "{tight:?}"
+        );
+        assert_eq!(tight.keep[0].end, 5000);
+    }
+}
