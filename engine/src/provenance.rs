@@ -168,13 +168,23 @@ impl Provenance {
         )?)
     }
 
-    /// Checks signatures, the ledger's chain, note checkpoints and subjects.
+    /// Checks signatures, the ledger's chain, note checkpoints and subjects, and the
+    /// ledger against the checkpoints its witnesses hold (git ref and local witness).
     pub fn verify(&self, range: Option<&str>) -> Result<VerifyReport, EngineError> {
-        Ok(prov::verify(
+        Ok(prov::verify_witnessed(
             &self.root,
             range,
             self.existing_ledger().as_deref(),
+            self.witness_dir().as_deref(),
         )?)
+    }
+
+    /// Where this repository's local witness keeps its checkpoints.
+    pub fn witness_dir(&self) -> Option<PathBuf> {
+        self.ledger
+            .witness_dir
+            .clone()
+            .or_else(|| prov::witness::local_witness_dir(&self.root))
     }
 
     /// Moves a torn (never acknowledged) last ledger line aside; where it went.

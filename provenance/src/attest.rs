@@ -331,6 +331,10 @@ pub fn attest_with(
         note_digest: sha256_hex(&env.to_line()),
         records: record_ids,
     })?;
+    // The witnesses see the ledger's new tail (the record just appended included).
+    if let Err(e) = crate::witness::refresh(ledger) {
+        tracing::warn!("cairn: checkpoint not witnessed: {e}");
+    }
     let (ai_lines, ai_modified_lines, human_lines) = ac.totals();
     let mut models: Vec<String> = ac
         .files

@@ -295,6 +295,56 @@ pub fn read_notes(repo: &Path, commits: &[String]) -> Result<HashMap<String, Str
     Ok(map)
 }
 
+/// The contents of git objects (blobs) by id, read with one `git cat-file --batch`;
+/// `None` for an object the repository does not have.
+pub fn read_blobs(repo: &Path, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let err = |e: std::io::Error| Error::Git {
+        repo: repo.into(),
+        args: "cat-file --batch".into(),
+        stderr: e.to_string(),
+    };
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(err)?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let list = ids.to_vec();
+    let feeder = std::thread::spawn(move || {
+        for b in list {
+            if writeln!(stdin, "{b}").is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = BufReader::new(child.stdout.take().expect("piped"));
+    let mut out = Vec::with_capacity(ids.len());
+    for _ in ids {
+        let mut header = String::new();
+        reader.read_line(&mut header).map_err(err)?;
+        let f: Vec<&str> = header.split_whitespace().collect();
+        if f.len() < 3 {
+            out.push(None); // "<id> missing" or "<id> ambiguous"
+            continue;
+        }
+        let size: usize = f[2].parse().unwrap_or(0);
+        let mut buf = vec![0; size + 1];
+        reader.read_exact(&mut buf).map_err(err)?;
+        buf.pop();
+        out.push(Some(buf));
+    }
+    let _ = feeder.join();
+    let _ = child.wait();
+    Ok(out)
+}
+
 /// Replace the note on `commit` with `text`.
 pub fn write_note(repo: &Path, commit: &str, text: &str) -> Result<()> {
     git_bytes(

@@ -36,6 +36,9 @@ pub struct LedgerOptions {
     pub dir: Option<PathBuf>,
     pub key_store: Option<Arc<dyn KeyStore>>,
     pub actor: Option<Actor>,
+    /// The local witness directory for this repository's checkpoints (overrides
+    /// [`crate::witness::local_witness_dir`]); kept apart from the ledger on purpose.
+    pub witness_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for LedgerOptions {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for LedgerOptions {
             .field("dir", &self.dir)
             .field("key_store", &self.key_store.as_ref().map(|k| k.describe()))
             .field("actor", &self.actor)
+            .field("witness_dir", &self.witness_dir)
             .finish()
     }
 }
@@ -51,6 +55,10 @@ impl std::fmt::Debug for LedgerOptions {
 impl LedgerOptions {
     pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = Some(dir.into());
+        self
+    }
+    pub fn with_witness_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.witness_dir = Some(dir.into());
         self
     }
     pub fn with_key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
@@ -72,6 +80,21 @@ pub fn ledger_dir(repo_root: &Path, opts: &LedgerOptions) -> Result<PathBuf> {
     if let Some(d) = &opts.dir {
         return Ok(d.clone());
     }
+    let key = repo_key(repo_root)?;
+    let base = match std::env::var_os("CAIRN_DATA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => directories::ProjectDirs::from("dev", "cairn", "cairn")
+            .map(|p| p.data_dir().to_path_buf())
+            .ok_or_else(|| {
+                Error::Invalid("no user data directory (HOME unset?); set CAIRN_DATA_DIR".into())
+            })?,
+    };
+    Ok(base.join("ledgers").join(key))
+}
+
+/// A repository's key among Cairn's per-repository directories: the folder name and a
+/// digest of the canonical path.
+pub fn repo_key(repo_root: &Path) -> Result<String> {
     let root = std::fs::canonicalize(repo_root).at(repo_root)?;
     let name: String = root
         .file_name()
@@ -86,19 +109,10 @@ pub fn ledger_dir(repo_root: &Path, opts: &LedgerOptions) -> Result<PathBuf> {
             }
         })
         .collect();
-    let key = format!(
+    Ok(format!(
         "{name}-{}",
         &sha256_hex(root.to_string_lossy().as_bytes())[..16]
-    );
-    let base = match std::env::var_os("CAIRN_DATA_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => directories::ProjectDirs::from("dev", "cairn", "cairn")
-            .map(|p| p.data_dir().to_path_buf())
-            .ok_or_else(|| {
-                Error::Invalid("no user data directory (HOME unset?); set CAIRN_DATA_DIR".into())
-            })?,
-    };
-    Ok(base.join("ledgers").join(key))
+    ))
 }
 
 /// The ledger file path for a repository.
@@ -206,6 +220,7 @@ struct Inner {
     keyid: String,
     ledger_id: String,
     actor: Actor,
+    witness_dir: Option<PathBuf>,
     writer: Mutex<Writer>,
     group: Mutex<Group>,
     done: Condvar,
@@ -420,6 +435,10 @@ impl Ledger {
         })();
         unlock(&file, &path)?;
         let (writer, ledger_id) = res?;
+        let witness_dir = match &opts.witness_dir {
+            Some(d) => Some(d.clone()),
+            None => crate::witness::local_witness_dir(&root),
+        };
         Ok(Ledger {
             inner: Arc::new(Inner {
                 path,
@@ -428,6 +447,7 @@ impl Ledger {
                 keyid,
                 ledger_id,
                 actor,
+                witness_dir,
                 writer: Mutex::new(writer),
                 group: Mutex::new(Group {
                     queue: Vec::new(),
@@ -460,6 +480,10 @@ impl Ledger {
     }
     pub fn actor(&self) -> &Actor {
         &self.inner.actor
+    }
+    /// Where this ledger's local witness keeps its checkpoints (`None`: no such place).
+    pub fn witness_dir(&self) -> Option<&Path> {
+        self.inner.witness_dir.as_deref()
     }
 
     /// Append one event; returns after the record is on disk (fsync'd).

@@ -29,6 +29,7 @@ pub mod notes;
 pub mod report;
 pub mod review;
 pub mod verify;
+pub mod witness;
 
 pub use attest::{
     attest, attest_rewritten, attest_with, blame, staged_ai_models, AttestOutcome, BlameEntry,
@@ -40,4 +41,4 @@ pub use review::{
     ai_regions, check, review, AiRegion, CheckOptions, CheckOutcome, ReviewOutcome,
     ReviewerIdentity,
 };
-pub use verify::{verify, VerifyReport};
+pub use verify::{verify, verify_witnessed, VerifyReport};

@@ -30,14 +30,29 @@ impl VerifyReport {
 /// (ledger id, key id, line digests, Merkle leaves) of the local ledger.
 type LedgerInfo = (String, String, HashSet<String>, Vec<[u8; 32]>);
 
-/// Verify the local ledger (if `ledger_file` exists) and the notes of `range`.
+/// Verify the local ledger (if `ledger_file` exists), its checkpoints in the git and
+/// the default local witness, and the notes of `range`.
 pub fn verify(
     repo: &Path,
     range: Option<&str>,
     ledger_file: Option<&Path>,
 ) -> Result<VerifyReport> {
+    let local = crate::witness::local_witness_dir(repo);
+    verify_witnessed(repo, range, ledger_file, local.as_deref())
+}
+
+/// [`verify`] with the local witness in `witness_dir` (none when `None`).
+pub fn verify_witnessed(
+    repo: &Path,
+    range: Option<&str>,
+    ledger_file: Option<&Path>,
+    witness_dir: Option<&Path>,
+) -> Result<VerifyReport> {
     let mut rep = VerifyReport::default();
     let mut ledger_info: Option<LedgerInfo> = None;
+    let (found, unreadable) = crate::witness::collect(repo, witness_dir)?;
+    rep.failures.extend(unreadable);
+    let mut witnessed = false;
     if let Some(path) = ledger_file.filter(|p| p.exists()) {
         let check = verify_ledger_file(path, None)?;
         rep.checked.push(format!(
@@ -61,6 +76,14 @@ pub fn verify(
             .map(merkle_leaf)
             .collect();
         if let (Some(id), Some(k)) = (&check.ledger_id, &check.public_key) {
+            let view = crate::witness::LedgerView {
+                ledger_id: id,
+                key: k,
+                leaves: &leaves,
+            };
+            let line = crate::witness::check(&found, Some(&view), &mut rep.failures);
+            rep.checked.push(line);
+            witnessed = true;
             ledger_info = Some((
                 id.clone(),
                 key_id(k),
@@ -69,6 +92,10 @@ pub fn verify(
             ));
         }
         rep.failures.extend(check.failures);
+    }
+    if !witnessed {
+        let line = crate::witness::check(&found, None, &mut rep.failures);
+        rep.checked.push(line);
     }
 
     let rn = range_notes(repo, range)?;
