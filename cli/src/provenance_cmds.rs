@@ -86,6 +86,12 @@ pub enum ProvenanceCommands {
         /// Move a torn (never acknowledged) last ledger line aside so appends work again.
         #[arg(long)]
         quarantine_torn_tail: bool,
+        /// Also print each embedded record's signer and whether it is trusted.
+        #[arg(long)]
+        records: bool,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         ledger: LedgerArgs,
     },
@@ -326,6 +332,8 @@ impl ProvenanceCommands {
             ProvenanceCommands::Verify {
                 range,
                 quarantine_torn_tail,
+                records,
+                json,
                 ledger: _,
             } => {
                 if quarantine_torn_tail {
@@ -335,8 +343,48 @@ impl ProvenanceCommands {
                     }
                 }
                 let rep = prov.verify(range.as_deref())?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rep)?);
+                    return Ok(if rep.ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    });
+                }
                 for c in &rep.checked {
                     println!("checked {c}");
+                }
+                let trust = |t: Option<bool>| match t {
+                    Some(true) => "trusted",
+                    Some(false) => "NOT TRUSTED",
+                    None => "trust unknown",
+                };
+                for s in &rep.signers {
+                    println!(
+                        "signer {} ({}{}): {} attestations, {} records, {}\n  {}",
+                        &s.keyid[..16],
+                        s.principal.as_deref().unwrap_or("not listed"),
+                        if s.this_device { ", this device" } else { "" },
+                        s.statements,
+                        s.records,
+                        trust(s.trusted),
+                        s.ssh_key
+                    );
+                }
+                if records {
+                    for r in &rep.records {
+                        println!(
+                            "record {} on {}: signed by {} ({}), {}",
+                            r.record.as_deref().unwrap_or("?"),
+                            &r.commit[..12.min(r.commit.len())],
+                            &r.keyid[..16],
+                            r.principal.as_deref().unwrap_or("not listed"),
+                            trust(r.trusted)
+                        );
+                    }
+                }
+                for w in &rep.warnings {
+                    println!("warning: {w}");
                 }
                 for f in &rep.failures {
                     println!("FAIL {f}");

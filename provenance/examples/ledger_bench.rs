@@ -233,6 +233,7 @@ fn main() {
                 .iter()
                 .map(|l| digest::sha256_hex(l.as_bytes()))
                 .collect(),
+            record_signers: vec![],
         };
         let st = Statement::new(
             vec![Subject::new("git+commit:x", "gitCommit", "0".repeat(40))],

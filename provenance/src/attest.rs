@@ -62,6 +62,8 @@ struct Sources {
     lines: HashMap<(String, String), Candidate>,
     /// record id → envelope lines of that suggestion's records (suggested, accepted, edited)
     envelopes: HashMap<String, Vec<String>>,
+    /// key id → public key of the ledgers that signed records carried from notes
+    keys: HashMap<String, KeyInfo>,
 }
 
 impl Sources {
@@ -124,6 +126,11 @@ impl Sources {
         let Some((_, _, ac)) = &note.ai_commit else {
             return;
         };
+        for k in std::iter::once(&ac.signer).chain(&ac.record_signers) {
+            self.keys
+                .entry(k.keyid.clone())
+                .or_insert_with(|| k.clone());
+        }
         for line in &note.records {
             if let Some(r) = record_of_line(line) {
                 let rid = r.suggestion_id().unwrap_or("").to_string();
@@ -289,6 +296,20 @@ pub fn attest_with(
         .collect();
     let (tree_size, root_hash) = ledger.checkpoint()?;
     let vk = ledger.public_key();
+    // Carried records keep their own signer: name each other ledger's key once.
+    let mut record_signers: Vec<KeyInfo> = Vec::new();
+    for line in &records {
+        let kid = serde_json::from_str::<Envelope>(line)
+            .ok()
+            .and_then(|e| e.signatures.first().map(|s| s.keyid.clone()));
+        if let Some(k) = kid.filter(|k| k != ledger.key_id()) {
+            match sources.keys.get(&k) {
+                Some(info) if !record_signers.contains(info) => record_signers.push(info.clone()),
+                Some(_) => {}
+                None => tracing::warn!(keyid = %k, "carried record signed by a key no note names"),
+            }
+        }
+    }
     let ac = AiCommit {
         commit: commit.clone(),
         patch_id: git::patch_id(&repo, &commit)?,
@@ -305,6 +326,7 @@ pub fn attest_with(
         rewritten_from: carried_from,
         files,
         record_digests: records.iter().map(|l| sha256_hex(l.as_bytes())).collect(),
+        record_signers,
     };
     let mut subject = vec![Subject::new(
         format!("git+commit:{commit}"),

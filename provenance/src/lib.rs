@@ -28,6 +28,7 @@ pub mod init;
 pub mod notes;
 pub mod report;
 pub mod review;
+pub mod signers;
 pub mod verify;
 pub mod witness;
 

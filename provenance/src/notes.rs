@@ -71,6 +71,11 @@ pub struct AiCommit {
     /// note, so the attribution can be checked on any clone without the author's
     /// ledger, and readers that only need the attribution never decode them.
     pub record_digests: Vec<String>,
+    /// Keys of the ledgers that signed carried records (those copied from the note of
+    /// the commit this one replaced, attested elsewhere), other than `signer`: each
+    /// record verifies against the key of the ledger that signed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_signers: Vec<KeyInfo>,
 }
 
 /// The v1 ai-commit predicate, which embedded the record envelopes themselves.
@@ -207,6 +212,7 @@ impl Note {
                                 .iter()
                                 .map(|l| sha256_hex(l.as_bytes()))
                                 .collect(),
+                            record_signers: vec![],
                         };
                         note.records.extend(lines);
                         note.ai_commit = Some((env, st, ac));
