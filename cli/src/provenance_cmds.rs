@@ -30,6 +30,14 @@ pub enum ProvenanceCommands {
         /// AI-assisted (the prepare-commit-msg hook). Never adds Signed-off-by.
         #[arg(long, value_name = "MSG_FILE")]
         trailer_for: Option<PathBuf>,
+        /// Recover attribution by line content from other commits' notes: after a
+        /// squash-merge made elsewhere, or a cherry-pick without -x. Searches every
+        /// attested commit that is not an ancestor of COMMIT, or those of --from.
+        #[arg(long)]
+        recover: bool,
+        /// With --recover: only the notes of this range's commits (e.g. `main..origin/feature`).
+        #[arg(long, value_name = "RANGE", requires = "recover")]
+        from: Option<String>,
         #[arg(long)]
         quiet: bool,
         #[command(flatten)]
@@ -170,6 +178,8 @@ impl ProvenanceCommands {
                 commit,
                 rewritten,
                 trailer_for,
+                recover,
+                from,
                 quiet,
                 ledger: _,
             } => {
@@ -187,11 +197,13 @@ impl ProvenanceCommands {
                         }
                     }
                     prov.attest_rewritten(&pairs)?
+                } else if recover {
+                    vec![prov.attest_recovering(&commit, from.as_deref())?]
                 } else {
                     vec![prov.attest(&commit)?]
                 };
                 if !quiet {
-                    for o in outcomes {
+                    for o in &outcomes {
                         println!(
                             "{}: {} ai, {} ai-modified, {} human lines{}",
                             &o.commit[..12],
@@ -203,6 +215,22 @@ impl ProvenanceCommands {
                             } else {
                                 format!(" ({})", o.models.join(", "))
                             }
+                        );
+                    }
+                }
+                for o in &outcomes {
+                    let from = &o.statement.recovered_from;
+                    if !from.is_empty() {
+                        let short: Vec<&str> = from.iter().map(|c| &c[..12.min(c.len())]).collect();
+                        println!(
+                            "{}: recovered attribution from the notes of {}",
+                            &o.commit[..12],
+                            short.join(", ")
+                        );
+                    } else if recover {
+                        println!(
+                            "{}: nothing to recover (no other commit's note has these lines)",
+                            &o.commit[..12]
                         );
                     }
                 }
@@ -293,6 +321,13 @@ impl ProvenanceCommands {
                             r.class.as_str(),
                             r.model,
                             &r.commit[..12]
+                        );
+                    }
+                    for (c, by) in &out.reverted {
+                        println!(
+                            "reverted: AI-assisted commit {} was reverted by {} (no review needed)",
+                            &c[..12],
+                            &by[..12.min(by.len())]
                         );
                     }
                     println!(

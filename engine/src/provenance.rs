@@ -104,6 +104,24 @@ impl Provenance {
         Ok(prov::attest(&self.root, commit, &self.signing()?)?)
     }
 
+    /// Attributes a commit recovering by line content from other commits' notes (a
+    /// squash-merge made elsewhere, a cherry-pick): those of `from` (a range), else every
+    /// attested commit that is not an ancestor. The statement names what it used.
+    pub fn attest_recovering(
+        &self,
+        commit: &str,
+        from: Option<&str>,
+    ) -> Result<AttestOutcome, EngineError> {
+        let recovery = match from {
+            Some(range) => {
+                prov::Recovery::From(prov::git::commits_in_range(&self.root, Some(range))?)
+            }
+            None => prov::Recovery::AllNotes,
+        };
+        let ledger = prov::Ledger::open(&self.root, self.signing()?)?;
+        Ok(prov::attest_recovering(&ledger, commit, &recovery)?)
+    }
+
     /// Re-attests rewritten commits (`old new` pairs, as the post-rewrite hook gets them).
     pub fn attest_rewritten(
         &self,

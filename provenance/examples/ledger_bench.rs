@@ -234,6 +234,7 @@ fn main() {
                 .map(|l| digest::sha256_hex(l.as_bytes()))
                 .collect(),
             record_signers: vec![],
+            recovered_from: vec![],
         };
         let st = Statement::new(
             vec![Subject::new("git+commit:x", "gitCommit", "0".repeat(40))],
@@ -245,6 +246,7 @@ fn main() {
             ai_commit: Some((env, st, ac)),
             records: lines,
             reviews: vec![],
+            concatenated: vec![],
             errors: vec![],
         }
         .to_text();

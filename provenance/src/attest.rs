@@ -21,6 +21,8 @@ struct Candidate {
     class: LineClass,
     record_id: String,
     model: String,
+    /// The commit whose note this was recovered from (cherry-pick, squash-merge).
+    from: Option<String>,
 }
 
 /// What an attestation found and wrote.
@@ -114,6 +116,7 @@ impl Sources {
                         class,
                         record_id: rid.clone(),
                         model: m.clone(),
+                        from: None,
                     },
                 );
             }
@@ -121,15 +124,17 @@ impl Sources {
         s
     }
 
-    /// Attribution carried by an earlier note (copied by amend/rebase, or the pre-rewrite commit).
-    fn add_note(&mut self, note: &Note) {
-        let Some((_, _, ac)) = &note.ai_commit else {
-            return;
-        };
-        for k in std::iter::once(&ac.signer).chain(&ac.record_signers) {
-            self.keys
-                .entry(k.keyid.clone())
-                .or_insert_with(|| k.clone());
+    /// Attribution carried by an earlier note (copied by amend/rebase, the pre-rewrite
+    /// commit, or a commit it is recovered from: `from`). Every ai-commit statement of a
+    /// concatenated note counts.
+    fn add_note(&mut self, note: &Note, from: Option<&str>) {
+        let statements = note.ai_commit.iter().chain(&note.concatenated);
+        for (_, _, ac) in statements.clone() {
+            for k in std::iter::once(&ac.signer).chain(&ac.record_signers) {
+                self.keys
+                    .entry(k.keyid.clone())
+                    .or_insert_with(|| k.clone());
+            }
         }
         for line in &note.records {
             if let Some(r) = record_of_line(line) {
@@ -140,16 +145,19 @@ impl Sources {
                 }
             }
         }
-        for f in &ac.files {
-            for r in &f.regions {
-                for h in &r.line_hashes {
-                    self.lines
-                        .entry((f.path.clone(), h.clone()))
-                        .or_insert_with(|| Candidate {
-                            class: r.class,
-                            record_id: r.record_id.clone(),
-                            model: r.model.clone(),
-                        });
+        for (_, _, ac) in statements {
+            for f in &ac.files {
+                for r in &f.regions {
+                    for h in &r.line_hashes {
+                        self.lines
+                            .entry((f.path.clone(), h.clone()))
+                            .or_insert_with(|| Candidate {
+                                class: r.class,
+                                record_id: r.record_id.clone(),
+                                model: r.model.clone(),
+                                from: from.map(str::to_string),
+                            });
+                    }
                 }
             }
         }
@@ -163,17 +171,39 @@ pub fn attest(repo: &Path, commit: &str, opts: &LedgerOptions) -> Result<AttestO
     attest_with(&ledger, commit, None)
 }
 
-/// Re-attest commits rewritten by amend or rebase (`post-rewrite` hook input: old new pairs).
+/// Re-attest commits rewritten by amend or rebase (`post-rewrite` hook input: old new
+/// pairs). A squash or fixup maps several old commits to one new one: it is attested
+/// once, from all of their notes, into one note.
 pub fn attest_rewritten(
     repo: &Path,
     pairs: &[(String, String)],
     opts: &LedgerOptions,
 ) -> Result<Vec<AttestOutcome>> {
     let ledger = Ledger::open(repo, opts.clone())?;
-    pairs
-        .iter()
-        .map(|(old, new)| attest_with(&ledger, new, Some(old)))
+    let mut order: Vec<&str> = Vec::new();
+    let mut olds: HashMap<&str, Vec<String>> = HashMap::new();
+    for (old, new) in pairs {
+        if !olds.contains_key(new.as_str()) {
+            order.push(new);
+        }
+        olds.entry(new).or_default().push(old.clone());
+    }
+    order
+        .into_iter()
+        .map(|new| attest_from(&ledger, new, &olds[new], &Recovery::None))
         .collect()
+}
+
+/// Where else to look for a commit's attribution when its own lines are not in the
+/// ledger or in a note copied to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Only the commit's `(cherry picked from commit …)` trailers (`git cherry-pick -x`).
+    None,
+    /// The notes of these commits (a squash-merged branch's commits, a cherry-pick's source).
+    From(Vec<String>),
+    /// The notes of every attested commit that is not an ancestor of this one.
+    AllNotes,
 }
 
 /// Attribute `commit` with an open ledger. `rewritten_from` names the commit this one
@@ -183,31 +213,101 @@ pub fn attest_with(
     commit: &str,
     rewritten_from: Option<&str>,
 ) -> Result<AttestOutcome> {
+    let olds: Vec<String> = rewritten_from.map(str::to_string).into_iter().collect();
+    attest_from(ledger, commit, &olds, &Recovery::None)
+}
+
+/// Attribute `commit` recovering attribution by line content from other commits' notes:
+/// after a squash-merge made elsewhere (the new commit has no note, the branch commits
+/// do) or a cherry-pick. The statement names the commits it recovered from.
+pub fn attest_recovering(
+    ledger: &Ledger,
+    commit: &str,
+    recovery: &Recovery,
+) -> Result<AttestOutcome> {
+    attest_from(ledger, commit, &[], recovery)
+}
+
+fn cherry_picked_from(repo: &Path, commit: &str) -> Vec<String> {
+    let msg = git::git(repo, &["log", "-1", "--format=%B", commit]).unwrap_or_default();
+    msg.lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("(cherry picked from commit ")?
+                .strip_suffix(')')
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn recovery_sources(repo: &Path, commit: &str, recovery: &Recovery) -> Result<Vec<String>> {
+    let mut from = cherry_picked_from(repo, commit);
+    match recovery {
+        Recovery::None => {}
+        Recovery::From(list) => from.extend(list.iter().cloned()),
+        Recovery::AllNotes => {
+            let listed = git::git(repo, &["notes", "--ref", NOTES_REF, "list"]).unwrap_or_default();
+            let ancestors: HashSet<String> = git::commits_in_range(repo, Some(commit))?
+                .into_iter()
+                .collect();
+            from.extend(
+                listed
+                    .lines()
+                    .filter_map(|l| l.split_whitespace().nth(1))
+                    .filter(|c| !ancestors.contains(*c))
+                    .map(str::to_string),
+            );
+        }
+    }
+    let mut out = Vec::new();
+    for c in from {
+        let full = git::resolve(repo, &c).unwrap_or(c);
+        if full != commit && !out.contains(&full) {
+            out.push(full);
+        }
+    }
+    Ok(out)
+}
+
+fn attest_from(
+    ledger: &Ledger,
+    commit: &str,
+    rewritten_from: &[String],
+    recovery: &Recovery,
+) -> Result<AttestOutcome> {
     let repo = ledger.repo_root().to_path_buf();
     let commit = git::resolve(&repo, commit)?;
     let entries = ledger.entries()?;
     let mut sources = Sources::from_ledger(&entries, &repo.to_string_lossy());
     let mut lookup = vec![commit.clone()];
-    if let Some(old) = rewritten_from {
+    for old in rewritten_from {
         lookup.push(git::resolve(&repo, old).unwrap_or_else(|_| old.to_string()));
     }
+    let recover = recovery_sources(&repo, &commit, recovery)?;
+    lookup.extend(recover.iter().cloned());
     let notes = git::read_notes(&repo, &lookup)?;
     let existing = notes
         .get(&commit)
         .map(|t| Note::parse(t))
         .unwrap_or_default();
-    let mut carried_from = rewritten_from.map(str::to_string);
-    sources.add_note(&existing);
+    let mut carried_from = rewritten_from.first().cloned();
+    sources.add_note(&existing, None);
     if let Some((_, _, ac)) = &existing.ai_commit {
         if ac.commit != commit && carried_from.is_none() {
             carried_from = Some(ac.commit.clone()); // note copied by notes.rewriteRef
         }
     }
-    for old in lookup.iter().skip(1) {
+    for old in lookup.iter().skip(1).take(rewritten_from.len()) {
         if let Some(t) = notes.get(old) {
-            sources.add_note(&Note::parse(t));
+            sources.add_note(&Note::parse(t), None);
         }
     }
+    for c in &recover {
+        if let Some(t) = notes.get(c) {
+            sources.add_note(&Note::parse(t), Some(c));
+        }
+    }
+    let mut recovered_from: Vec<String> = Vec::new();
 
     let mut files = Vec::new();
     let mut used: HashSet<String> = HashSet::new();
@@ -258,6 +358,11 @@ pub fn attest_with(
                 LineClass::Human => human += 1,
             }
             used.insert(c.record_id.clone());
+            if let Some(f) = &c.from {
+                if !recovered_from.contains(f) {
+                    recovered_from.push(f.clone());
+                }
+            }
             match regions.last_mut() {
                 Some(r)
                     if r.end_line + 1 == *line_no
@@ -327,6 +432,7 @@ pub fn attest_with(
         files,
         record_digests: records.iter().map(|l| sha256_hex(l.as_bytes())).collect(),
         record_signers,
+        recovered_from,
     };
     let mut subject = vec![Subject::new(
         format!("git+commit:{commit}"),
@@ -344,6 +450,7 @@ pub fn attest_with(
         ai_commit: Some((env.clone(), st, ac.clone())),
         records,
         reviews: existing.reviews,
+        concatenated: vec![],
         errors: vec![],
     };
     git::write_note(&repo, &commit, &note.to_text())?;

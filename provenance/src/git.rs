@@ -125,8 +125,77 @@ pub fn commit_infos(repo: &Path, commits: &[String]) -> Result<HashMap<String, C
 /// A path and the lines added to it: (1-based new line number, text).
 pub type AddedLines = (String, Vec<(u32, String)>);
 
-/// Lines a commit adds, per path (new-side line numbers, 1-based), against its first parent.
+/// Lines a commit adds, per path (new-side line numbers, 1-based): against its parent,
+/// or for a merge, the lines that are in none of its parents (a conflict's resolution;
+/// lines taken from either side keep the attribution of the commits that wrote them).
 pub fn added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
+    let parents = git(repo, &["rev-list", "--parents", "-n", "1", commit])?;
+    let n = parents.split_whitespace().count().saturating_sub(1);
+    if n > 1 {
+        return merge_added_lines(repo, commit, n);
+    }
+    first_parent_added_lines(repo, commit)
+}
+
+/// Lines of a merge's result that no parent has, from the combined diff (`--cc`).
+fn merge_added_lines(repo: &Path, commit: &str, parents: usize) -> Result<Vec<AddedLines>> {
+    let out = git_bytes(
+        repo,
+        &[
+            "diff-tree",
+            "-r",
+            "--cc",
+            "-U0",
+            "--no-color",
+            "--no-ext-diff",
+            commit,
+        ],
+        None,
+    )?;
+    let text = String::from_utf8_lossy(&out);
+    let mut files: Vec<AddedLines> = Vec::new();
+    let mut next_line = 0u32;
+    let mut in_hunk = false;
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("+++ ") {
+            in_hunk = false;
+            let path = p.strip_prefix("b/").unwrap_or(p);
+            if path != "/dev/null" {
+                files.push((unquote(path), Vec::new()));
+            }
+        } else if line.starts_with("diff --cc ") || line.starts_with("--- ") {
+            in_hunk = false;
+        } else if line.starts_with("@@@") {
+            // @@@ -a,b -c,d +e,f @@@
+            in_hunk = true;
+            let plus = line
+                .split_whitespace()
+                .find(|t| t.starts_with('+'))
+                .unwrap_or("+0");
+            next_line = plus[1..]
+                .split(',')
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0);
+        } else if in_hunk && line.len() >= parents && !line.starts_with('\\') {
+            let (cols, body) = line.split_at(parents);
+            if cols.contains('-') {
+                continue; // a parent's line the result does not have
+            }
+            if cols.chars().all(|c| c == '+') {
+                if let Some((_, v)) = files.last_mut() {
+                    v.push((next_line, body.to_string()));
+                }
+            }
+            next_line += 1;
+        }
+    }
+    files.retain(|(_, v)| !v.is_empty());
+    Ok(files)
+}
+
+fn first_parent_added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
     let out = git_bytes(
         repo,
         &[
@@ -187,6 +256,40 @@ fn unquote(p: &str) -> String {
     } else {
         p.to_string()
     }
+}
+
+/// The commits that commits of `commits` revert (`git revert`'s "This reverts commit X.").
+pub fn reverted_commits(repo: &Path, commits: &[String]) -> Result<HashMap<String, String>> {
+    if commits.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut input = commits.join("\n");
+    input.push('\n');
+    let out = git_bytes(
+        repo,
+        &[
+            "log",
+            "--no-walk=unsorted",
+            "--stdin",
+            "--format=%H%x1f%B%x1e",
+        ],
+        Some(input.as_bytes()),
+    )?;
+    let mut map = HashMap::new();
+    for rec in String::from_utf8_lossy(&out).split('\x1e') {
+        let Some((by, body)) = rec.trim_start_matches('\n').split_once('\x1f') else {
+            continue;
+        };
+        for l in body.lines() {
+            if let Some(rest) = l.trim().strip_prefix("This reverts commit ") {
+                let sha: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+                if sha.len() >= 7 {
+                    map.insert(resolve(repo, &sha).unwrap_or(sha), by.to_string());
+                }
+            }
+        }
+    }
+    Ok(map)
 }
 
 /// `git patch-id --stable` of a commit (empty for a commit without changes).

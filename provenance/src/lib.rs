@@ -33,7 +33,8 @@ pub mod verify;
 pub mod witness;
 
 pub use attest::{
-    attest, attest_rewritten, attest_with, blame, staged_ai_models, AttestOutcome, BlameEntry,
+    attest, attest_recovering, attest_rewritten, attest_with, blame, staged_ai_models,
+    AttestOutcome, BlameEntry, Recovery,
 };
 pub use init::{add_assisted_by, init_repo, InitOutcome};
 pub use notes::{AiCommit, Note, Region, Review};

@@ -201,6 +201,9 @@ pub struct CheckOutcome {
     pub unreviewed: Vec<AiRegion>,
     /// Commits in the range without a Cairn note (not attested).
     pub unattested: Vec<String>,
+    /// AI-assisted commits reverted later in the range (commit, the revert): their
+    /// lines are gone, so they need no review.
+    pub reverted: Vec<(String, String)>,
     pub passed: bool,
 }
 
@@ -246,6 +249,7 @@ pub fn check(
         commits: rn.commits.len(),
         ..Default::default()
     };
+    let reverted = git::reverted_commits(repo, &rn.commits)?;
     for c in &rn.commits {
         let Some(note) = rn.notes.get(c) else {
             out.unattested.push(c.clone());
@@ -256,10 +260,14 @@ pub fn check(
             continue;
         };
         let regions = regions_of(c, ac);
-        out.ai_regions += regions.len();
         if regions.is_empty() {
             continue;
         }
+        if let Some(by) = reverted.get(c) {
+            out.reverted.push((c.clone(), by.clone()));
+            continue;
+        }
+        out.ai_regions += regions.len();
         let reviewed = note
             .reviews
             .iter()

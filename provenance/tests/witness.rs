@@ -179,7 +179,7 @@ fn checkpoints_travel_through_a_bare_remote() {
     let bare = fx.tmp.path().join("remote.git");
     git(
         fx.tmp.path(),
-        &["init", "-q", "--bare", bare.to_str().unwrap()],
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
     );
     git(
         &fx.repo,
