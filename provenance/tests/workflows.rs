@@ -226,7 +226,9 @@ fn squash_merge_made_elsewhere_is_recovered_by_line_content() {
     // Back home: fetch, and one command recovers the attribution.
     git(&fx.repo, &["pull", "-q", "--ff-only", "origin", "main"]);
     let sq = git(&fx.repo, &["rev-parse", "HEAD"]);
-    assert!(git::read_notes(&fx.repo, std::slice::from_ref(&sq)).unwrap().is_empty());
+    assert!(git::read_notes(&fx.repo, std::slice::from_ref(&sq))
+        .unwrap()
+        .is_empty());
     // Attested by someone whose ledger never saw these suggestions (a teammate, CI):
     // plainly it is all human; recovering finds the branch commits' notes.
     let mate = teammate(&fx);
