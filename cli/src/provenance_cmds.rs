@@ -75,11 +75,15 @@ pub enum ProvenanceCommands {
         trusted_reviewers: Vec<String>,
         #[arg(long)]
         json: bool,
+        /// Also write a SLSA verification summary (in-toto statement, DSSE envelope signed
+        /// by this device's key) of the verdict to this file.
+        #[arg(long, value_name = "FILE")]
+        vsa: Option<PathBuf>,
     },
     /// Report AI-assisted, ai-modified and human lines per commit, file, author and model.
     Report {
         range: Option<String>,
-        /// json (JSON Lines), csv, html, sarif or intoto.
+        /// json (JSON Lines), csv, html, sarif, intoto or agent-trace (Agent Trace 0.1 records).
         #[arg(long, default_value = "json")]
         format: String,
         /// Write here instead of stdout.
@@ -306,9 +310,20 @@ impl ProvenanceCommands {
                 require_review,
                 trusted_reviewers,
                 json,
+                vsa,
             } => {
                 let opts = CheckOptions { trusted_reviewers };
-                let out = prov.check(range.as_deref(), require_review, &opts)?;
+                let out = match &vsa {
+                    Some(path) => {
+                        let (out, line) =
+                            prov.check_vsa(range.as_deref(), require_review, &opts)?;
+                        std::fs::write(path, line + "\n")
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!("wrote the verification summary to {}", path.display());
+                        out
+                    }
+                    None => prov.check(range.as_deref(), require_review, &opts)?,
+                };
                 if json {
                     println!("{}", serde_json::to_string_pretty(&out)?);
                 } else {
@@ -322,6 +337,9 @@ impl ProvenanceCommands {
                             r.model,
                             &r.commit[..12]
                         );
+                    }
+                    for w in &out.warnings {
+                        eprintln!("warning: {w}");
                     }
                     for (c, by) in &out.reverted {
                         println!(

@@ -167,6 +167,21 @@ impl Provenance {
         Ok(prov::check(&self.root, range, require_review, opts)?)
     }
 
+    /// The gate, plus a SLSA verification summary of its verdict (an in-toto statement in
+    /// a DSSE envelope, one JSON line) signed by this device's key.
+    pub fn check_vsa(
+        &self,
+        range: Option<&str>,
+        require_review: bool,
+        opts: &CheckOptions,
+    ) -> Result<(CheckOutcome, String), EngineError> {
+        let out = prov::check(&self.root, range, require_review, opts)?;
+        let store = self.signing()?.key_store()?;
+        let key = keys::load_or_create(store.as_ref(), keys::DEVICE_KEY)?;
+        let env = prov::vsa::vsa(&self.root, range, &out, opts, &key)?;
+        Ok((out, String::from_utf8_lossy(&env.to_line()).into_owned()))
+    }
+
     /// A report over `range` in `format`, with acceptance counts from the ledger.
     pub fn report(&self, range: Option<&str>, format: ReportFormat) -> Result<String, EngineError> {
         Ok(prov::report(

@@ -204,6 +204,8 @@ fn main() {
                     c * per_commit + k,
                     k
                 ))],
+                tool: None,
+                unsigned: false,
             })
             .collect();
         let ac = AiCommit {
@@ -248,6 +250,7 @@ fn main() {
             reviews: vec![],
             concatenated: vec![],
             errors: vec![],
+            imported: None,
         }
         .to_text();
         write!(stream, "N inline :{}\ndata {}\n{note}\n", c + 1, note.len()).unwrap();

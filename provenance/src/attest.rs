@@ -379,6 +379,8 @@ fn attest_from(
                     record_id: c.record_id.clone(),
                     model: c.model.clone(),
                     line_hashes: vec![line_hash(text)],
+                    tool: None,
+                    unsigned: false,
                 }),
             }
         }
@@ -452,6 +454,7 @@ fn attest_from(
         reviews: existing.reviews,
         concatenated: vec![],
         errors: vec![],
+        imported: None,
     };
     git::write_note(&repo, &commit, &note.to_text())?;
     let record_ids: Vec<RecordId> = used.iter().filter_map(|r| r.parse().ok()).collect();
@@ -525,6 +528,12 @@ pub struct BlameEntry {
     pub class: String,
     pub model: Option<String>,
     pub record_id: Option<String>,
+    /// The other tool an imported line's attribution comes from (`git-ai/cursor` …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Imported from another tool: no signature backs it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unsigned: bool,
 }
 
 /// Per line of `file` at `rev` (default HEAD): who wrote it — human, ai or ai-modified —
@@ -537,15 +546,26 @@ pub fn blame(repo: &Path, file: &str, rev: Option<&str>) -> Result<Vec<BlameEntr
         c.dedup();
         c
     };
-    let notes: HashMap<String, Note> = git::read_notes(repo, &commits)?
+    let mut notes: HashMap<String, Note> = git::read_notes(repo, &commits)?
         .into_iter()
         .map(|(c, t)| (c, Note::parse(&t)))
         .collect();
+    let imports = crate::interop::import(repo, &commits)?;
+    let mut warnings = imports.warnings.clone();
+    for (c, imp) in &imports.by_commit {
+        let ac = crate::interop::to_ai_commit(repo, c, imp, &mut warnings)?;
+        let note = notes.entry(c.clone()).or_default();
+        let merged = crate::interop::merge(note.ai_commit.as_ref().map(|(_, _, a)| a), ac);
+        note.imported = Some(merged);
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     Ok(lines
         .into_iter()
         .map(|l| {
-            let ac = notes.get(&l.commit).and_then(|n| n.ai_commit.as_ref());
-            let region = ac.and_then(|(_, _, ac)| {
+            let ac = notes.get(&l.commit).and_then(|n| n.attribution());
+            let region = ac.and_then(|ac| {
                 ac.files
                     .iter()
                     .find(|f| f.path == l.orig_path)?
@@ -564,6 +584,8 @@ pub fn blame(repo: &Path, file: &str, rev: Option<&str>) -> Result<Vec<BlameEntr
                 },
                 model: region.map(|r| r.model.clone()),
                 record_id: region.map(|r| r.record_id.clone()),
+                tool: region.and_then(|r| r.tool.clone()),
+                unsigned: region.is_some_and(|r| r.unsigned),
             }
         })
         .collect())

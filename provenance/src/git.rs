@@ -448,6 +448,20 @@ pub fn read_blobs(repo: &Path, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
     Ok(out)
 }
 
+/// Whether each object name (`<rev>^{commit}`, `<commit>:<path>` …) names an object here.
+pub fn objects_exist(repo: &Path, names: &[String]) -> Result<Vec<bool>> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut input = names.join("\n");
+    input.push('\n');
+    let out = git_bytes(repo, &["cat-file", "--batch-check"], Some(input.as_bytes()))?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| !l.ends_with(" missing") && !l.ends_with(" ambiguous"))
+        .collect())
+}
+
 /// Replace the note on `commit` with `text`.
 pub fn write_note(repo: &Path, commit: &str, text: &str) -> Result<()> {
     git_bytes(

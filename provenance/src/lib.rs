@@ -25,11 +25,13 @@ pub use spans::{SpanTracker, SurvivingSpan, TextChange};
 pub mod attest;
 pub mod git;
 pub mod init;
+pub mod interop;
 pub mod notes;
 pub mod report;
 pub mod review;
 pub mod signers;
 pub mod verify;
+pub mod vsa;
 pub mod witness;
 
 pub use attest::{

@@ -38,6 +38,12 @@ pub struct Region {
     pub record_id: String,
     pub model: String,
     pub line_hashes: Vec<String>,
+    /// The other tool an imported region comes from (`git-ai/cursor`, `agent-trace/…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Imported from another tool's record: no signature backs it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsigned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +173,9 @@ pub struct Note {
     pub concatenated: Vec<(Envelope, Statement, AiCommit)>,
     /// Lines that could not be read, with the reason.
     pub errors: Vec<String>,
+    /// Cairn's attribution merged with other tools' (git-ai, Agent Trace), when they
+    /// have any for this commit: what blame, report and the gate go by.
+    pub imported: Option<AiCommit>,
 }
 
 impl Note {
@@ -274,6 +283,13 @@ impl Note {
             }
         }
         note
+    }
+
+    /// The commit's attribution: Cairn's own, with other tools' regions where imported.
+    pub fn attribution(&self) -> Option<&AiCommit> {
+        self.imported
+            .as_ref()
+            .or(self.ai_commit.as_ref().map(|(_, _, a)| a))
     }
 
     /// Whether the ai-commit statement is the v1 form (records inside its payload).

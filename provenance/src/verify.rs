@@ -322,6 +322,20 @@ pub fn verify_witnessed(
         "notes: {n_notes} of {} commits attested, {n_records} embedded records, {n_reviews} reviews",
         rn.commits.len()
     ));
+    let imported = rn.notes.values().filter(|n| n.imported.is_some()).count();
+    if imported > 0 {
+        rep.checked.push(format!(
+            "imports: {imported} commits carry other tools' attribution (git-ai, Agent Trace), \
+             unsigned: nothing here can verify it"
+        ));
+    }
+    // Cairn notes that do not read are failures above; the rest are warnings.
+    rep.warnings.extend(
+        rn.warnings
+            .iter()
+            .filter(|w| !w.starts_with("note on "))
+            .cloned(),
+    );
     rep.signers = trust.seen.into_values().collect();
     Ok(rep)
 }
