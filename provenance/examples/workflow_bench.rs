@@ -102,9 +102,16 @@ impl Repo {
     /// Append one AI line (accepted in the ledger) and one human line to `src/app.rs`.
     fn edit(&mut self, l: &Ledger, tag: &str) {
         let ai = format!("    let ai_{tag}_{} = compute({});", self.n, self.n);
-        accept(l, "src/app.rs", self.lines.len() as u32, &format!("{ai}\n"), "qwen2.5-coder");
+        accept(
+            l,
+            "src/app.rs",
+            self.lines.len() as u32,
+            &format!("{ai}\n"),
+            "qwen2.5-coder",
+        );
         self.lines.push(ai);
-        self.lines.push(format!("    let human_{tag}_{} = {};", self.n, self.n));
+        self.lines
+            .push(format!("    let human_{tag}_{} = {};", self.n, self.n));
         self.n += 1;
         std::fs::write(self.root.join("src/app.rs"), self.lines.join("\n") + "\n").unwrap();
     }
@@ -237,8 +244,18 @@ fn main() {
             made += 1;
         } else if made % 25 == 12 {
             git(&root, &["checkout", "-q", "-b", "pick"]);
-            std::fs::write(root.join(format!("src/pick{made}.rs")), format!("pub fn pick{made}() {{}}\n")).unwrap();
-            accept(&l, &format!("src/pick{made}.rs"), 0, &format!("pub fn pick{made}() {{}}\n"), "qwen2.5-coder");
+            std::fs::write(
+                root.join(format!("src/pick{made}.rs")),
+                format!("pub fn pick{made}() {{}}\n"),
+            )
+            .unwrap();
+            accept(
+                &l,
+                &format!("src/pick{made}.rs"),
+                0,
+                &format!("pub fn pick{made}() {{}}\n"),
+                "qwen2.5-coder",
+            );
             let p = r.commit("pick source");
             attest_with(&l, &p, None).unwrap();
             git(&root, &["checkout", "-q", "main"]);
@@ -272,7 +289,10 @@ fn main() {
         n_ai = b.iter().filter(|e| e.class == "ai").count();
     }
     rows.push((
-        format!("blame src/app.rs ({} lines, history of {commits} commits)", r.lines.len()),
+        format!(
+            "blame src/app.rs ({} lines, history of {commits} commits)",
+            r.lines.len()
+        ),
         ms(median(bt)),
         format!("{n_ai} ai lines; median of 5"),
     ));
@@ -298,9 +318,19 @@ fn main() {
     for round in 0..3 {
         let _ = std::fs::remove_file(hooks.join("post-commit"));
         let _ = std::fs::remove_file(hooks.join("prepare-commit-msg"));
-        plain.push(time_commits(&mut r, &l, samples / 3, &format!("plain{round}")));
+        plain.push(time_commits(
+            &mut r,
+            &l,
+            samples / 3,
+            &format!("plain{round}"),
+        ));
         install_hooks(&root, &home);
-        hooked.push(time_commits(&mut r, &l, samples / 3, &format!("hooked{round}")));
+        hooked.push(time_commits(
+            &mut r,
+            &l,
+            samples / 3,
+            &format!("hooked{round}"),
+        ));
     }
     let (p, h) = (median(plain), median(hooked));
     let last = git(&root, &["rev-parse", "HEAD"]);
@@ -316,9 +346,16 @@ fn main() {
     rows.push((
         "git commit + prepare-commit-msg + post-commit hooks (attest, witness refresh)".into(),
         ms(h),
-        format!("added {}; ledger {} records", ms(h.saturating_sub(p)), l.entries().unwrap().len()),
+        format!(
+            "added {}; ledger {} records",
+            ms(h.saturating_sub(p)),
+            l.entries().unwrap().len()
+        ),
     ));
-    if let Some(bin) = std::env::var_os("CAIRN_BIN").map(PathBuf::from).filter(|b| b.exists()) {
+    if let Some(bin) = std::env::var_os("CAIRN_BIN")
+        .map(PathBuf::from)
+        .filter(|b| b.exists())
+    {
         let mut st = Vec::new();
         for _ in 0..11 {
             let t = Instant::now();
@@ -327,12 +364,18 @@ fn main() {
             st.push(t.elapsed());
         }
         rows.push((
-            format!("`{} --version` start-up (per hook call, on top)", bin.display()),
+            format!(
+                "`{} --version` start-up (per hook call, on top)",
+                bin.display()
+            ),
             ms(median(st)),
             "median of 11".into(),
         ));
     }
 
+    if std::env::args().any(|a| a == "--keep") {
+        eprintln!("kept {}", tmp.keep().display());
+    }
     println!("| measurement | time | detail |\n|---|---|---|");
     for (a, b, c) in rows {
         println!("| {a} | {b} | {c} |");

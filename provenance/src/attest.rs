@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::git::{self, NOTES_REF};
 use crate::jcs;
 use crate::keys::{key_id, public_key_b64};
-use crate::ledger::{now_rfc3339, Ledger, LedgerEntry, LedgerOptions};
+use crate::ledger::{now_rfc3339, Ledger, LedgerOptions};
 use crate::notes::{AiCommit, Checkpoint, FileAttribution, KeyInfo, Note, Region};
 use crate::record::{
     record_of_payload, Event, EventKind, LineClass, Record, RecordId, Statement, Subject,
@@ -53,8 +53,8 @@ fn record_of_line(line: &str) -> Option<Record> {
         .map(|(_, r)| r)
 }
 
-fn line_of(e: &LedgerEntry) -> String {
-    String::from_utf8_lossy(&e.line).into_owned()
+fn line_of(line: &[u8]) -> String {
+    String::from_utf8_lossy(line).into_owned()
 }
 
 /// Candidates and record envelopes from the ledger: accepted spans, as last edited.
@@ -69,20 +69,19 @@ struct Sources {
 }
 
 impl Sources {
-    fn from_ledger(entries: &[LedgerEntry], repo: &str) -> Sources {
+    fn from_ledger(entries: &[(Vec<u8>, Record)], repo: &str) -> Sources {
         let mut s = Sources::default();
         let mut model: HashMap<String, String> = HashMap::new();
         // record id → (path, lines) as currently known
         let mut spans: BTreeMap<String, (String, Vec<(String, LineClass)>)> = BTreeMap::new();
-        for e in entries {
-            let r = &e.record;
+        for (line, r) in entries {
             let id = r.record_id.clone().unwrap_or_default();
             let refers = r.refers_to.clone().unwrap_or_default();
             match r.event {
                 Some(EventKind::Suggested) => {
                     let m = r.model_id().unwrap_or("unknown").to_string();
                     model.insert(id.clone(), m);
-                    s.envelopes.entry(id).or_default().push(line_of(e));
+                    s.envelopes.entry(id).or_default().push(line_of(line));
                 }
                 Some(EventKind::Accepted) => {
                     let path = rel_path(repo, r.location.as_ref().map_or("", |l| l.path.as_str()));
@@ -91,7 +90,7 @@ impl Sources {
                         .map(|h| (h.to_string(), LineClass::Ai))
                         .collect();
                     spans.insert(refers.clone(), (path, hashes));
-                    s.envelopes.entry(refers).or_default().push(line_of(e));
+                    s.envelopes.entry(refers).or_default().push(line_of(line));
                 }
                 Some(EventKind::Edited) => {
                     let Some(span) = &r.span else { continue };
@@ -102,7 +101,7 @@ impl Sources {
                         .map(|l| (l.hash.clone(), l.class))
                         .collect();
                     spans.insert(refers.clone(), (path, lines));
-                    s.envelopes.entry(refers).or_default().push(line_of(e));
+                    s.envelopes.entry(refers).or_default().push(line_of(line));
                 }
                 _ => {}
             }
@@ -277,7 +276,7 @@ fn attest_from(
 ) -> Result<AttestOutcome> {
     let repo = ledger.repo_root().to_path_buf();
     let commit = git::resolve(&repo, commit)?;
-    let entries = ledger.entries()?;
+    let entries = crate::ledger::read_records(ledger.path())?;
     let mut sources = Sources::from_ledger(&entries, &repo.to_string_lossy());
     let mut lookup = vec![commit.clone()];
     for old in rewritten_from {
@@ -494,7 +493,7 @@ pub fn staged_ai_models(repo: &Path, opts: &LedgerOptions) -> Result<Vec<String>
     if !path.exists() {
         return Ok(vec![]);
     }
-    let entries = crate::ledger::read_entries(&path)?;
+    let entries = crate::ledger::read_records(&path)?;
     let sources = Sources::from_ledger(&entries, &root.to_string_lossy());
     let diff = git::git(
         &root,

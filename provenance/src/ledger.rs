@@ -199,6 +199,45 @@ pub fn read_entries(path: &Path) -> Result<Vec<LedgerEntry>> {
     Ok(out)
 }
 
+/// The typed record of every line (lines as stored), read on all cores straight from the
+/// payload into [`Record`] (no `serde_json::Value` detour): what attribution needs, at a
+/// fraction of [`read_entries`]' cost. Lines that do not read are left out (`verify`
+/// reports them). A torn last line is an error, as in [`read_entries`].
+pub fn read_records(path: &Path) -> Result<Vec<(Vec<u8>, Record)>> {
+    let bytes = std::fs::read(path).at(path)?;
+    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+        let offset = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) as u64;
+        return Err(Error::TornTail {
+            path: path.into(),
+            offset,
+        });
+    }
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = lines.len().div_ceil(threads).max(1);
+    let one = |line: &[u8]| -> Option<(Vec<u8>, Record)> {
+        let env: Envelope = serde_json::from_slice(line).ok()?;
+        let payload = env.payload_bytes().ok()?;
+        let (_, record) = record_of_payload(&payload).ok()?;
+        Some((line.to_vec(), record))
+    };
+    Ok(std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().filter_map(|l| one(l)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("ledger reader panicked"))
+            .collect()
+    }))
+}
+
 struct Writer {
     file: File,
     len: u64,
