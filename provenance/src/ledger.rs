@@ -357,22 +357,29 @@ fn sync_dir(dir: &Path) {
 
 /// Git identity of the user in `repo` (falls back to `unknown`).
 pub fn git_actor(repo: &Path) -> Actor {
-    let get = |k: &str| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(repo)
-            .args(["config", "--get", k])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_else(|| "unknown".into())
-    };
-    Actor {
-        name: get("user.name"),
-        email: get("user.email"),
+    // One `git config` for both keys: the hooks run this on every commit.
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["config", "-z", "--get-regexp", r"^user\.(name|email)$"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut actor = Actor {
+        name: "unknown".into(),
+        email: "unknown".into(),
         device_key: String::new(),
+    };
+    for entry in out.split('\0') {
+        match entry.split_once('\n') {
+            Some(("user.name", v)) => actor.name = v.to_string(),
+            Some(("user.email", v)) => actor.email = v.to_string(),
+            _ => {}
+        }
     }
+    actor
 }
 
 impl Ledger {
