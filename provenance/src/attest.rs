@@ -62,57 +62,153 @@ fn line_of(line: &[u8]) -> String {
 struct Sources {
     /// (path, line hash) → candidate
     lines: HashMap<(String, String), Candidate>,
-    /// record id → envelope lines of that suggestion's records (suggested, accepted, edited)
+    /// record id → envelope lines of that suggestion's records carried by notes
     envelopes: HashMap<String, Vec<String>>,
+    /// record id → where that suggestion's records (suggested, accepted, edited) are in
+    /// the ledger: read only for the records a commit uses
+    ledger_lines: HashMap<String, Vec<LineRef>>,
     /// key id → public key of the ledgers that signed records carried from notes
     keys: HashMap<String, KeyInfo>,
 }
 
-impl Sources {
-    fn from_ledger(entries: &[(Vec<u8>, Record)], repo: &str) -> Sources {
-        let mut s = Sources::default();
-        let mut model: HashMap<String, String> = HashMap::new();
-        // record id → (path, lines) as currently known
-        let mut spans: BTreeMap<String, (String, Vec<(String, LineClass)>)> = BTreeMap::new();
-        for (line, r) in entries {
-            let id = r.record_id.clone().unwrap_or_default();
-            let refers = r.refers_to.clone().unwrap_or_default();
-            match r.event {
-                Some(EventKind::Suggested) => {
-                    let m = r.model_id().unwrap_or("unknown").to_string();
-                    model.insert(id.clone(), m);
-                    s.envelopes.entry(id).or_default().push(line_of(line));
-                }
-                Some(EventKind::Accepted) => {
-                    let path = rel_path(repo, r.location.as_ref().map_or("", |l| l.path.as_str()));
-                    let hashes: Vec<(String, LineClass)> = r
-                        .line_hashes()
-                        .map(|h| (h.to_string(), LineClass::Ai))
-                        .collect();
-                    spans.insert(refers.clone(), (path, hashes));
-                    s.envelopes.entry(refers).or_default().push(line_of(line));
-                }
-                Some(EventKind::Edited) => {
-                    let Some(span) = &r.span else { continue };
-                    let path = rel_path(repo, &span.path);
-                    let lines: Vec<(String, LineClass)> = span
-                        .lines
-                        .iter()
-                        .map(|l| (l.hash.clone(), l.class))
-                        .collect();
-                    spans.insert(refers.clone(), (path, lines));
-                    s.envelopes.entry(refers).or_default().push(line_of(line));
-                }
-                _ => {}
-            }
+/// A ledger line: byte offset, length, SHA-256.
+type LineRef = (u64, u32, String);
+
+/// What attribution needs from the ledger, kept beside it (`spans-index.json`) and
+/// brought up to date from the lines appended since, so a hook does not parse the whole
+/// ledger on every commit. Derived data: rebuilt whenever it does not match the ledger.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct SpanIndex {
+    version: u32,
+    /// Bytes of the ledger covered.
+    len: u64,
+    /// SHA-256 of the (up to) 4 KiB of the ledger before `len`.
+    tail: String,
+    repo: String,
+    model: HashMap<String, String>,
+    spans: BTreeMap<String, (String, Vec<(String, LineClass)>)>,
+    lines: HashMap<String, Vec<LineRef>>,
+}
+
+const SPAN_INDEX: &str = "spans-index.json";
+const SPAN_INDEX_VERSION: u32 = 1;
+
+fn tail_digest(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let start = len.saturating_sub(4096);
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = vec![0; (len - start) as usize];
+    file.read_exact(&mut buf)?;
+    Ok(sha256_hex(&buf))
+}
+
+impl SpanIndex {
+    /// The index of the ledger at `path`, updated with the lines appended since it was
+    /// written (or rebuilt), and saved back when it changed.
+    fn load(path: &Path, repo: &str) -> Result<SpanIndex> {
+        use std::io::{Read, Seek, SeekFrom};
+        let err = |e: std::io::Error| crate::Error::Io {
+            path: path.into(),
+            source: e,
+        };
+        let side = path.with_file_name(SPAN_INDEX);
+        let mut file = std::fs::File::open(path).map_err(err)?;
+        let size = file.metadata().map_err(err)?.len();
+        let mut idx: SpanIndex = std::fs::read(&side)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let fresh = idx.version == SPAN_INDEX_VERSION
+            && idx.repo == repo
+            && idx.len <= size
+            && tail_digest(&mut file, idx.len).ok().as_deref() == Some(idx.tail.as_str());
+        if !fresh {
+            idx = SpanIndex {
+                version: SPAN_INDEX_VERSION,
+                repo: repo.to_string(),
+                ..Default::default()
+            };
         }
-        for (rid, (path, lines)) in spans {
-            let m = model.get(&rid).cloned().unwrap_or_else(|| "unknown".into());
+        if idx.len == size {
+            return Ok(idx);
+        }
+        file.seek(SeekFrom::Start(idx.len)).map_err(err)?;
+        let mut bytes = Vec::with_capacity((size - idx.len) as usize);
+        file.read_to_end(&mut bytes).map_err(err)?;
+        // Only whole lines (a torn tail is left for verify to report).
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let base = idx.len;
+        let mut at = 0usize;
+        let mut lines: Vec<(u64, &[u8])> = Vec::new();
+        for l in bytes[..whole].split_inclusive(|&b| b == b'\n') {
+            lines.push((base + at as u64, &l[..l.len() - 1]));
+            at += l.len();
+        }
+        let parsed = crate::ledger::parse_records(&lines);
+        for (offset, line, r) in parsed {
+            idx.apply(offset, line, &r);
+        }
+        idx.len = base + whole as u64;
+        idx.tail = tail_digest(&mut file, idx.len).map_err(err)?;
+        let tmp = side.with_extension("json.tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&idx)?).is_ok() {
+            let _ = std::fs::rename(&tmp, &side);
+        }
+        Ok(idx)
+    }
+
+    fn apply(&mut self, offset: u64, line: &[u8], r: &Record) {
+        let at = (offset, line.len() as u32, sha256_hex(line));
+        let id = r.record_id.clone().unwrap_or_default();
+        let refers = r.refers_to.clone().unwrap_or_default();
+        match r.event {
+            Some(EventKind::Suggested) => {
+                let m = r.model_id().unwrap_or("unknown").to_string();
+                self.model.insert(id.clone(), m);
+                self.lines.entry(id).or_default().push(at);
+            }
+            Some(EventKind::Accepted) => {
+                let path = rel_path(
+                    &self.repo,
+                    r.location.as_ref().map_or("", |l| l.path.as_str()),
+                );
+                let hashes: Vec<(String, LineClass)> = r
+                    .line_hashes()
+                    .map(|h| (h.to_string(), LineClass::Ai))
+                    .collect();
+                self.spans.insert(refers.clone(), (path, hashes));
+                self.lines.entry(refers).or_default().push(at);
+            }
+            Some(EventKind::Edited) => {
+                let Some(span) = &r.span else { return };
+                let path = rel_path(&self.repo, &span.path);
+                let lines: Vec<(String, LineClass)> = span
+                    .lines
+                    .iter()
+                    .map(|l| (l.hash.clone(), l.class))
+                    .collect();
+                self.spans.insert(refers.clone(), (path, lines));
+                self.lines.entry(refers).or_default().push(at);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Sources {
+    fn from_index(idx: SpanIndex) -> Sources {
+        let mut s = Sources::default();
+        for (rid, (path, lines)) in &idx.spans {
+            let m = idx
+                .model
+                .get(rid)
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
             for (h, class) in lines {
                 s.lines.insert(
-                    (path.clone(), h),
+                    (path.clone(), h.clone()),
                     Candidate {
-                        class,
+                        class: *class,
                         record_id: rid.clone(),
                         model: m.clone(),
                         from: None,
@@ -120,7 +216,41 @@ impl Sources {
                 );
             }
         }
+        s.ledger_lines = idx.lines;
         s
+    }
+
+    /// The envelope lines of a suggestion's records: the ledger's, then those only notes have.
+    fn envelope_lines(&self, rid: &str, ledger: &Path) -> Result<Vec<String>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut out = Vec::new();
+        if let Some(refs) = self.ledger_lines.get(rid) {
+            let err = |e: std::io::Error| crate::Error::Io {
+                path: ledger.into(),
+                source: e,
+            };
+            let mut f = std::fs::File::open(ledger).map_err(err)?;
+            for (off, len, digest) in refs {
+                f.seek(SeekFrom::Start(*off)).map_err(err)?;
+                let mut buf = vec![0; *len as usize];
+                f.read_exact(&mut buf).map_err(err)?;
+                if &sha256_hex(&buf) != digest {
+                    let _ = std::fs::remove_file(ledger.with_file_name(SPAN_INDEX));
+                    return Err(crate::Error::Invalid(format!(
+                        "{} changed under its span index (removed; run the command again, and \
+                         `cairn verify`)",
+                        ledger.display()
+                    )));
+                }
+                out.push(line_of(&buf));
+            }
+        }
+        for l in self.envelopes.get(rid).into_iter().flatten() {
+            if !out.contains(l) {
+                out.push(l.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// Attribution carried by an earlier note (copied by amend/rebase, the pre-rewrite
@@ -276,8 +406,8 @@ fn attest_from(
 ) -> Result<AttestOutcome> {
     let repo = ledger.repo_root().to_path_buf();
     let commit = git::resolve(&repo, commit)?;
-    let entries = crate::ledger::read_records(ledger.path())?;
-    let mut sources = Sources::from_ledger(&entries, &repo.to_string_lossy());
+    let index = SpanIndex::load(ledger.path(), &repo.to_string_lossy())?;
+    let mut sources = Sources::from_index(index);
     let mut lookup = vec![commit.clone()];
     for old in rewritten_from {
         lookup.push(git::resolve(&repo, old).unwrap_or_else(|_| old.to_string()));
@@ -396,10 +526,10 @@ fn attest_from(
 
     let mut used: Vec<String> = used.into_iter().collect();
     used.sort();
-    let records: Vec<String> = used
-        .iter()
-        .flat_map(|r| sources.envelopes.get(r).cloned().unwrap_or_default())
-        .collect();
+    let mut records: Vec<String> = Vec::new();
+    for r in &used {
+        records.extend(sources.envelope_lines(r, ledger.path())?);
+    }
     let (tree_size, root_hash) = ledger.checkpoint()?;
     let vk = ledger.public_key();
     // Carried records keep their own signer: name each other ledger's key once.
@@ -493,8 +623,7 @@ pub fn staged_ai_models(repo: &Path, opts: &LedgerOptions) -> Result<Vec<String>
     if !path.exists() {
         return Ok(vec![]);
     }
-    let entries = crate::ledger::read_records(&path)?;
-    let sources = Sources::from_ledger(&entries, &root.to_string_lossy());
+    let sources = Sources::from_index(SpanIndex::load(&path, &root.to_string_lossy())?);
     let diff = git::git(
         &root,
         &["diff", "--cached", "-U0", "--no-color", "--no-renames"],

@@ -238,6 +238,31 @@ pub fn read_records(path: &Path) -> Result<Vec<(Vec<u8>, Record)>> {
     }))
 }
 
+/// Typed records of ledger lines given as (offset, bytes), parsed on all cores; lines that
+/// do not read are left out.
+pub(crate) fn parse_records<'a>(lines: &[(u64, &'a [u8])]) -> Vec<(u64, &'a [u8], Record)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let chunk = lines.len().div_ceil(threads).max(1);
+    let one = |(off, line): &(u64, &'a [u8])| -> Option<(u64, &'a [u8], Record)> {
+        let env: Envelope = serde_json::from_slice(line).ok()?;
+        let payload = env.payload_bytes().ok()?;
+        let (_, record) = record_of_payload(&payload).ok()?;
+        Some((*off, *line, record))
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().filter_map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("ledger reader panicked"))
+            .collect()
+    })
+}
+
 struct Writer {
     file: File,
     len: u64,
