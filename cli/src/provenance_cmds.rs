@@ -30,6 +30,14 @@ pub enum ProvenanceCommands {
         /// AI-assisted (the prepare-commit-msg hook). Never adds Signed-off-by.
         #[arg(long, value_name = "MSG_FILE")]
         trailer_for: Option<PathBuf>,
+        /// Recover attribution by line content from other commits' notes: after a
+        /// squash-merge made elsewhere, or a cherry-pick without -x. Searches every
+        /// attested commit that is not an ancestor of COMMIT, or those of --from.
+        #[arg(long)]
+        recover: bool,
+        /// With --recover: only the notes of this range's commits (e.g. `main..origin/feature`).
+        #[arg(long, value_name = "RANGE", requires = "recover")]
+        from: Option<String>,
         #[arg(long)]
         quiet: bool,
         #[command(flatten)]
@@ -67,11 +75,15 @@ pub enum ProvenanceCommands {
         trusted_reviewers: Vec<String>,
         #[arg(long)]
         json: bool,
+        /// Also write a SLSA verification summary (in-toto statement, DSSE envelope signed
+        /// by this device's key) of the verdict to this file.
+        #[arg(long, value_name = "FILE")]
+        vsa: Option<PathBuf>,
     },
     /// Report AI-assisted, ai-modified and human lines per commit, file, author and model.
     Report {
         range: Option<String>,
-        /// json (JSON Lines), csv, html, sarif or intoto.
+        /// json (JSON Lines), csv, html, sarif, intoto or agent-trace (Agent Trace 0.1 records).
         #[arg(long, default_value = "json")]
         format: String,
         /// Write here instead of stdout.
@@ -86,6 +98,12 @@ pub enum ProvenanceCommands {
         /// Move a torn (never acknowledged) last ledger line aside so appends work again.
         #[arg(long)]
         quarantine_torn_tail: bool,
+        /// Also print each embedded record's signer and whether it is trusted.
+        #[arg(long)]
+        records: bool,
+        /// Print the whole report as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         ledger: LedgerArgs,
     },
@@ -164,6 +182,8 @@ impl ProvenanceCommands {
                 commit,
                 rewritten,
                 trailer_for,
+                recover,
+                from,
                 quiet,
                 ledger: _,
             } => {
@@ -181,11 +201,13 @@ impl ProvenanceCommands {
                         }
                     }
                     prov.attest_rewritten(&pairs)?
+                } else if recover {
+                    vec![prov.attest_recovering(&commit, from.as_deref())?]
                 } else {
                     vec![prov.attest(&commit)?]
                 };
                 if !quiet {
-                    for o in outcomes {
+                    for o in &outcomes {
                         println!(
                             "{}: {} ai, {} ai-modified, {} human lines{}",
                             &o.commit[..12],
@@ -197,6 +219,22 @@ impl ProvenanceCommands {
                             } else {
                                 format!(" ({})", o.models.join(", "))
                             }
+                        );
+                    }
+                }
+                for o in &outcomes {
+                    let from = &o.statement.recovered_from;
+                    if !from.is_empty() {
+                        let short: Vec<&str> = from.iter().map(|c| &c[..12.min(c.len())]).collect();
+                        println!(
+                            "{}: recovered attribution from the notes of {}",
+                            &o.commit[..12],
+                            short.join(", ")
+                        );
+                    } else if recover {
+                        println!(
+                            "{}: nothing to recover (no other commit's note has these lines)",
+                            &o.commit[..12]
                         );
                     }
                 }
@@ -272,9 +310,20 @@ impl ProvenanceCommands {
                 require_review,
                 trusted_reviewers,
                 json,
+                vsa,
             } => {
                 let opts = CheckOptions { trusted_reviewers };
-                let out = prov.check(range.as_deref(), require_review, &opts)?;
+                let out = match &vsa {
+                    Some(path) => {
+                        let (out, line) =
+                            prov.check_vsa(range.as_deref(), require_review, &opts)?;
+                        std::fs::write(path, line + "\n")
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!("wrote the verification summary to {}", path.display());
+                        out
+                    }
+                    None => prov.check(range.as_deref(), require_review, &opts)?,
+                };
                 if json {
                     println!("{}", serde_json::to_string_pretty(&out)?);
                 } else {
@@ -287,6 +336,16 @@ impl ProvenanceCommands {
                             r.class.as_str(),
                             r.model,
                             &r.commit[..12]
+                        );
+                    }
+                    for w in &out.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    for (c, by) in &out.reverted {
+                        println!(
+                            "reverted: AI-assisted commit {} was reverted by {} (no review needed)",
+                            &c[..12],
+                            &by[..12.min(by.len())]
                         );
                     }
                     println!("{}", out.summary_line());
@@ -315,6 +374,8 @@ impl ProvenanceCommands {
             ProvenanceCommands::Verify {
                 range,
                 quarantine_torn_tail,
+                records,
+                json,
                 ledger: _,
             } => {
                 if quarantine_torn_tail {
@@ -324,8 +385,48 @@ impl ProvenanceCommands {
                     }
                 }
                 let rep = prov.verify(range.as_deref())?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rep)?);
+                    return Ok(if rep.ok() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    });
+                }
                 for c in &rep.checked {
                     println!("checked {c}");
+                }
+                let trust = |t: Option<bool>| match t {
+                    Some(true) => "trusted",
+                    Some(false) => "NOT TRUSTED",
+                    None => "trust unknown",
+                };
+                for s in &rep.signers {
+                    println!(
+                        "signer {} ({}{}): {} attestations, {} records, {}\n  {}",
+                        &s.keyid[..16],
+                        s.principal.as_deref().unwrap_or("not listed"),
+                        if s.this_device { ", this device" } else { "" },
+                        s.statements,
+                        s.records,
+                        trust(s.trusted),
+                        s.ssh_key
+                    );
+                }
+                if records {
+                    for r in &rep.records {
+                        println!(
+                            "record {} on {}: signed by {} ({}), {}",
+                            r.record.as_deref().unwrap_or("?"),
+                            &r.commit[..12.min(r.commit.len())],
+                            &r.keyid[..16],
+                            r.principal.as_deref().unwrap_or("not listed"),
+                            trust(r.trusted)
+                        );
+                    }
+                }
+                for w in &rep.warnings {
+                    println!("warning: {w}");
                 }
                 for f in &rep.failures {
                     println!("FAIL {f}");

@@ -13,7 +13,8 @@ fn cairn(repo: &std::path::Path) -> Command {
             "CAIRN_KEY_STORE",
             format!("file:{}", repo.join(".git/keys").display()),
         )
-        .env("XDG_DATA_HOME", repo.join(".git/data"));
+        .env("XDG_DATA_HOME", repo.join(".git/data"))
+        .env("XDG_STATE_HOME", repo.join(".git/state"));
     c
 }
 

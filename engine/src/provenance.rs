@@ -104,6 +104,24 @@ impl Provenance {
         Ok(prov::attest(&self.root, commit, &self.signing()?)?)
     }
 
+    /// Attributes a commit recovering by line content from other commits' notes (a
+    /// squash-merge made elsewhere, a cherry-pick): those of `from` (a range), else every
+    /// attested commit that is not an ancestor. The statement names what it used.
+    pub fn attest_recovering(
+        &self,
+        commit: &str,
+        from: Option<&str>,
+    ) -> Result<AttestOutcome, EngineError> {
+        let recovery = match from {
+            Some(range) => {
+                prov::Recovery::From(prov::git::commits_in_range(&self.root, Some(range))?)
+            }
+            None => prov::Recovery::AllNotes,
+        };
+        let ledger = prov::Ledger::open(&self.root, self.signing()?)?;
+        Ok(prov::attest_recovering(&ledger, commit, &recovery)?)
+    }
+
     /// Re-attests rewritten commits (`old new` pairs, as the post-rewrite hook gets them).
     pub fn attest_rewritten(
         &self,
@@ -149,6 +167,21 @@ impl Provenance {
         Ok(prov::check(&self.root, range, require_review, opts)?)
     }
 
+    /// The gate, plus a SLSA verification summary of its verdict (an in-toto statement in
+    /// a DSSE envelope, one JSON line) signed by this device's key.
+    pub fn check_vsa(
+        &self,
+        range: Option<&str>,
+        require_review: bool,
+        opts: &CheckOptions,
+    ) -> Result<(CheckOutcome, String), EngineError> {
+        let out = prov::check(&self.root, range, require_review, opts)?;
+        let store = self.signing()?.key_store()?;
+        let key = keys::load_or_create(store.as_ref(), keys::DEVICE_KEY)?;
+        let env = prov::vsa::vsa(&self.root, range, &out, opts, &key)?;
+        Ok((out, String::from_utf8_lossy(&env.to_line()).into_owned()))
+    }
+
     /// A report over `range` in `format`, with acceptance counts from the ledger.
     pub fn report(&self, range: Option<&str>, format: ReportFormat) -> Result<String, EngineError> {
         Ok(prov::report(
@@ -168,13 +201,23 @@ impl Provenance {
         )?)
     }
 
-    /// Checks signatures, the ledger's chain, note checkpoints and subjects.
+    /// Checks signatures, the ledger's chain, note checkpoints and subjects, and the
+    /// ledger against the checkpoints its witnesses hold (git ref and local witness).
     pub fn verify(&self, range: Option<&str>) -> Result<VerifyReport, EngineError> {
-        Ok(prov::verify(
+        Ok(prov::verify_witnessed(
             &self.root,
             range,
             self.existing_ledger().as_deref(),
+            self.witness_dir().as_deref(),
         )?)
+    }
+
+    /// Where this repository's local witness keeps its checkpoints.
+    pub fn witness_dir(&self) -> Option<PathBuf> {
+        self.ledger
+            .witness_dir
+            .clone()
+            .or_else(|| prov::witness::local_witness_dir(&self.root))
     }
 
     /// Moves a torn (never acknowledged) last ledger line aside; where it went.

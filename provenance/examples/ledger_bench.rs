@@ -205,6 +205,8 @@ fn main() {
                     c * per_commit + k,
                     k
                 ))],
+                tool: None,
+                unsigned: false,
             })
             .collect();
         let ac = AiCommit {
@@ -234,6 +236,8 @@ fn main() {
                 .iter()
                 .map(|l| digest::sha256_hex(l.as_bytes()))
                 .collect(),
+            record_signers: vec![],
+            recovered_from: vec![],
         };
         let st = Statement::new(
             vec![Subject::new("git+commit:x", "gitCommit", "0".repeat(40))],
@@ -245,7 +249,9 @@ fn main() {
             ai_commit: Some((env, st, ac)),
             records: lines,
             reviews: vec![],
+            concatenated: vec![],
             errors: vec![],
+            imported: None,
         }
         .to_text();
         write!(stream, "N inline :{}\ndata {}\n{note}\n", c + 1, note.len()).unwrap();

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::git::{self, NOTES_REF};
 use crate::jcs;
 use crate::keys::{key_id, public_key_b64};
-use crate::ledger::{now_rfc3339, Ledger, LedgerEntry, LedgerOptions};
+use crate::ledger::{now_rfc3339, Ledger, LedgerOptions};
 use crate::notes::{AiCommit, Checkpoint, FileAttribution, KeyInfo, Note, Region};
 use crate::record::{
     record_of_payload, Event, EventKind, LineClass, Record, RecordId, Statement, Subject,
@@ -21,6 +21,8 @@ struct Candidate {
     class: LineClass,
     record_id: String,
     model: String,
+    /// The commit whose note this was recovered from (cherry-pick, squash-merge).
+    from: Option<String>,
 }
 
 /// What an attestation found and wrote.
@@ -51,8 +53,8 @@ fn record_of_line(line: &str) -> Option<Record> {
         .map(|(_, r)| r)
 }
 
-fn line_of(e: &LedgerEntry) -> String {
-    String::from_utf8_lossy(&e.line).into_owned()
+fn line_of(line: &[u8]) -> String {
+    String::from_utf8_lossy(line).into_owned()
 }
 
 /// Candidates and record envelopes from the ledger: accepted spans, as last edited.
@@ -60,70 +62,209 @@ fn line_of(e: &LedgerEntry) -> String {
 struct Sources {
     /// (path, line hash) → candidate
     lines: HashMap<(String, String), Candidate>,
-    /// record id → envelope lines of that suggestion's records (suggested, accepted, edited)
+    /// record id → envelope lines of that suggestion's records carried by notes
     envelopes: HashMap<String, Vec<String>>,
+    /// record id → where that suggestion's records (suggested, accepted, edited) are in
+    /// the ledger: read only for the records a commit uses
+    ledger_lines: HashMap<String, Vec<LineRef>>,
+    /// key id → public key of the ledgers that signed records carried from notes
+    keys: HashMap<String, KeyInfo>,
+}
+
+/// A ledger line: byte offset, length, SHA-256.
+type LineRef = (u64, u32, String);
+
+/// What attribution needs from the ledger, kept beside it (`spans-index.json`) and
+/// brought up to date from the lines appended since, so a hook does not parse the whole
+/// ledger on every commit. Derived data: rebuilt whenever it does not match the ledger.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct SpanIndex {
+    version: u32,
+    /// Bytes of the ledger covered.
+    len: u64,
+    /// SHA-256 of the (up to) 4 KiB of the ledger before `len`.
+    tail: String,
+    repo: String,
+    model: HashMap<String, String>,
+    spans: BTreeMap<String, (String, Vec<(String, LineClass)>)>,
+    lines: HashMap<String, Vec<LineRef>>,
+}
+
+const SPAN_INDEX: &str = "spans-index.json";
+const SPAN_INDEX_VERSION: u32 = 1;
+
+fn tail_digest(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let start = len.saturating_sub(4096);
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = vec![0; (len - start) as usize];
+    file.read_exact(&mut buf)?;
+    Ok(sha256_hex(&buf))
+}
+
+impl SpanIndex {
+    /// The index of the ledger at `path`, updated with the lines appended since it was
+    /// written (or rebuilt), and saved back when it changed.
+    fn load(path: &Path, repo: &str) -> Result<SpanIndex> {
+        use std::io::{Read, Seek, SeekFrom};
+        let err = |e: std::io::Error| crate::Error::Io {
+            path: path.into(),
+            source: e,
+        };
+        let side = path.with_file_name(SPAN_INDEX);
+        let mut file = std::fs::File::open(path).map_err(err)?;
+        let size = file.metadata().map_err(err)?.len();
+        let mut idx: SpanIndex = std::fs::read(&side)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let fresh = idx.version == SPAN_INDEX_VERSION
+            && idx.repo == repo
+            && idx.len <= size
+            && tail_digest(&mut file, idx.len).ok().as_deref() == Some(idx.tail.as_str());
+        if !fresh {
+            idx = SpanIndex {
+                version: SPAN_INDEX_VERSION,
+                repo: repo.to_string(),
+                ..Default::default()
+            };
+        }
+        if idx.len == size {
+            return Ok(idx);
+        }
+        file.seek(SeekFrom::Start(idx.len)).map_err(err)?;
+        let mut bytes = Vec::with_capacity((size - idx.len) as usize);
+        file.read_to_end(&mut bytes).map_err(err)?;
+        // Only whole lines (a torn tail is left for verify to report).
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let base = idx.len;
+        let mut at = 0usize;
+        let mut lines: Vec<(u64, &[u8])> = Vec::new();
+        for l in bytes[..whole].split_inclusive(|&b| b == b'\n') {
+            lines.push((base + at as u64, &l[..l.len() - 1]));
+            at += l.len();
+        }
+        let parsed = crate::ledger::parse_records(&lines);
+        for (offset, line, r) in parsed {
+            idx.apply(offset, line, &r);
+        }
+        idx.len = base + whole as u64;
+        idx.tail = tail_digest(&mut file, idx.len).map_err(err)?;
+        let tmp = side.with_extension("json.tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&idx)?).is_ok() {
+            let _ = std::fs::rename(&tmp, &side);
+        }
+        Ok(idx)
+    }
+
+    fn apply(&mut self, offset: u64, line: &[u8], r: &Record) {
+        let at = (offset, line.len() as u32, sha256_hex(line));
+        let id = r.record_id.clone().unwrap_or_default();
+        let refers = r.refers_to.clone().unwrap_or_default();
+        match r.event {
+            Some(EventKind::Suggested) => {
+                let m = r.model_id().unwrap_or("unknown").to_string();
+                self.model.insert(id.clone(), m);
+                self.lines.entry(id).or_default().push(at);
+            }
+            Some(EventKind::Accepted) => {
+                let path = rel_path(
+                    &self.repo,
+                    r.location.as_ref().map_or("", |l| l.path.as_str()),
+                );
+                let hashes: Vec<(String, LineClass)> = r
+                    .line_hashes()
+                    .map(|h| (h.to_string(), LineClass::Ai))
+                    .collect();
+                self.spans.insert(refers.clone(), (path, hashes));
+                self.lines.entry(refers).or_default().push(at);
+            }
+            Some(EventKind::Edited) => {
+                let Some(span) = &r.span else { return };
+                let path = rel_path(&self.repo, &span.path);
+                let lines: Vec<(String, LineClass)> = span
+                    .lines
+                    .iter()
+                    .map(|l| (l.hash.clone(), l.class))
+                    .collect();
+                self.spans.insert(refers.clone(), (path, lines));
+                self.lines.entry(refers).or_default().push(at);
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Sources {
-    fn from_ledger(entries: &[LedgerEntry], repo: &str) -> Sources {
+    fn from_index(idx: SpanIndex) -> Sources {
         let mut s = Sources::default();
-        let mut model: HashMap<String, String> = HashMap::new();
-        // record id → (path, lines) as currently known
-        let mut spans: BTreeMap<String, (String, Vec<(String, LineClass)>)> = BTreeMap::new();
-        for e in entries {
-            let r = &e.record;
-            let id = r.record_id.clone().unwrap_or_default();
-            let refers = r.refers_to.clone().unwrap_or_default();
-            match r.event {
-                Some(EventKind::Suggested) => {
-                    let m = r.model_id().unwrap_or("unknown").to_string();
-                    model.insert(id.clone(), m);
-                    s.envelopes.entry(id).or_default().push(line_of(e));
-                }
-                Some(EventKind::Accepted) => {
-                    let path = rel_path(repo, r.location.as_ref().map_or("", |l| l.path.as_str()));
-                    let hashes: Vec<(String, LineClass)> = r
-                        .line_hashes()
-                        .map(|h| (h.to_string(), LineClass::Ai))
-                        .collect();
-                    spans.insert(refers.clone(), (path, hashes));
-                    s.envelopes.entry(refers).or_default().push(line_of(e));
-                }
-                Some(EventKind::Edited) => {
-                    let Some(span) = &r.span else { continue };
-                    let path = rel_path(repo, &span.path);
-                    let lines: Vec<(String, LineClass)> = span
-                        .lines
-                        .iter()
-                        .map(|l| (l.hash.clone(), l.class))
-                        .collect();
-                    spans.insert(refers.clone(), (path, lines));
-                    s.envelopes.entry(refers).or_default().push(line_of(e));
-                }
-                _ => {}
-            }
-        }
-        for (rid, (path, lines)) in spans {
-            let m = model.get(&rid).cloned().unwrap_or_else(|| "unknown".into());
+        for (rid, (path, lines)) in &idx.spans {
+            let m = idx
+                .model
+                .get(rid)
+                .cloned()
+                .unwrap_or_else(|| "unknown".into());
             for (h, class) in lines {
                 s.lines.insert(
-                    (path.clone(), h),
+                    (path.clone(), h.clone()),
                     Candidate {
-                        class,
+                        class: *class,
                         record_id: rid.clone(),
                         model: m.clone(),
+                        from: None,
                     },
                 );
             }
         }
+        s.ledger_lines = idx.lines;
         s
     }
 
-    /// Attribution carried by an earlier note (copied by amend/rebase, or the pre-rewrite commit).
-    fn add_note(&mut self, note: &Note) {
-        let Some((_, _, ac)) = &note.ai_commit else {
-            return;
-        };
+    /// The envelope lines of a suggestion's records: the ledger's, then those only notes have.
+    fn envelope_lines(&self, rid: &str, ledger: &Path) -> Result<Vec<String>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut out = Vec::new();
+        if let Some(refs) = self.ledger_lines.get(rid) {
+            let err = |e: std::io::Error| crate::Error::Io {
+                path: ledger.into(),
+                source: e,
+            };
+            let mut f = std::fs::File::open(ledger).map_err(err)?;
+            for (off, len, digest) in refs {
+                f.seek(SeekFrom::Start(*off)).map_err(err)?;
+                let mut buf = vec![0; *len as usize];
+                f.read_exact(&mut buf).map_err(err)?;
+                if &sha256_hex(&buf) != digest {
+                    let _ = std::fs::remove_file(ledger.with_file_name(SPAN_INDEX));
+                    return Err(crate::Error::Invalid(format!(
+                        "{} changed under its span index (removed; run the command again, and \
+                         `cairn verify`)",
+                        ledger.display()
+                    )));
+                }
+                out.push(line_of(&buf));
+            }
+        }
+        for l in self.envelopes.get(rid).into_iter().flatten() {
+            if !out.contains(l) {
+                out.push(l.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Attribution carried by an earlier note (copied by amend/rebase, the pre-rewrite
+    /// commit, or a commit it is recovered from: `from`). Every ai-commit statement of a
+    /// concatenated note counts.
+    fn add_note(&mut self, note: &Note, from: Option<&str>) {
+        let statements = note.ai_commit.iter().chain(&note.concatenated);
+        for (_, _, ac) in statements.clone() {
+            for k in std::iter::once(&ac.signer).chain(&ac.record_signers) {
+                self.keys
+                    .entry(k.keyid.clone())
+                    .or_insert_with(|| k.clone());
+            }
+        }
         for line in &note.records {
             if let Some(r) = record_of_line(line) {
                 let rid = r.suggestion_id().unwrap_or("").to_string();
@@ -133,16 +274,19 @@ impl Sources {
                 }
             }
         }
-        for f in &ac.files {
-            for r in &f.regions {
-                for h in &r.line_hashes {
-                    self.lines
-                        .entry((f.path.clone(), h.clone()))
-                        .or_insert_with(|| Candidate {
-                            class: r.class,
-                            record_id: r.record_id.clone(),
-                            model: r.model.clone(),
-                        });
+        for (_, _, ac) in statements {
+            for f in &ac.files {
+                for r in &f.regions {
+                    for h in &r.line_hashes {
+                        self.lines
+                            .entry((f.path.clone(), h.clone()))
+                            .or_insert_with(|| Candidate {
+                                class: r.class,
+                                record_id: r.record_id.clone(),
+                                model: r.model.clone(),
+                                from: from.map(str::to_string),
+                            });
+                    }
                 }
             }
         }
@@ -156,17 +300,39 @@ pub fn attest(repo: &Path, commit: &str, opts: &LedgerOptions) -> Result<AttestO
     attest_with(&ledger, commit, None)
 }
 
-/// Re-attest commits rewritten by amend or rebase (`post-rewrite` hook input: old new pairs).
+/// Re-attest commits rewritten by amend or rebase (`post-rewrite` hook input: old new
+/// pairs). A squash or fixup maps several old commits to one new one: it is attested
+/// once, from all of their notes, into one note.
 pub fn attest_rewritten(
     repo: &Path,
     pairs: &[(String, String)],
     opts: &LedgerOptions,
 ) -> Result<Vec<AttestOutcome>> {
     let ledger = Ledger::open(repo, opts.clone())?;
-    pairs
-        .iter()
-        .map(|(old, new)| attest_with(&ledger, new, Some(old)))
+    let mut order: Vec<&str> = Vec::new();
+    let mut olds: HashMap<&str, Vec<String>> = HashMap::new();
+    for (old, new) in pairs {
+        if !olds.contains_key(new.as_str()) {
+            order.push(new);
+        }
+        olds.entry(new).or_default().push(old.clone());
+    }
+    order
+        .into_iter()
+        .map(|new| attest_from(&ledger, new, &olds[new], &Recovery::None))
         .collect()
+}
+
+/// Where else to look for a commit's attribution when its own lines are not in the
+/// ledger or in a note copied to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Only the commit's `(cherry picked from commit …)` trailers (`git cherry-pick -x`).
+    None,
+    /// The notes of these commits (a squash-merged branch's commits, a cherry-pick's source).
+    From(Vec<String>),
+    /// The notes of every attested commit that is not an ancestor of this one.
+    AllNotes,
 }
 
 /// Attribute `commit` with an open ledger. `rewritten_from` names the commit this one
@@ -176,31 +342,101 @@ pub fn attest_with(
     commit: &str,
     rewritten_from: Option<&str>,
 ) -> Result<AttestOutcome> {
+    let olds: Vec<String> = rewritten_from.map(str::to_string).into_iter().collect();
+    attest_from(ledger, commit, &olds, &Recovery::None)
+}
+
+/// Attribute `commit` recovering attribution by line content from other commits' notes:
+/// after a squash-merge made elsewhere (the new commit has no note, the branch commits
+/// do) or a cherry-pick. The statement names the commits it recovered from.
+pub fn attest_recovering(
+    ledger: &Ledger,
+    commit: &str,
+    recovery: &Recovery,
+) -> Result<AttestOutcome> {
+    attest_from(ledger, commit, &[], recovery)
+}
+
+fn cherry_picked_from(repo: &Path, commit: &str) -> Vec<String> {
+    let msg = git::git(repo, &["log", "-1", "--format=%B", commit]).unwrap_or_default();
+    msg.lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("(cherry picked from commit ")?
+                .strip_suffix(')')
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn recovery_sources(repo: &Path, commit: &str, recovery: &Recovery) -> Result<Vec<String>> {
+    let mut from = cherry_picked_from(repo, commit);
+    match recovery {
+        Recovery::None => {}
+        Recovery::From(list) => from.extend(list.iter().cloned()),
+        Recovery::AllNotes => {
+            let listed = git::git(repo, &["notes", "--ref", NOTES_REF, "list"]).unwrap_or_default();
+            let ancestors: HashSet<String> = git::commits_in_range(repo, Some(commit))?
+                .into_iter()
+                .collect();
+            from.extend(
+                listed
+                    .lines()
+                    .filter_map(|l| l.split_whitespace().nth(1))
+                    .filter(|c| !ancestors.contains(*c))
+                    .map(str::to_string),
+            );
+        }
+    }
+    let mut out = Vec::new();
+    for c in from {
+        let full = git::resolve(repo, &c).unwrap_or(c);
+        if full != commit && !out.contains(&full) {
+            out.push(full);
+        }
+    }
+    Ok(out)
+}
+
+fn attest_from(
+    ledger: &Ledger,
+    commit: &str,
+    rewritten_from: &[String],
+    recovery: &Recovery,
+) -> Result<AttestOutcome> {
     let repo = ledger.repo_root().to_path_buf();
     let commit = git::resolve(&repo, commit)?;
-    let entries = ledger.entries()?;
-    let mut sources = Sources::from_ledger(&entries, &repo.to_string_lossy());
+    let index = SpanIndex::load(ledger.path(), &repo.to_string_lossy())?;
+    let mut sources = Sources::from_index(index);
     let mut lookup = vec![commit.clone()];
-    if let Some(old) = rewritten_from {
+    for old in rewritten_from {
         lookup.push(git::resolve(&repo, old).unwrap_or_else(|_| old.to_string()));
     }
+    let recover = recovery_sources(&repo, &commit, recovery)?;
+    lookup.extend(recover.iter().cloned());
     let notes = git::read_notes(&repo, &lookup)?;
     let existing = notes
         .get(&commit)
         .map(|t| Note::parse(t))
         .unwrap_or_default();
-    let mut carried_from = rewritten_from.map(str::to_string);
-    sources.add_note(&existing);
+    let mut carried_from = rewritten_from.first().cloned();
+    sources.add_note(&existing, None);
     if let Some((_, _, ac)) = &existing.ai_commit {
         if ac.commit != commit && carried_from.is_none() {
             carried_from = Some(ac.commit.clone()); // note copied by notes.rewriteRef
         }
     }
-    for old in lookup.iter().skip(1) {
+    for old in lookup.iter().skip(1).take(rewritten_from.len()) {
         if let Some(t) = notes.get(old) {
-            sources.add_note(&Note::parse(t));
+            sources.add_note(&Note::parse(t), None);
         }
     }
+    for c in &recover {
+        if let Some(t) = notes.get(c) {
+            sources.add_note(&Note::parse(t), Some(c));
+        }
+    }
+    let mut recovered_from: Vec<String> = Vec::new();
 
     let mut files = Vec::new();
     let mut used: HashSet<String> = HashSet::new();
@@ -251,6 +487,11 @@ pub fn attest_with(
                 LineClass::Human => human += 1,
             }
             used.insert(c.record_id.clone());
+            if let Some(f) = &c.from {
+                if !recovered_from.contains(f) {
+                    recovered_from.push(f.clone());
+                }
+            }
             match regions.last_mut() {
                 Some(r)
                     if r.end_line + 1 == *line_no
@@ -267,6 +508,8 @@ pub fn attest_with(
                     record_id: c.record_id.clone(),
                     model: c.model.clone(),
                     line_hashes: vec![line_hash(text)],
+                    tool: None,
+                    unsigned: false,
                 }),
             }
         }
@@ -283,12 +526,26 @@ pub fn attest_with(
 
     let mut used: Vec<String> = used.into_iter().collect();
     used.sort();
-    let records: Vec<String> = used
-        .iter()
-        .flat_map(|r| sources.envelopes.get(r).cloned().unwrap_or_default())
-        .collect();
+    let mut records: Vec<String> = Vec::new();
+    for r in &used {
+        records.extend(sources.envelope_lines(r, ledger.path())?);
+    }
     let (tree_size, root_hash) = ledger.checkpoint()?;
     let vk = ledger.public_key();
+    // Carried records keep their own signer: name each other ledger's key once.
+    let mut record_signers: Vec<KeyInfo> = Vec::new();
+    for line in &records {
+        let kid = serde_json::from_str::<Envelope>(line)
+            .ok()
+            .and_then(|e| e.signatures.first().map(|s| s.keyid.clone()));
+        if let Some(k) = kid.filter(|k| k != ledger.key_id()) {
+            match sources.keys.get(&k) {
+                Some(info) if !record_signers.contains(info) => record_signers.push(info.clone()),
+                Some(_) => {}
+                None => tracing::warn!(keyid = %k, "carried record signed by a key no note names"),
+            }
+        }
+    }
     let ac = AiCommit {
         commit: commit.clone(),
         patch_id: git::patch_id(&repo, &commit)?,
@@ -305,6 +562,8 @@ pub fn attest_with(
         rewritten_from: carried_from,
         files,
         record_digests: records.iter().map(|l| sha256_hex(l.as_bytes())).collect(),
+        record_signers,
+        recovered_from,
     };
     let mut subject = vec![Subject::new(
         format!("git+commit:{commit}"),
@@ -322,7 +581,9 @@ pub fn attest_with(
         ai_commit: Some((env.clone(), st, ac.clone())),
         records,
         reviews: existing.reviews,
+        concatenated: vec![],
         errors: vec![],
+        imported: None,
     };
     git::write_note(&repo, &commit, &note.to_text())?;
     let record_ids: Vec<RecordId> = used.iter().filter_map(|r| r.parse().ok()).collect();
@@ -331,6 +592,10 @@ pub fn attest_with(
         note_digest: sha256_hex(&env.to_line()),
         records: record_ids,
     })?;
+    // The witnesses see the ledger's new tail (the record just appended included).
+    if let Err(e) = crate::witness::refresh(ledger) {
+        tracing::warn!("cairn: checkpoint not witnessed: {e}");
+    }
     let (ai_lines, ai_modified_lines, human_lines) = ac.totals();
     let mut models: Vec<String> = ac
         .files
@@ -358,8 +623,7 @@ pub fn staged_ai_models(repo: &Path, opts: &LedgerOptions) -> Result<Vec<String>
     if !path.exists() {
         return Ok(vec![]);
     }
-    let entries = crate::ledger::read_entries(&path)?;
-    let sources = Sources::from_ledger(&entries, &root.to_string_lossy());
+    let sources = Sources::from_index(SpanIndex::load(&path, &root.to_string_lossy())?);
     let diff = git::git(
         &root,
         &["diff", "--cached", "-U0", "--no-color", "--no-renames"],
@@ -392,6 +656,12 @@ pub struct BlameEntry {
     pub class: String,
     pub model: Option<String>,
     pub record_id: Option<String>,
+    /// The other tool an imported line's attribution comes from (`git-ai/cursor` …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Imported from another tool: no signature backs it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unsigned: bool,
 }
 
 /// Per line of `file` at `rev` (default HEAD): who wrote it — human, ai or ai-modified —
@@ -404,15 +674,26 @@ pub fn blame(repo: &Path, file: &str, rev: Option<&str>) -> Result<Vec<BlameEntr
         c.dedup();
         c
     };
-    let notes: HashMap<String, Note> = git::read_notes(repo, &commits)?
+    let mut notes: HashMap<String, Note> = git::read_notes(repo, &commits)?
         .into_iter()
         .map(|(c, t)| (c, Note::parse(&t)))
         .collect();
+    let imports = crate::interop::import(repo, &commits)?;
+    let mut warnings = imports.warnings.clone();
+    for (c, imp) in &imports.by_commit {
+        let ac = crate::interop::to_ai_commit(repo, c, imp, &mut warnings)?;
+        let note = notes.entry(c.clone()).or_default();
+        let merged = crate::interop::merge(note.ai_commit.as_ref().map(|(_, _, a)| a), ac);
+        note.imported = Some(merged);
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     Ok(lines
         .into_iter()
         .map(|l| {
-            let ac = notes.get(&l.commit).and_then(|n| n.ai_commit.as_ref());
-            let region = ac.and_then(|(_, _, ac)| {
+            let ac = notes.get(&l.commit).and_then(|n| n.attribution());
+            let region = ac.and_then(|ac| {
                 ac.files
                     .iter()
                     .find(|f| f.path == l.orig_path)?
@@ -431,6 +712,8 @@ pub fn blame(repo: &Path, file: &str, rev: Option<&str>) -> Result<Vec<BlameEntr
                 },
                 model: region.map(|r| r.model.clone()),
                 record_id: region.map(|r| r.record_id.clone()),
+                tool: region.and_then(|r| r.tool.clone()),
+                unsigned: region.is_some_and(|r| r.unsigned),
             }
         })
         .collect())

@@ -68,9 +68,65 @@ pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
     }
 }
 
+fn merkle_node(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(l);
+    h.update(r);
+    h.finalize().into()
+}
+
+/// RFC 6962 roots of the prefixes of `leaves` of each size in `sizes` (sizes past the
+/// end are left out), in one pass: the perfect subtrees on the right edge are kept on
+/// a stack, so each root costs O(log n) instead of a walk over the prefix.
+pub fn merkle_roots_at(
+    leaves: &[[u8; 32]],
+    sizes: &std::collections::BTreeSet<u64>,
+) -> std::collections::HashMap<u64, [u8; 32]> {
+    let mut out = std::collections::HashMap::new();
+    if sizes.contains(&0) {
+        out.insert(0, sha256(b""));
+    }
+    let Some(&last) = sizes.iter().next_back() else {
+        return out;
+    };
+    let mut stack: Vec<(u64, [u8; 32])> = Vec::new();
+    for (i, leaf) in leaves.iter().enumerate().take(last as usize) {
+        let mut node = (1u64, *leaf);
+        while let Some(&(size, left)) = stack.last() {
+            if size != node.0 {
+                break;
+            }
+            stack.pop();
+            node = (size * 2, merkle_node(&left, &node.1));
+        }
+        stack.push(node);
+        let n = i as u64 + 1;
+        if sizes.contains(&n) {
+            let mut acc = stack[stack.len() - 1].1;
+            for (_, left) in stack.iter().rev().skip(1) {
+                acc = merkle_node(left, &acc);
+            }
+            out.insert(n, acc);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_roots_match_the_recursive_definition() {
+        let leaves: Vec<_> = (0..40u8).map(|i| merkle_leaf(&[i])).collect();
+        let sizes: std::collections::BTreeSet<u64> = (0..=45).collect();
+        let roots = merkle_roots_at(&leaves, &sizes);
+        for n in 0..=40u64 {
+            assert_eq!(roots[&n], merkle_root(&leaves[..n as usize]), "size {n}");
+        }
+        assert!(!roots.contains_key(&41));
+    }
 
     #[test]
     fn merkle_matches_rfc6962_shape() {

@@ -125,8 +125,77 @@ pub fn commit_infos(repo: &Path, commits: &[String]) -> Result<HashMap<String, C
 /// A path and the lines added to it: (1-based new line number, text).
 pub type AddedLines = (String, Vec<(u32, String)>);
 
-/// Lines a commit adds, per path (new-side line numbers, 1-based), against its first parent.
+/// Lines a commit adds, per path (new-side line numbers, 1-based): against its parent,
+/// or for a merge, the lines that are in none of its parents (a conflict's resolution;
+/// lines taken from either side keep the attribution of the commits that wrote them).
 pub fn added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
+    let parents = git(repo, &["rev-list", "--parents", "-n", "1", commit])?;
+    let n = parents.split_whitespace().count().saturating_sub(1);
+    if n > 1 {
+        return merge_added_lines(repo, commit, n);
+    }
+    first_parent_added_lines(repo, commit)
+}
+
+/// Lines of a merge's result that no parent has, from the combined diff (`--cc`).
+fn merge_added_lines(repo: &Path, commit: &str, parents: usize) -> Result<Vec<AddedLines>> {
+    let out = git_bytes(
+        repo,
+        &[
+            "diff-tree",
+            "-r",
+            "--cc",
+            "-U0",
+            "--no-color",
+            "--no-ext-diff",
+            commit,
+        ],
+        None,
+    )?;
+    let text = String::from_utf8_lossy(&out);
+    let mut files: Vec<AddedLines> = Vec::new();
+    let mut next_line = 0u32;
+    let mut in_hunk = false;
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("+++ ") {
+            in_hunk = false;
+            let path = p.strip_prefix("b/").unwrap_or(p);
+            if path != "/dev/null" {
+                files.push((unquote(path), Vec::new()));
+            }
+        } else if line.starts_with("diff --cc ") || line.starts_with("--- ") {
+            in_hunk = false;
+        } else if line.starts_with("@@@") {
+            // @@@ -a,b -c,d +e,f @@@
+            in_hunk = true;
+            let plus = line
+                .split_whitespace()
+                .find(|t| t.starts_with('+'))
+                .unwrap_or("+0");
+            next_line = plus[1..]
+                .split(',')
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0);
+        } else if in_hunk && line.len() >= parents && !line.starts_with('\\') {
+            let (cols, body) = line.split_at(parents);
+            if cols.contains('-') {
+                continue; // a parent's line the result does not have
+            }
+            if cols.chars().all(|c| c == '+') {
+                if let Some((_, v)) = files.last_mut() {
+                    v.push((next_line, body.to_string()));
+                }
+            }
+            next_line += 1;
+        }
+    }
+    files.retain(|(_, v)| !v.is_empty());
+    Ok(files)
+}
+
+fn first_parent_added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
     let out = git_bytes(
         repo,
         &[
@@ -189,6 +258,40 @@ fn unquote(p: &str) -> String {
     }
 }
 
+/// The commits that commits of `commits` revert (`git revert`'s "This reverts commit X.").
+pub fn reverted_commits(repo: &Path, commits: &[String]) -> Result<HashMap<String, String>> {
+    if commits.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut input = commits.join("\n");
+    input.push('\n');
+    let out = git_bytes(
+        repo,
+        &[
+            "log",
+            "--no-walk=unsorted",
+            "--stdin",
+            "--format=%H%x1f%B%x1e",
+        ],
+        Some(input.as_bytes()),
+    )?;
+    let mut map = HashMap::new();
+    for rec in String::from_utf8_lossy(&out).split('\x1e') {
+        let Some((by, body)) = rec.trim_start_matches('\n').split_once('\x1f') else {
+            continue;
+        };
+        for l in body.lines() {
+            if let Some(rest) = l.trim().strip_prefix("This reverts commit ") {
+                let sha: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+                if sha.len() >= 7 {
+                    map.insert(resolve(repo, &sha).unwrap_or(sha), by.to_string());
+                }
+            }
+        }
+    }
+    Ok(map)
+}
+
 /// `git patch-id --stable` of a commit (empty for a commit without changes).
 pub fn patch_id(repo: &Path, commit: &str) -> Result<String> {
     let diff = git_bytes(
@@ -217,6 +320,26 @@ pub fn blob_at(repo: &Path, commit: &str, path: &str) -> Option<String> {
 
 /// All notes under [`NOTES_REF`] for the given commits, read in one batch.
 pub fn read_notes(repo: &Path, commits: &[String]) -> Result<HashMap<String, String>> {
+    if commits.len() <= 3 {
+        // A hook's lookups: naming the commits is cheaper than listing every note.
+        let mut map = HashMap::new();
+        let mut blobs = Vec::new();
+        let mut on = Vec::new();
+        for c in commits {
+            if let Ok(b) = git(repo, &["notes", "--ref", NOTES_REF, "list", c]) {
+                blobs.push(b.trim().to_string());
+                on.push(c.clone());
+            }
+        }
+        for (c, text) in on.into_iter().zip(read_blobs(repo, &blobs)?) {
+            if let Some(t) = text {
+                let t = String::from_utf8(t)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                map.insert(c, t);
+            }
+        }
+        return Ok(map);
+    }
     let list = match git(repo, &["notes", "--ref", NOTES_REF, "list"]) {
         Ok(l) => l,
         Err(_) => return Ok(HashMap::new()), // no notes ref yet
@@ -293,6 +416,70 @@ pub fn read_notes(repo: &Path, commits: &[String]) -> Result<HashMap<String, Str
     let _ = feeder.join();
     let _ = child.wait();
     Ok(map)
+}
+
+/// The contents of git objects (blobs) by id, read with one `git cat-file --batch`;
+/// `None` for an object the repository does not have.
+pub fn read_blobs(repo: &Path, ids: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let err = |e: std::io::Error| Error::Git {
+        repo: repo.into(),
+        args: "cat-file --batch".into(),
+        stderr: e.to_string(),
+    };
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["cat-file", "--batch"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(err)?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let list = ids.to_vec();
+    let feeder = std::thread::spawn(move || {
+        for b in list {
+            if writeln!(stdin, "{b}").is_err() {
+                break;
+            }
+        }
+    });
+    let mut reader = BufReader::new(child.stdout.take().expect("piped"));
+    let mut out = Vec::with_capacity(ids.len());
+    for _ in ids {
+        let mut header = String::new();
+        reader.read_line(&mut header).map_err(err)?;
+        let f: Vec<&str> = header.split_whitespace().collect();
+        if f.len() < 3 {
+            out.push(None); // "<id> missing" or "<id> ambiguous"
+            continue;
+        }
+        let size: usize = f[2].parse().unwrap_or(0);
+        let mut buf = vec![0; size + 1];
+        reader.read_exact(&mut buf).map_err(err)?;
+        buf.pop();
+        out.push(Some(buf));
+    }
+    let _ = feeder.join();
+    let _ = child.wait();
+    Ok(out)
+}
+
+/// Whether each object name (`<rev>^{commit}`, `<commit>:<path>` …) names an object here.
+pub fn objects_exist(repo: &Path, names: &[String]) -> Result<Vec<bool>> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut input = names.join("\n");
+    input.push('\n');
+    let out = git_bytes(repo, &["cat-file", "--batch-check"], Some(input.as_bytes()))?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| !l.ends_with(" missing") && !l.ends_with(" ambiguous"))
+        .collect())
 }
 
 /// Replace the note on `commit` with `text`.

@@ -68,6 +68,49 @@ pub fn parse_public_key(b64: &str) -> Result<VerifyingKey> {
     VerifyingKey::from_bytes(&arr).map_err(|e| Error::Invalid(format!("bad public key: {e}")))
 }
 
+const SSH_ED25519: &str = "ssh-ed25519";
+
+/// The key as an OpenSSH public key line's first two fields (`ssh-ed25519 AAAA…`), the
+/// form an allowed-signers file lists it in.
+pub fn ssh_public_key(key: &VerifyingKey) -> String {
+    let mut wire = Vec::with_capacity(51);
+    for part in [SSH_ED25519.as_bytes(), key.as_bytes()] {
+        wire.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        wire.extend_from_slice(part);
+    }
+    format!(
+        "{SSH_ED25519} {}",
+        base64::engine::general_purpose::STANDARD.encode(wire)
+    )
+}
+
+/// Parse the base64 blob of an OpenSSH `ssh-ed25519` public key.
+pub fn parse_ssh_ed25519(b64: &str) -> Result<VerifyingKey> {
+    let wire = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| Error::Invalid(format!("the key is not base64: {e}")))?;
+    let mut rest = wire.as_slice();
+    let mut field = || -> Result<&[u8]> {
+        let bad = || Error::Invalid("the key blob is cut short".into());
+        let len = u32::from_be_bytes(rest.get(..4).ok_or_else(bad)?.try_into().expect("4 bytes"))
+            as usize;
+        let v = rest.get(4..4 + len).ok_or_else(bad)?;
+        rest = &rest[4 + len..];
+        Ok(v)
+    };
+    let kind = field()?;
+    if kind != SSH_ED25519.as_bytes() {
+        return Err(Error::Invalid(format!(
+            "the key blob is a {:?} key, not ssh-ed25519",
+            String::from_utf8_lossy(kind)
+        )));
+    }
+    let raw: [u8; 32] = field()?
+        .try_into()
+        .map_err(|_| Error::Invalid("an ed25519 key is 32 bytes".into()))?;
+    VerifyingKey::from_bytes(&raw).map_err(|e| Error::Invalid(format!("bad ed25519 key: {e}")))
+}
+
 /// The key store named by `CAIRN_KEY_STORE` (default: the OS keyring).
 pub fn key_store_from_env() -> Result<Box<dyn KeyStore>> {
     match std::env::var("CAIRN_KEY_STORE") {
@@ -281,6 +324,20 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn ssh_key_round_trip() {
+        let k = SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let line = ssh_public_key(&k);
+        assert!(
+            line.starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI"),
+            "{line}"
+        );
+        let b64 = line.split(' ').nth(1).unwrap();
+        assert_eq!(parse_ssh_ed25519(b64).unwrap(), k);
+        assert!(parse_ssh_ed25519("AAAAB3NzaC1yc2EAAAADAQAB").is_err());
+        assert!(parse_ssh_ed25519("not base64!").is_err());
     }
 
     #[test]

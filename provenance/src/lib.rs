@@ -25,13 +25,18 @@ pub use spans::{SpanTracker, SurvivingSpan, TextChange};
 pub mod attest;
 pub mod git;
 pub mod init;
+pub mod interop;
 pub mod notes;
 pub mod report;
 pub mod review;
+pub mod signers;
 pub mod verify;
+pub mod vsa;
+pub mod witness;
 
 pub use attest::{
-    attest, attest_rewritten, attest_with, blame, staged_ai_models, AttestOutcome, BlameEntry,
+    attest, attest_recovering, attest_rewritten, attest_with, blame, staged_ai_models,
+    AttestOutcome, BlameEntry, Recovery,
 };
 pub use init::{add_assisted_by, init_repo, InitOutcome};
 pub use notes::{AiCommit, Note, Region, Review};
@@ -40,4 +45,4 @@ pub use review::{
     ai_regions, check, review, AiRegion, CheckOptions, CheckOutcome, ReviewOutcome,
     ReviewerIdentity,
 };
-pub use verify::{verify, VerifyReport};
+pub use verify::{verify, verify_witnessed, VerifyReport};

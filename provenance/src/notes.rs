@@ -38,6 +38,12 @@ pub struct Region {
     pub record_id: String,
     pub model: String,
     pub line_hashes: Vec<String>,
+    /// The other tool an imported region comes from (`git-ai/cursor`, `agent-trace/…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Imported from another tool's record: no signature backs it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsigned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +77,15 @@ pub struct AiCommit {
     /// note, so the attribution can be checked on any clone without the author's
     /// ledger, and readers that only need the attribution never decode them.
     pub record_digests: Vec<String>,
+    /// Keys of the ledgers that signed carried records (those copied from the note of
+    /// the commit this one replaced, attested elsewhere), other than `signer`: each
+    /// record verifies against the key of the ledger that signed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record_signers: Vec<KeyInfo>,
+    /// Commits whose notes some of this commit's attribution was recovered from by line
+    /// content (a cherry-pick's source, the commits of a branch squash-merged elsewhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovered_from: Vec<String>,
 }
 
 /// The v1 ai-commit predicate, which embedded the record envelopes themselves.
@@ -152,8 +167,15 @@ pub struct Note {
     /// JCS lines, undecoded.
     pub records: Vec<String>,
     pub reviews: Vec<(Envelope, Statement, Review)>,
+    /// Further ai-commit statements: git's notes rewrite concatenates the notes of the
+    /// commits a squash or fixup folds together (`notes.rewriteMode=concatenate`, git's
+    /// default). `attest` folds them into one statement; until then this is an error.
+    pub concatenated: Vec<(Envelope, Statement, AiCommit)>,
     /// Lines that could not be read, with the reason.
     pub errors: Vec<String>,
+    /// Cairn's attribution merged with other tools' (git-ai, Agent Trace), when they
+    /// have any for this commit: what blame, report and the gate go by.
+    pub imported: Option<AiCommit>,
 }
 
 impl Note {
@@ -176,8 +198,18 @@ impl Note {
                 // Parse the predicate straight into its type: a detour through
                 // `serde_json::Value` triples the cost of reports.
                 match kind.as_str() {
-                    PREDICATE_AI_COMMIT | PREDICATE_AI_COMMIT_V1 if note.ai_commit.is_some() => {
-                        return Err(Error::Invalid("a second ai-commit statement".into()))
+                    PREDICATE_AI_COMMIT if note.ai_commit.is_some() => {
+                        let t: Typed<AiCommit> = serde_json::from_slice(&bytes)?;
+                        bound.extend(t.predicate.record_digests.iter().cloned());
+                        if note.ai_commit.as_ref().is_some_and(|(e, _, _)| *e == env) {
+                            return Ok(()); // the same statement twice
+                        }
+                        note.concatenated.push((env, t.statement(), t.predicate));
+                    }
+                    PREDICATE_AI_COMMIT_V1 if note.ai_commit.is_some() => {
+                        return Err(Error::Invalid(
+                            "a second ai-commit statement (v1, which cannot be merged)".into(),
+                        ))
                     }
                     PREDICATE_AI_COMMIT => {
                         let t: Typed<AiCommit> = serde_json::from_slice(&bytes)?;
@@ -207,6 +239,8 @@ impl Note {
                                 .iter()
                                 .map(|l| sha256_hex(l.as_bytes()))
                                 .collect(),
+                            record_signers: vec![],
+                            recovered_from: vec![],
                         };
                         note.records.extend(lines);
                         note.ai_commit = Some((env, st, ac));
@@ -215,8 +249,8 @@ impl Note {
                         let t: Typed<Review> = serde_json::from_slice(&bytes)?;
                         note.reviews.push((env, t.statement(), t.predicate));
                     }
-                    PREDICATE_EVENT if note.ai_commit.is_none() => early.push((i, line)),
-                    PREDICATE_EVENT => return Err(unbound()),
+                    // Bound by a statement further down (a merged or concatenated note).
+                    PREDICATE_EVENT => early.push((i, line)),
                     other => return Err(Error::Invalid(format!("unknown predicate type {other}"))),
                 }
                 Ok(())
@@ -224,6 +258,21 @@ impl Note {
             if let Err(e) = parsed {
                 note.errors.push(format!("note line {}: {e}", i + 1));
             }
+        }
+        if !note.concatenated.is_empty() {
+            let commits: Vec<String> = std::iter::once(&note.ai_commit)
+                .flatten()
+                .map(|(_, _, a)| a)
+                .chain(note.concatenated.iter().map(|(_, _, a)| a))
+                .map(|a| a.commit[..12.min(a.commit.len())].to_string())
+                .collect();
+            note.errors.push(format!(
+                "the note holds {} ai-commit statements (for {}): git concatenated the notes of \
+                 commits folded together by a squash, fixup or notes merge; `cairn attest <commit>` \
+                 makes them one",
+                commits.len(),
+                commits.join(", ")
+            ));
         }
         for (i, line) in early {
             if bound.contains(&sha256_hex(line.as_bytes())) {
@@ -234,6 +283,13 @@ impl Note {
             }
         }
         note
+    }
+
+    /// The commit's attribution: Cairn's own, with other tools' regions where imported.
+    pub fn attribution(&self) -> Option<&AiCommit> {
+        self.imported
+            .as_ref()
+            .or(self.ai_commit.as_ref().map(|(_, _, a)| a))
     }
 
     /// Whether the ai-commit statement is the v1 form (records inside its payload).
@@ -254,6 +310,10 @@ impl Note {
                     out.push('\n');
                 }
             }
+        }
+        for (env, _, _) in &self.concatenated {
+            out.push_str(&String::from_utf8_lossy(&env.to_line()));
+            out.push('\n');
         }
         for (env, _, _) in &self.reviews {
             out.push_str(&String::from_utf8_lossy(&env.to_line()));

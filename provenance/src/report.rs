@@ -16,6 +16,8 @@ pub enum ReportFormat {
     Html,
     Sarif,
     Intoto,
+    /// Agent Trace 0.1 records, one per line.
+    AgentTrace,
 }
 
 impl ReportFormat {
@@ -27,6 +29,7 @@ impl ReportFormat {
             ReportFormat::Html => "html",
             ReportFormat::Sarif => "sarif",
             ReportFormat::Intoto => "intoto.jsonl",
+            ReportFormat::AgentTrace => "agent-trace.jsonl",
         }
     }
 }
@@ -40,9 +43,10 @@ impl std::str::FromStr for ReportFormat {
             "html" => ReportFormat::Html,
             "sarif" => ReportFormat::Sarif,
             "intoto" | "in-toto" => ReportFormat::Intoto,
+            "agent-trace" => ReportFormat::AgentTrace,
             _ => {
                 return Err(Error::Invalid(format!(
-                    "unknown report format {s:?}; use json, csv, html, sarif or intoto"
+                    "unknown report format {s:?}; use json, csv, html, sarif, intoto or agent-trace"
                 )))
             }
         })
@@ -96,6 +100,8 @@ pub struct ReportData {
     pub by_author: BTreeMap<String, Tally>,
     pub rows: Vec<FileRow>,
     pub regions: Vec<(AiRegion, bool)>,
+    /// Notes and imported records that did not read (each names its commit and file).
+    pub warnings: Vec<String>,
     /// Envelope lines of the range's statements and records (only for the in-toto bundle).
     #[serde(skip)]
     envelopes: Vec<String>,
@@ -132,6 +138,7 @@ fn gather(
     let mut d = ReportData {
         range: range.unwrap_or("HEAD").to_string(),
         commits: rn.commits.len(),
+        warnings: rn.warnings.clone(),
         ..Default::default()
     };
     let opts = CheckOptions::default();
@@ -140,7 +147,7 @@ fn gather(
         let Some(note) = rn.notes.get(c) else {
             continue;
         };
-        let Some((env, _, ac)) = &note.ai_commit else {
+        let Some(ac) = note.attribution() else {
             continue;
         };
         d.attested_commits += 1;
@@ -154,7 +161,10 @@ fn gather(
             .unwrap_or_default();
         let time = infos.get(c).map(|i| i.time.clone()).unwrap_or_default();
         if bundle {
-            let own = std::iter::once(env.to_line())
+            let own = note
+                .ai_commit
+                .iter()
+                .map(|(env, _, _)| env.to_line())
                 .chain(note.reviews.iter().map(|(e, _, _)| e.to_line()))
                 .map(|l| String::from_utf8_lossy(&l).into_owned());
             for line in own.chain(note.records.iter().cloned()) {
@@ -265,6 +275,9 @@ pub fn report(
     format: ReportFormat,
     ledger_file: Option<&Path>,
 ) -> Result<String> {
+    if format == ReportFormat::AgentTrace {
+        return crate::interop::agent_trace(repo, range);
+    }
     let d = gather(repo, range, ledger_file, format == ReportFormat::Intoto)?;
     Ok(match format {
         ReportFormat::Json => to_jsonl(&d)?,
@@ -272,6 +285,7 @@ pub fn report(
         ReportFormat::Html => to_html(&d),
         ReportFormat::Sarif => serde_json::to_string_pretty(&to_sarif(&d))? + "\n",
         ReportFormat::Intoto => d.envelopes.iter().map(|l| l.clone() + "\n").collect(),
+        ReportFormat::AgentTrace => unreachable!("written above"),
     })
 }
 
@@ -281,6 +295,12 @@ fn to_jsonl(d: &ReportData) -> Result<String> {
         let mut v = serde_json::to_value(r)?;
         v["type"] = "file".into();
         out.push_str(&serde_json::to_string(&v)?);
+        out.push('\n');
+    }
+    for w in &d.warnings {
+        out.push_str(&serde_json::to_string(
+            &json!({"type": "warning", "message": w}),
+        )?);
         out.push('\n');
     }
     out.push_str(&serde_json::to_string(&json!({

@@ -31,6 +31,11 @@ pub struct AiRegion {
     pub model: String,
     pub record_id: String,
     pub line_hashes: Vec<String>,
+    /// The other tool an imported region comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Imported from another tool: no signature backs it.
+    pub unsigned: bool,
 }
 
 /// Notes of a range: (commit, parsed note) for commits that have one, oldest first,
@@ -38,14 +43,37 @@ pub struct AiRegion {
 pub(crate) struct RangeNotes {
     pub commits: Vec<String>,
     pub notes: HashMap<String, Note>,
+    /// Notes and imported records that did not read, naming commit and file.
+    pub warnings: Vec<String>,
 }
 
 pub(crate) fn range_notes(repo: &Path, range: Option<&str>) -> Result<RangeNotes> {
     let commits = git::commits_in_range(repo, range)?;
     let texts: Vec<(String, String)> = git::read_notes(repo, &commits)?.into_iter().collect();
+    let mut notes = parse_all(&texts);
+    let mut warnings = Vec::new();
+    for c in &commits {
+        if let Some(n) = notes.get(c) {
+            for e in &n.errors {
+                warnings.push(format!("note on {} ({}): {e}", &c[..12], git::NOTES_REF));
+            }
+        }
+    }
+    let imports = crate::interop::import(repo, &commits)?;
+    warnings.extend(imports.warnings);
+    for c in &commits {
+        let Some(imp) = imports.by_commit.get(c) else {
+            continue;
+        };
+        let ac = crate::interop::to_ai_commit(repo, c, imp, &mut warnings)?;
+        let note = notes.entry(c.clone()).or_default();
+        let merged = crate::interop::merge(note.ai_commit.as_ref().map(|(_, _, a)| a), ac);
+        note.imported = Some(merged);
+    }
     Ok(RangeNotes {
         commits,
-        notes: parse_all(&texts),
+        notes,
+        warnings,
     })
 }
 
@@ -86,6 +114,8 @@ pub(crate) fn regions_of(commit: &str, ac: &AiCommit) -> Vec<AiRegion> {
                 model: r.model.clone(),
                 record_id: r.record_id.clone(),
                 line_hashes: r.line_hashes.clone(),
+                tool: r.tool.clone(),
+                unsigned: r.unsigned,
             })
         })
         .collect()
@@ -98,7 +128,7 @@ pub fn ai_regions(repo: &Path, range: Option<&str>) -> Result<Vec<AiRegion>> {
         .commits
         .iter()
         .filter_map(|c| {
-            let (_, _, ac) = rn.notes.get(c)?.ai_commit.as_ref()?;
+            let ac = rn.notes.get(c)?.attribution()?;
             Some(regions_of(c, ac))
         })
         .flatten()
@@ -125,7 +155,7 @@ pub fn review(
     let mut reviewed = Vec::new();
     let mut regions = Vec::new();
     for c in &rn.commits {
-        let Some((_, _, ac)) = rn.notes.get(c).and_then(|n| n.ai_commit.as_ref()) else {
+        let Some(ac) = rn.notes.get(c).and_then(|n| n.attribution()) else {
             continue;
         };
         if !ac.has_ai() {
@@ -201,6 +231,11 @@ pub struct CheckOutcome {
     pub unreviewed: Vec<AiRegion>,
     /// Commits in the range without a Cairn note (not attested).
     pub unattested: Vec<String>,
+    /// AI-assisted commits reverted later in the range (commit, the revert): their
+    /// lines are gone, so they need no review.
+    pub reverted: Vec<(String, String)>,
+    /// Notes and imported records that did not read (each names its commit and file).
+    pub warnings: Vec<String>,
     pub passed: bool,
 }
 
@@ -262,22 +297,28 @@ pub fn check(
     let rn = range_notes(repo, range)?;
     let mut out = CheckOutcome {
         commits: rn.commits.len(),
+        warnings: rn.warnings.clone(),
         ..Default::default()
     };
+    let reverted = git::reverted_commits(repo, &rn.commits)?;
     for c in &rn.commits {
         let Some(note) = rn.notes.get(c) else {
             out.unattested.push(c.clone());
             continue;
         };
-        let Some((_, _, ac)) = &note.ai_commit else {
+        let Some(ac) = note.attribution() else {
             out.unattested.push(c.clone());
             continue;
         };
         let regions = regions_of(c, ac);
-        out.ai_regions += regions.len();
         if regions.is_empty() {
             continue;
         }
+        if let Some(by) = reverted.get(c) {
+            out.reverted.push((c.clone(), by.clone()));
+            continue;
+        }
+        out.ai_regions += regions.len();
         let reviewed = note
             .reviews
             .iter()

@@ -239,7 +239,8 @@ fn attribution_survives_without_the_ledger_after_rebase() {
         .with_dir(fx.tmp.path().join("ledger2"))
         .with_key_store(std::sync::Arc::new(FileKeyStore::new(
             fx.tmp.path().join("keys2"),
-        )));
+        )))
+        .with_witness_dir(fx.tmp.path().join("witness2"));
     let out = attest_rewritten(&fx.repo, &[(c1, new)], &other).unwrap();
     assert_eq!(out[0].ai_lines + out[0].ai_modified_lines, 2);
 }

