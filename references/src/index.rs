@@ -538,6 +538,9 @@ impl ReferenceIndex {
                     continue;
                 };
                 covered_to = r.qb as i64;
+                if !plausible(&q[r.qa..r.qb], r.verbatim, syntax == file.syntax) {
+                    continue;
+                }
                 let start = q[r.qa].start as usize;
                 let end = q[r.qb - 1].end as usize;
                 let chars = text[start..end].chars().count();
@@ -589,6 +592,37 @@ impl ReferenceIndex {
         out.references = kept;
         out
     }
+}
+
+/// Tokens a match must cover at least, whatever its length in characters (comments
+/// inside a stretch do not make it longer).
+const MIN_TOKENS: usize = 24;
+/// A renamed match needs more evidence: this many tokens.
+const MIN_RENAMED_TOKENS: usize = 32;
+
+/// Whether an aligned stretch is evidence of copying rather than a chance likeness.
+/// Verbatim stretches count at `MIN_TOKENS`. Renamed ones must be in the same language
+/// and structurally varied: a run of `name = other.name,` lines renamed consistently
+/// is common code, not a copy (fewer than half of its 4-grams of normalised tokens are
+/// distinct).
+fn plausible(tokens: &[Token], verbatim: bool, same_syntax: bool) -> bool {
+    if tokens.len() < MIN_TOKENS {
+        return false;
+    }
+    if verbatim {
+        return true;
+    }
+    if !same_syntax || tokens.len() < MIN_RENAMED_TOKENS {
+        return false;
+    }
+    let grams: Vec<[u64; 4]> = tokens
+        .windows(4)
+        .map(|w| [w[0].norm, w[1].norm, w[2].norm, w[3].norm])
+        .collect();
+    let mut distinct = grams.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len() * 2 >= grams.len()
 }
 
 fn overlap(a: [usize; 2], b: [usize; 2]) -> usize {
@@ -727,6 +761,11 @@ fn align(q: &[Token], s: &[Token], qi: usize, sj: usize, k: usize) -> Option<Reg
             qb = i;
             sb = j;
             continue;
+        }
+        // A name renamed inconsistently ends the match: gaps are for tokens that differ
+        // (a trailing comma, a changed literal), not for names that disagree.
+        if i < q.len() && j < s.len() && q[i].norm == s[j].norm {
+            break;
         }
         if gaps > 2 + matched / 25 {
             break;
