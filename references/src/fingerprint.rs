@@ -37,6 +37,16 @@ pub struct Fingerprint {
 
 /// The hash of every k-gram of `tokens` (by their normalised hashes), in order.
 pub fn kgram_hashes(tokens: &[Token], k: usize) -> Vec<u64> {
+    kgrams(tokens, k, |t| t.norm)
+}
+
+/// The same over the verbatim token hashes: equal only where the text is identical
+/// (ranks verbatim candidates above renamed look-alikes).
+pub fn kgram_hashes_raw(tokens: &[Token], k: usize) -> Vec<u64> {
+    kgrams(tokens, k, |t| t.raw)
+}
+
+fn kgrams(tokens: &[Token], k: usize, h_of: impl Fn(&Token) -> u64) -> Vec<u64> {
     if k == 0 || tokens.len() < k {
         return Vec::new();
     }
@@ -44,7 +54,7 @@ pub fn kgram_hashes(tokens: &[Token], k: usize) -> Vec<u64> {
         .map(|i| {
             let mut h: u64 = 0x243f_6a88_85a3_08d3;
             for t in &tokens[i..i + k] {
-                h = (h ^ t.norm)
+                h = (h ^ h_of(t))
                     .wrapping_mul(0x9e37_79b9_7f4a_7c15)
                     .rotate_left(23);
             }

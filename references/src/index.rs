@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::discover::{discover, lockfiles, DiscoverOptions, Ecosystem, Package};
-use crate::fingerprint::{kgram_hashes, FingerprintParams};
+use crate::fingerprint::{kgram_hashes, kgram_hashes_raw, FingerprintParams};
 use crate::licence::LicenceDetector;
 use crate::segment::{
     build_segment, mtime_ns, read_segment, segment_key, segment_path, write_segment, FileLimits,
@@ -162,7 +162,8 @@ pub struct ReferenceIndex {
     packages: Vec<Package>,
     files: Vec<IndexedFile>,
     hashes: Vec<u64>,
-    postings: Vec<(u32, u32)>,
+    /// (file, token position, verbatim k-gram hash's low bits), parallel to `hashes`.
+    postings: Vec<(u32, u32, u32)>,
     bytes: u64,
 }
 
@@ -385,7 +386,7 @@ impl ReferenceIndex {
         let mut packages = Vec::with_capacity(segs.len());
         let mut files = Vec::new();
         let n: usize = segs.iter().map(|s| s.postings.len()).sum();
-        let mut all: Vec<(u64, u32, u32)> = Vec::with_capacity(n);
+        let mut all: Vec<(u64, u32, u32, u32)> = Vec::with_capacity(n);
         let mut bytes = 0;
         for seg in segs {
             let pkg_idx = packages.len() as u32;
@@ -409,12 +410,16 @@ impl ReferenceIndex {
                     checkpoints: f.checkpoints,
                 });
             }
-            all.extend(seg.postings.into_iter().map(|(h, f, p)| (h, f + base, p)));
+            all.extend(
+                seg.postings
+                    .into_iter()
+                    .map(|(h, f, p, r)| (h, f + base, p, r)),
+            );
             packages.push(seg.package);
         }
         all.sort_unstable();
         let hashes = all.iter().map(|x| x.0).collect();
-        let postings = all.iter().map(|x| (x.1, x.2)).collect();
+        let postings = all.iter().map(|x| (x.1, x.2, x.3)).collect();
         report.packages = packages.len();
         report.files = files.len();
         report.bytes = bytes;
@@ -450,7 +455,7 @@ impl ReferenceIndex {
     /// Bytes the in-memory tables take (approximately).
     pub fn memory_bytes(&self) -> usize {
         self.hashes.len() * 8
-            + self.postings.len() * 8
+            + self.postings.len() * 12
             + self
                 .files
                 .iter()
@@ -476,42 +481,54 @@ impl ReferenceIndex {
         if q.len() < k || self.hashes.is_empty() {
             return out;
         }
-        // Every k-gram of the text against the kept fingerprints of the index.
-        let mut hits: Vec<(u32, i64, u32, u32)> = Vec::new(); // file, diagonal, q pos, s pos
+        // Every k-gram of the text against the kept fingerprints of the index; a hit
+        // whose verbatim hash agrees too is an exact hit.
+        let raw = kgram_hashes_raw(&q, k);
+        // file, diagonal, text pos, source pos, exact
+        let mut hits: Vec<(u32, i64, u32, u32, bool)> = Vec::new();
         for (qpos, h) in kgram_hashes(&q, k).into_iter().enumerate() {
             let lo = self.hashes.partition_point(|&x| x < h);
             if lo >= self.hashes.len() || self.hashes[lo] != h {
                 continue;
             }
             let hi = lo + self.hashes[lo..].partition_point(|&x| x == h);
-            if hi - lo > self.max_postings {
-                continue;
+            let exact_q = raw[qpos] as u32;
+            // A fingerprint too common to say anything still counts where it is exact.
+            let common = hi - lo > self.max_postings;
+            for &(file, spos, r) in &self.postings[lo..hi] {
+                let exact = r == exact_q;
+                if common && !exact {
+                    continue;
+                }
+                hits.push((file, spos as i64 - qpos as i64, qpos as u32, spos, exact));
             }
-            for &(file, spos) in &self.postings[lo..hi] {
-                hits.push((file, spos as i64 - qpos as i64, qpos as u32, spos));
+            if hits.len() > 200_000 {
+                break;
             }
         }
         if hits.is_empty() {
             return out;
         }
-        // Clusters: hits in one file on nearby diagonals.
+        // Clusters: hits in one file on nearby diagonals, ranked by their evidence (an
+        // exact hit counts four times).
         hits.sort_unstable();
-        let mut clusters: Vec<(usize, usize)> = Vec::new(); // ranges in `hits`
+        let mut clusters: Vec<(usize, usize, usize)> = Vec::new(); // range in `hits`, score
         let mut start = 0;
         for i in 1..=hits.len() {
             let split =
                 i == hits.len() || hits[i].0 != hits[start].0 || hits[i].1 - hits[i - 1].1 > 16;
             if split {
-                clusters.push((start, i));
+                let score = hits[start..i].iter().map(|h| if h.4 { 4 } else { 1 }).sum();
+                clusters.push((start, i, score));
                 start = i;
             }
         }
-        clusters.sort_by_key(|&(a, b)| std::cmp::Reverse(b - a));
+        clusters.sort_by_key(|&(_, _, score)| std::cmp::Reverse(score));
         clusters.truncate(16);
 
         let mut found: Vec<(usize, Reference)> = Vec::new();
         let mut texts: HashMap<u32, Option<std::sync::Arc<String>>> = HashMap::new();
-        for (a, b) in clusters {
+        for (a, b, _) in clusters {
             let file_id = hits[a].0;
             let file = &self.files[file_id as usize];
             let src = texts

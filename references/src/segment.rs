@@ -3,7 +3,8 @@
 //!
 //! Format: `CAIRNREF`, u32 format version, u32 header length, JSON header (key, params,
 //! package, files), per file its checkpoints (u32 count + u32 byte offsets of every
-//! `CHECKPOINT`-th token), u64 posting count + postings (u64 hash, u32 file, u32 token),
+//! `CHECKPOINT`-th token), u64 posting count + postings (u64 hash, u32 file, u32 token,
+//! u32 low bits of the same k-gram's verbatim hash),
 //! and a trailing u64 checksum of everything before it. Little-endian throughout.
 
 use std::path::{Path, PathBuf};
@@ -12,11 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::discover::Package;
-use crate::fingerprint::{kgram_hashes, winnow, FingerprintParams};
+use crate::fingerprint::{kgram_hashes, kgram_hashes_raw, winnow, FingerprintParams};
 use crate::tokens::{hash_bytes, lex, Syntax};
 use crate::warnings::{WarningKind, Warnings};
 
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// A checkpoint (byte offset of a token start) every this many tokens, so a region of a
 /// source file can be re-lexed without the whole token stream being stored.
 pub const CHECKPOINT: usize = 32;
@@ -67,8 +68,9 @@ pub struct Segment {
     pub key: String,
     pub package: Package,
     pub files: Vec<SegmentFile>,
-    /// (hash, file index within this segment, token position), unsorted.
-    pub postings: Vec<(u64, u32, u32)>,
+    /// (hash, file index within this segment, token position, verbatim hash's low 32
+    /// bits), unsorted.
+    pub postings: Vec<(u64, u32, u32, u32)>,
     /// Bytes of source indexed.
     pub bytes: u64,
 }
@@ -238,8 +240,9 @@ pub fn build_segment(
         };
         let toks = lex(&text, syntax, params.normalise_identifiers);
         let file_idx = files.len() as u32;
+        let raw = kgram_hashes_raw(&toks, params.k);
         for fp in winnow(&kgram_hashes(&toks, params.k), params.w) {
-            postings.push((fp.hash, file_idx, fp.pos));
+            postings.push((fp.hash, file_idx, fp.pos, raw[fp.pos as usize] as u32));
         }
         let checkpoints = toks.iter().step_by(CHECKPOINT).map(|t| t.start).collect();
         bytes += text.len() as u64;
@@ -280,7 +283,7 @@ pub fn write_segment(
         files: seg.files.clone(),
     };
     let json = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-    let mut buf = Vec::with_capacity(json.len() + seg.postings.len() * 16 + 64);
+    let mut buf = Vec::with_capacity(json.len() + seg.postings.len() * 20 + 64);
     buf.extend_from_slice(MAGIC);
     buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     buf.extend_from_slice(&(json.len() as u32).to_le_bytes());
@@ -292,10 +295,11 @@ pub fn write_segment(
         }
     }
     buf.extend_from_slice(&(seg.postings.len() as u64).to_le_bytes());
-    for (h, f, p) in &seg.postings {
+    for (h, f, p, r) in &seg.postings {
         buf.extend_from_slice(&h.to_le_bytes());
         buf.extend_from_slice(&f.to_le_bytes());
         buf.extend_from_slice(&p.to_le_bytes());
+        buf.extend_from_slice(&r.to_le_bytes());
     }
     let sum = hash_bytes(&buf);
     buf.extend_from_slice(&sum.to_le_bytes());
@@ -341,17 +345,18 @@ pub fn read_segment(
             .collect();
     }
     let n = r.u64()? as usize;
-    let raw = r.bytes(n.checked_mul(16).ok_or("overflow")?)?;
+    let raw = r.bytes(n.checked_mul(20).ok_or("overflow")?)?;
     let nfiles = header.files.len() as u32;
     let mut postings = Vec::with_capacity(n);
-    for c in raw.chunks_exact(16) {
+    for c in raw.chunks_exact(20) {
         let h = u64::from_le_bytes(c[..8].try_into().map_err(|_| "short")?);
         let f = u32::from_le_bytes(c[8..12].try_into().map_err(|_| "short")?);
         let p = u32::from_le_bytes(c[12..16].try_into().map_err(|_| "short")?);
+        let v = u32::from_le_bytes(c[16..20].try_into().map_err(|_| "short")?);
         if f >= nfiles {
             return Err("posting names a file that is not there".into());
         }
-        postings.push((h, f, p));
+        postings.push((h, f, p, v));
     }
     let bytes = header.files.iter().map(|f| f.size).sum();
     Ok(Segment {
