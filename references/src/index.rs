@@ -524,11 +524,18 @@ impl ReferenceIndex {
             }
         }
         clusters.sort_by_key(|&(_, _, score)| std::cmp::Reverse(score));
-        clusters.truncate(16);
+        clusters.truncate(MAX_CANDIDATES);
 
         let mut found: Vec<(usize, Reference)> = Vec::new();
         let mut texts: HashMap<u32, Option<std::sync::Arc<String>>> = HashMap::new();
-        for (a, b, _) in clusters {
+        // Once a match covers (nearly) the whole text, clusters with much less evidence
+        // than the one that gave it are not aligned: they are look-alikes, and each
+        // alignment reads a file.
+        let mut full_at: Option<usize> = None;
+        for (a, b, score) in clusters {
+            if full_at.is_some_and(|best| score * 2 < best) {
+                break;
+            }
             let file_id = hits[a].0;
             let file = &self.files[file_id as usize];
             let src = texts
@@ -563,6 +570,9 @@ impl ReferenceIndex {
                 let chars = text[start..end].chars().count();
                 if chars < min_chars {
                     continue;
+                }
+                if (r.qb - r.qa) * 10 >= q.len() * 9 && full_at.is_none() {
+                    full_at = Some(score);
                 }
                 let pkg = &self.packages[file.package as usize];
                 let s_start = s[r.sa].start as usize;
@@ -611,11 +621,14 @@ impl ReferenceIndex {
     }
 }
 
+/// Candidate clusters aligned per check, best evidence first.
+const MAX_CANDIDATES: usize = 40;
+
 /// Tokens a match must cover at least, whatever its length in characters (comments
 /// inside a stretch do not make it longer).
 const MIN_TOKENS: usize = 24;
 /// A renamed match needs more evidence: this many tokens.
-const MIN_RENAMED_TOKENS: usize = 32;
+const MIN_RENAMED_TOKENS: usize = 40;
 
 /// Whether an aligned stretch is evidence of copying rather than a chance likeness.
 /// Verbatim stretches count at `MIN_TOKENS`. Renamed ones must be in the same language
@@ -718,12 +731,11 @@ struct Region {
 }
 
 /// Identifier correspondence between the text and the source: a renamed copy renames
-/// consistently (each name of the text stands for one name of the source and back); a
-/// chance structural likeness does not.
+/// consistently (each name of the text stands for one name of the source); a chance
+/// structural likeness does not.
 #[derive(Default)]
 struct Renaming {
     fwd: HashMap<u64, u64>,
-    rev: HashMap<u64, u64>,
 }
 
 impl Renaming {
@@ -734,14 +746,15 @@ impl Renaming {
         if a.kind != Kind::Ident || b.kind != Kind::Ident {
             return a.raw == b.raw || a.kind != Kind::Ident;
         }
-        match (self.fwd.get(&a.raw), self.rev.get(&b.raw)) {
-            (Some(&x), Some(&y)) => x == b.raw && y == a.raw,
-            (None, None) => {
+        // Each name of the text stands for one name of the source. The other way round
+        // is not required: renaming a local `inner` leaves the field `.inner` alone, so
+        // one source name may appear under two names in the copy.
+        match self.fwd.get(&a.raw) {
+            Some(&x) => x == b.raw,
+            None => {
                 self.fwd.insert(a.raw, b.raw);
-                self.rev.insert(b.raw, a.raw);
                 true
             }
-            _ => false,
         }
     }
 }
