@@ -53,6 +53,14 @@ else
 fi
 "$CARGO_TARGET_DIR/$profile/cairn" models setup
 
+# 2a. The licence detector's SPDX store (cairn-references): askalono-cli's published crate
+#     ships it; fetching that crate puts it in the cargo registry, where the detector finds
+#     it. Without it, licences only in licence files are reported as "unknown".
+if ! ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/askalono-cli-0.4.6/embedded-cache.bin.zstd >/dev/null 2>&1; then
+  say "cargo fetch askalono-cli (the SPDX licence store)"
+  cargo fetch -q --manifest-path "$here/scripts/licence-store/Cargo.toml"
+fi
+
 # 2b. The desktop window (`make run` with a display, and the tests): Node builds its web
 #     front end (ui/) into ui/dist, which the cairn-desktop crate embeds.
 if [ "${CAIRN_DESKTOP:-0}" = 1 ] || [ $want_test -eq 1 ]; then

@@ -4,6 +4,7 @@
 mod index_cmds;
 mod models_cmds;
 mod provenance_cmds;
+mod references_cmds;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -111,6 +112,11 @@ enum Command {
         /// its MCP socket is `mcp.sock` beside it.
         #[arg(long)]
         socket: Option<PathBuf>,
+    },
+    /// The reference tracker: third-party code on disk that suggestions may reproduce.
+    References {
+        #[command(subcommand)]
+        command: references_cmds::ReferencesCommand,
     },
     #[command(flatten)]
     Index(index_cmds::IndexCommands),
@@ -274,6 +280,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Index(c) => c.run_in(cli.repo.as_deref()),
+        Command::References { command } => {
+            let root = index_cmds::repo_root(cli.repo.as_deref())?;
+            command.run(&root)
+        }
         Command::Provenance(c) => {
             // The provenance commands find the repository through CAIRN_REPO (the hooks
             // set it too); a --repo flag means the same. Still single-threaded here.

@@ -17,6 +17,13 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Completion settings (`[completion]`).
     pub completion: CompletionConfig,
+    /// What a suggestion that reproduces third-party code does: `"show"` (default),
+    /// `"block"` (withheld; the record says so) or `"off"`.
+    pub references: Option<crate::ReferencePolicy>,
+    /// Characters of a suggestion a match must cover to be reported (default 150).
+    pub reference_min_chars: Option<usize>,
+    /// Extra corpus roots for the reference index (each subdirectory a package).
+    pub reference_roots: Vec<PathBuf>,
 }
 
 /// `[completion]`: what a user may tune about completions.

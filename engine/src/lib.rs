@@ -15,6 +15,7 @@ mod models;
 mod provenance;
 mod records;
 pub mod redact;
+mod references;
 mod types;
 mod workspace;
 
@@ -32,6 +33,10 @@ pub use models::{
     ModelStore,
 };
 pub use provenance::{LedgerEvent, LedgerSummary, ModelDecisions, Provenance, NOTES_REF};
+pub use references::{
+    ReferenceIndexReport, ReferenceMatch, ReferenceOptions, ReferencePolicy, ReferenceStatus,
+    ReferenceWarning, References,
+};
 pub use types::*;
 pub use workspace::{
     ChatAnswer, ChatTurn, CompleteRequest, Completion, ContextChoice, IndexState, LedgerStatus,

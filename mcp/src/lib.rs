@@ -92,6 +92,11 @@ pub async fn run(opts: McpOptions) -> Result<(), String> {
 pub fn open_workspace(root: &Path) -> Result<Arc<Workspace>, String> {
     let options = WorkspaceOptions {
         watch: true,
+        // No tool generates text, so there is nothing to check against references.
+        references: cairn_engine::ReferenceOptions {
+            policy: cairn_engine::ReferencePolicy::Off,
+            ..Default::default()
+        },
         ..Default::default()
     };
     Workspace::open_with(

@@ -47,6 +47,8 @@ fn suggested(i: usize) -> Event {
             path: format!("src/f{}.rs", i / 100),
             range: Range::new(Position::new(0, 0), Position::new(0, 0)),
         },
+        references: Vec::new(),
+        withheld: false,
     }
 }
 

@@ -78,9 +78,12 @@ fn accept(l: &Ledger, path: &str, line: u32, text: &str, model: &str) {
                 store_prompt: false,
                 context: vec![],
                 redactions: Default::default(),
+                budget: None,
             },
             output: text.into(),
             location: loc.clone(),
+            references: Vec::new(),
+            withheld: false,
         })
         .unwrap();
     l.append(Event::Accepted {

@@ -173,6 +173,22 @@ pub struct LineState {
     pub class: LineClass,
 }
 
+/// Third-party code a suggestion reproduces, as the reference tracker found it on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferenceFact {
+    pub package: String,
+    pub version: String,
+    /// SPDX expression, or "unknown".
+    pub licence: String,
+    /// The source file (on the machine that checked).
+    pub path: String,
+    /// Lines of the source file, 1-based, inclusive.
+    pub lines: [u32; 2],
+    /// Characters of the suggestion covered by the match.
+    pub matched_chars: usize,
+}
+
 /// What happened, as the engine reports it. The ledger turns each into a signed record.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // built once per event, moved straight into the ledger
@@ -183,6 +199,10 @@ pub enum Event {
         input: InputFacts,
         output: String,
         location: Location,
+        /// Third-party code the output reproduces (empty when none, or not checked).
+        references: Vec<ReferenceFact>,
+        /// The output was withheld from the person by the reference policy ("block").
+        withheld: bool,
     },
     /// The user accepted suggestion `record_id` (wholly, or `partial`), inserting `final_text`.
     Accepted {
@@ -261,6 +281,8 @@ pub(crate) fn event_body(
             input,
             output,
             location,
+            references,
+            withheld,
         } => {
             let mut commitment = Vec::with_capacity(16 + input.prompt.len());
             commitment.extend_from_slice(&salt);
@@ -290,10 +312,17 @@ pub(crate) fn event_body(
             );
             p.insert("input".into(), inp);
             let digest = sha256_hex(output.as_bytes());
-            p.insert(
-                "output".into(),
-                serde_json::json!({"digest": digest, "lines": split_lines(output).count()}),
-            );
+            let mut out =
+                serde_json::json!({"digest": digest, "lines": split_lines(output).count()});
+            // Present only when there is something to say, so records without matches
+            // keep their earlier form.
+            if !references.is_empty() {
+                out["references"] = serde_json::to_value(references).unwrap_or_default();
+            }
+            if *withheld {
+                out["withheld"] = Value::Bool(true);
+            }
+            p.insert("output".into(), out);
             p.insert("location".into(), location_json(repo, location, output));
             vec![Subject::new("suggestion", "sha256", digest)]
         }

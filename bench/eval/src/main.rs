@@ -332,6 +332,11 @@ fn options(index_dir: Option<PathBuf>) -> WorkspaceOptions {
             index_dir,
             ..Default::default()
         },
+        // Off, so a background reference build never competes with what is measured.
+        references: cairn_engine::ReferenceOptions {
+            policy: cairn_engine::ReferencePolicy::Off,
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

@@ -368,6 +368,9 @@ impl Workspace {
                 },
                 output: p.text.clone(),
                 location: location(p),
+                // The agent's edit is already on disk; it is not held back.
+                references: Vec::new(),
+                withheld: false,
             })
             .collect();
         let ids = self.append(suggested).await?;

@@ -47,6 +47,8 @@ pub struct ProposedEdit {
     pub path: String,
     pub range: Range,
     pub new_text: String,
+    /// Third-party code the edit reproduces, also in its record.
+    pub references: Vec<crate::ReferenceMatch>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,9 +312,15 @@ impl Workspace {
         redactions: BTreeMap<String, usize>,
     ) -> Result<Vec<ProposedEdit>, EngineError> {
         let base_commit = self.base_commit().await;
+        let refs = self
+            .references
+            .check_all(raw.iter().map(|(p, _, t)| (p.clone(), t.clone())).collect())
+            .await;
+        let block = self.references.policy() == crate::ReferencePolicy::Block;
         let events: Vec<Event> = raw
             .iter()
-            .map(|(path, range, new_text)| Event::Suggested {
+            .zip(&refs)
+            .map(|((path, range, new_text), r)| Event::Suggested {
                 generator: generator_of(g),
                 input: InputFacts {
                     mode: Mode::Chat,
@@ -329,19 +337,24 @@ impl Workspace {
                     path: path.clone(),
                     range: *range,
                 },
+                references: r.iter().map(|m| m.fact()).collect(),
+                withheld: block && !r.is_empty(),
             })
             .collect();
         let ids = self.append(events).await?;
         Ok(raw
             .into_iter()
             .zip(ids)
-            .map(|((path, range, new_text), id)| {
+            .zip(refs)
+            .filter(|(_, r)| !block || r.is_empty())
+            .map(|(((path, range, new_text), id), references)| {
                 self.remember_shown(id, &path, range, &new_text);
                 ProposedEdit {
                     record_id: id.to_string(),
                     path,
                     range,
                     new_text,
+                    references,
                 }
             })
             .collect())

@@ -57,6 +57,9 @@ pub struct Suggestion {
     pub text: String,
     /// Where it goes: an empty range at the cursor.
     pub range: Range,
+    /// Third-party code it reproduces (package, version, licence, lines), also in its
+    /// record. Empty when none, or while the reference index is being built.
+    pub references: Vec<crate::ReferenceMatch>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -385,7 +388,9 @@ impl Workspace {
         })
     }
 
-    /// One `suggested` record per output, written before any of them is returned.
+    /// One `suggested` record per output, written before any of them is returned. Each
+    /// output is first checked against the reference index; under the `block` policy a
+    /// match is recorded as withheld and not returned.
     async fn record_suggestions(
         &self,
         key: &str,
@@ -394,9 +399,20 @@ impl Workspace {
         outputs: Vec<(String, Generation)>,
     ) -> Result<Vec<Suggestion>, EngineError> {
         let base_commit = self.base_commit().await;
+        let refs = self
+            .references
+            .check_all(
+                outputs
+                    .iter()
+                    .map(|(o, _)| (key.to_string(), o.clone()))
+                    .collect(),
+            )
+            .await;
+        let block = self.references.policy() == crate::ReferencePolicy::Block;
         let events: Vec<Event> = outputs
             .iter()
-            .map(|(out, g)| Event::Suggested {
+            .zip(&refs)
+            .map(|((out, g), r)| Event::Suggested {
                 generator: generator_of(g),
                 input: InputFacts {
                     mode: mode_of(g),
@@ -413,18 +429,23 @@ impl Workspace {
                     path: key.to_string(),
                     range,
                 },
+                references: r.iter().map(|m| m.fact()).collect(),
+                withheld: block && !r.is_empty(),
             })
             .collect();
         let ids = self.append(events).await?;
         Ok(outputs
             .into_iter()
             .zip(ids)
-            .map(|((out, _), id)| {
+            .zip(refs)
+            .filter(|(_, r)| !block || r.is_empty())
+            .map(|(((out, _), id), references)| {
                 self.remember_shown(id, key, range, &out);
                 Suggestion {
                     record_id: id.to_string(),
                     text: out,
                     range,
+                    references,
                 }
             })
             .collect())

@@ -17,6 +17,7 @@ pub(super) struct Recent {
     after: String,
     text: String,
     pub(super) record_id: String,
+    references: Vec<crate::ReferenceMatch>,
     multiline: bool,
 }
 
@@ -33,6 +34,7 @@ impl Recent {
             after: line_after(text, offset).to_string(),
             text: shown.text.clone(),
             record_id: shown.record_id.clone(),
+            references: shown.references.clone(),
             multiline,
         }
     }
@@ -62,6 +64,7 @@ impl Recent {
                 record_id: self.record_id.clone(),
                 text: rest.to_string(),
                 range: Range::at(position),
+                references: self.references.clone(),
             }],
             from_cache: true,
             multiline: self.multiline,

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::chat::Conversations;
 use crate::completion::{CompletionOptions, CompletionState};
+use crate::references::{ReferenceHandle, ReferenceOptions, ReferenceStatus};
 use crate::{
     Config, Engine, EngineError, IndexOptions, LedgerOptions, ModelIdentity, Provenance,
     RouteChoice,
@@ -49,6 +50,8 @@ pub struct WorkspaceOptions {
     pub watch: bool,
     /// Do not index at all (a bare chat, or tests of other parts).
     pub no_index: bool,
+    /// The reference tracker (third-party code in suggestions).
+    pub references: ReferenceOptions,
 }
 
 impl Default for WorkspaceOptions {
@@ -61,6 +64,7 @@ impl Default for WorkspaceOptions {
             chat_source_chars: 6_000,
             watch: true,
             no_index: false,
+            references: ReferenceOptions::default(),
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct Status {
     pub model_error: Option<String>,
     pub index: IndexState,
     pub ledger: LedgerStatus,
+    pub references: ReferenceStatus,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +102,7 @@ pub struct Workspace {
     head: HeadCache,
     pub(crate) completions: CompletionState,
     pub(crate) conversations: Conversations,
+    pub(crate) references: ReferenceHandle,
 }
 
 impl Workspace {
@@ -113,6 +119,7 @@ impl Workspace {
             options.completion.latency_budget_ms = Some(ms);
         }
         let models = Engine::open(&config).map_err(|e| e.to_string());
+        options.references.apply_config(&config);
         Self::open_with(root, models, options)
     }
 
@@ -136,6 +143,7 @@ impl Workspace {
         }
         let ledger = Ledger::open(&root, options.ledger.clone()).map_err(|e| e.to_string());
         let index = IndexHandle::new(options.no_index);
+        let references = ReferenceHandle::new(options.references.clone());
         let ws = Arc::new(Workspace {
             root,
             options,
@@ -147,12 +155,25 @@ impl Workspace {
             head: HeadCache::default(),
             completions: CompletionState::default(),
             conversations: Conversations::default(),
+            references,
         });
+        ws.references.start(&ws.root);
         if !ws.options.no_index {
             ws.index
                 .start(&ws.root, ws.options.index.clone(), ws.options.watch);
         }
         Ok(ws)
+    }
+
+    /// Third-party code in `text` (the language from `path`), from the session's
+    /// reference index; `None` while it is being built or when it is off.
+    pub fn check_references(&self, path: &str, text: &str) -> Option<Vec<crate::ReferenceMatch>> {
+        self.references.check_now(path, text)
+    }
+
+    /// Waits up to `timeout` for the reference index; true when it is ready.
+    pub fn wait_for_references(&self, timeout: std::time::Duration) -> bool {
+        self.references.wait_ready(timeout)
     }
 
     pub fn root(&self) -> &Path {
@@ -198,6 +219,7 @@ impl Workspace {
                 path: self.ledger.as_ref().ok().map(|l| l.path().to_path_buf()),
                 error: self.ledger.as_ref().err().cloned(),
             },
+            references: self.references.status(),
         }
     }
 

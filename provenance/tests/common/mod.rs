@@ -118,6 +118,8 @@ pub fn suggest_accept(l: &Ledger, model: &str, path: &str, line: u32, text: &str
             input: input(),
             output: text.into(),
             location: loc(path, line),
+            references: Vec::new(),
+            withheld: false,
         })
         .unwrap();
     l.append(Event::Accepted {
