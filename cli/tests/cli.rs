@@ -7,7 +7,7 @@ fn cairn(repo: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
     c.arg("--repo")
         .arg(repo)
-        .env("CAIRN_CONFIG", repo.join("no-user-config.toml"))
+        .env("CAIRN_CONFIG", repo.join("user-config.toml"))
         // Ledger key and data (index, ledger) stay inside the test's directory.
         .env(
             "CAIRN_KEY_STORE",
@@ -21,6 +21,13 @@ fn cairn(repo: &std::path::Path) -> Command {
 fn repo() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir(d.path().join(".git")).unwrap();
+    // These tests are about what is printed, not about the latency budget (engine/tests/
+    // budget.rs): without one, a busy machine cannot make a completion come back empty.
+    std::fs::write(
+        d.path().join("user-config.toml"),
+        "[completion]\nlatency_budget_ms = 0\n",
+    )
+    .unwrap();
     std::fs::write(
         d.path().join("fib.py"),
         "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    return \n\nprint(fibonacci(10))\n",
