@@ -67,11 +67,16 @@ struct ModelArgs {
     /// llama.cpp threads (default: Cairn's own, cores - 1).
     #[arg(long)]
     threads: Option<i32>,
+    /// The completion latency budget (ms; 0 = none). Default: the product's, so the
+    /// numbers are what an editor gets on this machine.
+    #[arg(long)]
+    latency_budget_ms: Option<u64>,
 }
 
 impl ModelArgs {
     fn config(&self) -> Result<Config> {
         let mut cfg = Config::default();
+        cfg.completion.latency_budget_ms = self.latency_budget_ms;
         let spec = if let Some(url) = &self.endpoint {
             ModelSpec::Remote(RemoteOptions {
                 base_url: url.clone(),
