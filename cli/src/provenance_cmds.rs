@@ -353,18 +353,7 @@ impl ProvenanceCommands {
                             &by[..12.min(by.len())]
                         );
                     }
-                    println!(
-                        "{} commits, {} AI-assisted regions, {} unreviewed, {} not attested: {}",
-                        out.commits,
-                        out.ai_regions,
-                        out.unreviewed.len(),
-                        out.unattested.len(),
-                        if out.passed {
-                            "ok"
-                        } else {
-                            "FAILED (run `cairn review`)"
-                        }
-                    );
+                    println!("{}", out.summary_line());
                 }
                 Ok(if out.passed {
                     ExitCode::SUCCESS

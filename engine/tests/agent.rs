@@ -2,32 +2,20 @@
 //! repository, the real index and ledger (file key store), no model. An agent's recorded
 //! edit is attributed at commit time like Cairn's own suggestions.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_engine::{
-    AgentChange, AgentEdit, FileKeyStore, IndexOptions, IndexState, LedgerOptions, ModelOrigin,
-    Workspace, WorkspaceOptions,
-};
+use common::{git, init_and_commit, options_in};
+
+use cairn_engine::{AgentChange, AgentEdit, IndexState, ModelOrigin, Workspace};
 
 struct Fixture {
     dir: tempfile::TempDir,
     repo: PathBuf,
     ws: Arc<Workspace>,
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
 }
 
 const LIB: &str = "def parse_config(text):\n    \"\"\"Read key = value lines.\"\"\"\n    out = {}\n    for line in text.splitlines():\n        k, v = line.split(\"=\", 1)\n        out[k.strip()] = v.strip()\n    return out\n";
@@ -43,22 +31,8 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     std::fs::write(dir.path().join("secret.txt"), "outside\n").unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "t@example.com"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-qm", "init"]);
-    let opts = WorkspaceOptions {
-        index: IndexOptions {
-            index_dir: Some(dir.path().join("index")),
-            ..Default::default()
-        },
-        ledger: LedgerOptions::default()
-            .with_dir(dir.path().join("ledger"))
-            .with_key_store(Arc::new(FileKeyStore::new(dir.path().join("keys")))),
-        watch: false,
-        ..Default::default()
-    };
+    init_and_commit(&repo);
+    let opts = options_in(dir.path());
     let ws = Workspace::open_with(&repo, Err("no model in this test".into()), opts).unwrap();
     let repo = ws.root().to_path_buf();
     Fixture { dir, repo, ws }

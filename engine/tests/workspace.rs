@@ -2,10 +2,11 @@
 //! ledger (file key store), and the default model through llama.cpp. The remote test
 //! talks HTTP to a loopback OpenAI-style endpoint that records what it was sent.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,27 +14,18 @@ use std::time::Duration;
 // engine wrote, record by record.
 use cairn_provenance as prov;
 
+use common::{init_and_commit, options_in};
+
 use cairn_engine::{
     CancellationToken, ChatKind, ChatTurn, CompleteRequest, Config, ContextChoice, EngineError,
-    FileKeyStore, IndexOptions, IndexState, LedgerOptions, ModelError, Position, Range, Snippet,
-    SnippetKind, StreamEvent, TextChange, Trigger, Workspace, WorkspaceOptions,
+    IndexState, ModelError, Position, Range, Snippet, SnippetKind, StreamEvent, TextChange,
+    Trigger, Workspace, WorkspaceOptions,
 };
 
 struct Fixture {
     _dir: tempfile::TempDir,
     repo: PathBuf,
     opts: WorkspaceOptions,
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
 }
 
 const CALC: &str = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    \n";
@@ -48,22 +40,8 @@ fn fixture() -> Fixture {
         "from calc import add\n\ndef total(xs):\n    s = 0\n    for x in xs:\n        s = add(s, x)\n    return s\n",
     )
     .unwrap();
-    git(&repo, &["init", "-q"]);
-    git(&repo, &["config", "user.name", "Test"]);
-    git(&repo, &["config", "user.email", "t@example.com"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-qm", "init"]);
-    let opts = WorkspaceOptions {
-        index: IndexOptions {
-            index_dir: Some(dir.path().join("index")),
-            ..Default::default()
-        },
-        ledger: LedgerOptions::default()
-            .with_dir(dir.path().join("ledger"))
-            .with_key_store(Arc::new(FileKeyStore::new(dir.path().join("keys")))),
-        watch: false,
-        ..Default::default()
-    };
+    init_and_commit(&repo);
+    let opts = options_in(dir.path());
     Fixture {
         _dir: dir,
         repo,

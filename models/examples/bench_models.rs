@@ -107,7 +107,11 @@ fn start_server(python: &str, model: &std::path::Path, threads: i32) -> (Server,
         .unwrap()
         .port();
     let child = Command::new(python)
-        .args(["-m", "llama_cpp.server", "--model"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/peers/llama_cpp_server.py"
+        ))
+        .arg("--model")
         .arg(model)
         .args([
             "--host",

@@ -239,6 +239,24 @@ pub struct CheckOutcome {
     pub passed: bool,
 }
 
+impl CheckOutcome {
+    /// The verdict in one line, as the CLI prints it and the MCP tool returns it.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{} commits, {} AI-assisted regions, {} unreviewed, {} not attested: {}",
+            self.commits,
+            self.ai_regions,
+            self.unreviewed.len(),
+            self.unattested.len(),
+            if self.passed {
+                "ok"
+            } else {
+                "FAILED (run `cairn review`)"
+            }
+        )
+    }
+}
+
 /// Whether a review statement validly covers the commit with this attribution.
 pub(crate) fn review_covers(
     env: &Envelope,
