@@ -173,8 +173,8 @@ impl ProvenanceCommands {
                 }
                 println!("notes.rewriteRef = {NOTES_REF}");
                 println!(
-                    "share attribution with: git push origin {r}  /  git fetch origin {r}:{r}",
-                    r = NOTES_REF
+                    "share attribution and the ledger's checkpoints ({NOTES_REF}, {NOTES_REF}-checkpoints) with: \
+                     git push origin 'refs/notes/*'  /  git fetch origin 'refs/notes/*:refs/notes/*'"
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -247,13 +247,18 @@ impl ProvenanceCommands {
                     if json {
                         writeln!(out, "{}", serde_json::to_string(&b)?)?;
                     } else {
+                        let model = match (&b.model, &b.tool) {
+                            (Some(m), Some(t)) => format!("{m} ({t}, unsigned)"),
+                            (Some(m), None) => m.clone(),
+                            _ => String::new(),
+                        };
                         writeln!(
                             out,
                             "{} {:>5} {:<11} {:<24} {}",
                             &b.commit[..8],
                             b.line,
                             b.class,
-                            b.model.as_deref().unwrap_or(""),
+                            model,
                             b.text
                         )?;
                     }

@@ -357,8 +357,7 @@ pub fn attest_recovering(
     attest_from(ledger, commit, &[], recovery)
 }
 
-fn cherry_picked_from(repo: &Path, commit: &str) -> Vec<String> {
-    let msg = git::git(repo, &["log", "-1", "--format=%B", commit]).unwrap_or_default();
+fn cherry_picked_from(msg: &str) -> Vec<String> {
     msg.lines()
         .filter_map(|l| {
             l.trim()
@@ -369,8 +368,13 @@ fn cherry_picked_from(repo: &Path, commit: &str) -> Vec<String> {
         .collect()
 }
 
-fn recovery_sources(repo: &Path, commit: &str, recovery: &Recovery) -> Result<Vec<String>> {
-    let mut from = cherry_picked_from(repo, commit);
+fn recovery_sources(
+    repo: &Path,
+    commit: &str,
+    message: &str,
+    recovery: &Recovery,
+) -> Result<Vec<String>> {
+    let mut from = cherry_picked_from(message);
     match recovery {
         Recovery::None => {}
         Recovery::From(list) => from.extend(list.iter().cloned()),
@@ -405,14 +409,14 @@ fn attest_from(
     recovery: &Recovery,
 ) -> Result<AttestOutcome> {
     let repo = ledger.repo_root().to_path_buf();
-    let commit = git::resolve(&repo, commit)?;
+    let (commit, parents, message) = git::commit_meta(&repo, commit)?;
     let index = SpanIndex::load(ledger.path(), &repo.to_string_lossy())?;
     let mut sources = Sources::from_index(index);
     let mut lookup = vec![commit.clone()];
     for old in rewritten_from {
         lookup.push(git::resolve(&repo, old).unwrap_or_else(|_| old.to_string()));
     }
-    let recover = recovery_sources(&repo, &commit, recovery)?;
+    let recover = recovery_sources(&repo, &commit, &message, recovery)?;
     lookup.extend(recover.iter().cloned());
     let notes = git::read_notes(&repo, &lookup)?;
     let existing = notes
@@ -440,7 +444,7 @@ fn attest_from(
 
     let mut files = Vec::new();
     let mut used: HashSet<String> = HashSet::new();
-    for (path, added) in git::added_lines(&repo, &commit)? {
+    for (path, added) in git::added_lines_of(&repo, &commit, parents.len())? {
         let mut cls: Vec<Option<Candidate>> = added
             .iter()
             .map(|(_, text)| {

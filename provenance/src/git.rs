@@ -131,6 +131,38 @@ pub type AddedLines = (String, Vec<(u32, String)>);
 pub fn added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
     let parents = git(repo, &["rev-list", "--parents", "-n", "1", commit])?;
     let n = parents.split_whitespace().count().saturating_sub(1);
+    added_lines_of(repo, commit, n)
+}
+
+/// A commit's full id, its parents and its message, with one `git log`.
+pub fn commit_meta(repo: &Path, rev: &str) -> Result<(String, Vec<String>, String)> {
+    let out = git(
+        repo,
+        &[
+            "log",
+            "-1",
+            "--no-walk",
+            "--format=%H%x1f%P%x1f%B",
+            rev,
+            "--",
+        ],
+    )?;
+    let mut f = out.splitn(3, '\x1f');
+    let id = f.next().unwrap_or("").trim().to_string();
+    let parents = f
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if id.len() < 40 {
+        return Err(Error::Invalid(format!("{rev} is not a commit")));
+    }
+    Ok((id, parents, f.next().unwrap_or("").to_string()))
+}
+
+/// [`added_lines`] for a commit whose parent count is known.
+pub fn added_lines_of(repo: &Path, commit: &str, n: usize) -> Result<Vec<AddedLines>> {
     if n > 1 {
         return merge_added_lines(repo, commit, n);
     }

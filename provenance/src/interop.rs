@@ -442,6 +442,9 @@ pub fn merge(cairn: Option<&AiCommit>, imported: AiCommit) -> AiCommit {
 /// `ai` for AI lines and `mixed` for AI lines a person edited.
 pub fn agent_trace(repo: &Path, range: Option<&str>) -> Result<String> {
     let rn = crate::review::range_notes(repo, range)?;
+    for w in &rn.warnings {
+        tracing::warn!("{w}");
+    }
     let infos = git::commit_infos(repo, &rn.commits)?;
     let mut out = String::new();
     for c in &rn.commits {

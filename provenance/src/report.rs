@@ -279,6 +279,12 @@ pub fn report(
         return crate::interop::agent_trace(repo, range);
     }
     let d = gather(repo, range, ledger_file, format == ReportFormat::Intoto)?;
+    if format != ReportFormat::Json {
+        // JSON carries them as `warning` lines; the other formats have no place for them.
+        for w in &d.warnings {
+            tracing::warn!("{w}");
+        }
+    }
     Ok(match format {
         ReportFormat::Json => to_jsonl(&d)?,
         ReportFormat::Csv => to_csv(&d),

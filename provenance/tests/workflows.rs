@@ -382,3 +382,41 @@ fn amend_after_push_and_notes_round_trip_through_a_bare_remote() {
     let (found, _) = witness::collect(&mate, None).unwrap();
     assert!(found.iter().any(|f| f.head.ledger_id == l.ledger_id()));
 }
+
+#[test]
+fn the_span_index_follows_the_ledger() {
+    let (fx, l, c1) = scenario();
+    let index = fx.ledger_file().with_file_name("spans-index.json");
+    assert!(index.exists(), "attest keeps an index beside the ledger");
+    // Appends after the index was written are picked up.
+    suggest_accept(&l, "model-z", "src/z.rs", 0, "let zed = 26;\n");
+    fx.write("src/z.rs", "let zed = 26;\n");
+    let c2 = fx.commit("z");
+    assert_eq!(attest_with(&l, &c2, None).unwrap().ai_lines, 1);
+    // A ledger shortened under it: rebuilt, nothing stale used.
+    let body = std::fs::read_to_string(fx.ledger_file()).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    std::fs::write(fx.ledger_file(), lines[..lines.len() - 3].join("\n") + "\n").unwrap();
+    let l2 = fx.ledger();
+    assert_eq!(
+        attest_with(&l2, &c2, None).unwrap().ai_lines,
+        1,
+        "the note still carries it"
+    );
+    // A record edited in place (same length, the tail unchanged): refused by its digest
+    // once, then rebuilt from the ledger as it is.
+    let body = std::fs::read_to_string(fx.ledger_file()).unwrap();
+    let target = body.lines().nth(2).unwrap().to_string();
+    let mut edited = target.clone().into_bytes();
+    let i = edited.len() / 2;
+    edited[i] = if edited[i] == b'A' { b'B' } else { b'A' };
+    let edited = String::from_utf8(edited).unwrap();
+    std::fs::write(fx.ledger_file(), body.replacen(&target, &edited, 1)).unwrap();
+    git(
+        &fx.repo,
+        &["notes", "--ref", "refs/notes/cairn", "remove", &c1],
+    );
+    let err = attest_with(&l2, &c1, None).unwrap_err().to_string();
+    assert!(err.contains("changed under its span index"), "{err}");
+    attest_with(&l2, &c1, None).unwrap();
+}
