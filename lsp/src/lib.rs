@@ -372,8 +372,10 @@ impl LanguageServer for CairnServer {
                         s.text.clone(),
                     ))),
                     command: Some(self.accept_command(&tdp.text_document.uri, &s.record_id)),
-                    data: Some(json!({"recordId": s.record_id, "uri": tdp.text_document.uri,
-                                      "references": s.references})),
+                    data: Some(
+                        json!({"recordId": s.record_id, "uri": tdp.text_document.uri,
+                                      "references": s.references}),
+                    ),
                     ..Default::default()
                 }
             })
