@@ -625,4 +625,22 @@ fn deny_licence_fails_a_range_whose_ai_lines_reproduce_denied_code() {
             .unwrap()
             .passed
     );
+
+    // The report lists the reference per commit and counts its lines per licence.
+    let d = report_data(&fx.repo, None, None).unwrap();
+    assert_eq!(d.references.len(), 1);
+    let r = &d.references[0];
+    assert_eq!(
+        (r.package.as_str(), r.licence.as_str(), r.path.as_str()),
+        ("gplthing", "GPL-3.0-only", "src/lib.rs")
+    );
+    assert_eq!(r.commit, c1);
+    assert_eq!(d.reference_lines_by_licence.get("GPL-3.0-only"), Some(&3));
+    let jsonl = report(&fx.repo, None, ReportFormat::Json, None).unwrap();
+    assert!(
+        jsonl
+            .lines()
+            .any(|l| l.contains("\"type\":\"reference\"") && l.contains("gplthing")),
+        "{jsonl}"
+    );
 }
