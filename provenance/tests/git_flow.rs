@@ -80,6 +80,7 @@ fn accept_edit_commit_blame_and_report() {
           },
           "commits": 2,
           "range": "HEAD",
+          "referenceLinesByLicence": {},
           "totals": {
             "ai": 1,
             "aiModified": 1,
