@@ -73,6 +73,10 @@ pub enum ProvenanceCommands {
         /// Only reviews by these key ids count (repeatable).
         #[arg(long = "trusted-reviewer", value_name = "KEYID")]
         trusted_reviewers: Vec<String>,
+        /// Fail when AI-assisted lines reproduce third-party code under any of these SPDX
+        /// licence ids (comma-separated, repeatable; `unknown` counts as an id).
+        #[arg(long = "deny-licence", value_name = "LIST", value_delimiter = ',')]
+        deny_licences: Vec<String>,
         #[arg(long)]
         json: bool,
         /// Also write a SLSA verification summary (in-toto statement, DSSE envelope signed
@@ -314,10 +318,18 @@ impl ProvenanceCommands {
                 range,
                 require_review,
                 trusted_reviewers,
+                deny_licences,
                 json,
                 vsa,
             } => {
-                let opts = CheckOptions { trusted_reviewers };
+                let opts = CheckOptions {
+                    trusted_reviewers,
+                    deny_licences: deny_licences
+                        .into_iter()
+                        .map(|l| l.trim().to_string())
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                };
                 let out = match &vsa {
                     Some(path) => {
                         let (out, line) =
@@ -341,6 +353,21 @@ impl ProvenanceCommands {
                             r.class.as_str(),
                             r.model,
                             &r.commit[..12]
+                        );
+                    }
+                    for d in &out.denied {
+                        println!(
+                            "denied licence: {}:{}-{} reproduces {} {} ({}) {}:{}-{} commit {}",
+                            d.region.path,
+                            d.region.start_line,
+                            d.region.end_line,
+                            d.package,
+                            d.version,
+                            d.licence,
+                            d.path,
+                            d.lines[0],
+                            d.lines[1],
+                            &d.region.commit[..12.min(d.region.commit.len())]
                         );
                     }
                     for w in &out.warnings {

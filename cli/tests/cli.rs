@@ -142,3 +142,66 @@ fn bad_input_gets_one_line_errors() {
     );
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+/// `cairn references index` finds a node_modules package; `cairn references check -`
+/// reports a copy of its code (exit 1) with package, version and licence, and exits 0
+/// on the repository's own code.
+#[test]
+fn references_index_and_check() {
+    let r = repo();
+    let pkg = r.path().join("node_modules/trimmer");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(
+        pkg.join("package.json"),
+        r#"{"name": "trimmer", "version": "2.1.0", "license": "BSD-3-Clause"}"#,
+    )
+    .unwrap();
+    let code = "function rightTrimLines(text, keepEmpty) {\n  var lines = text.split('\\n');\n  var out = [];\n  for (var j = 0; j < lines.length; j++) {\n    var line = lines[j].replace(/\\s+$/, '');\n    if (line.length > 0 || keepEmpty) {\n      out.push(line);\n    }\n  }\n  return out.join('\\n');\n}\n";
+    std::fs::write(pkg.join("index.js"), code).unwrap();
+    let refs = |args: &[&str], stdin: &str| {
+        let mut child = cairn(r.path())
+            .arg("references")
+            .args(args)
+            .env("CAIRN_REFERENCES_DIR", r.path().join(".git/refs-store"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = refs(&["index", "--packages"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("1 packages (npm 1)"), "{text}");
+    assert!(text.contains("trimmer\t2.1.0\tBSD-3-Clause"), "{text}");
+    let out = refs(&["check", "-", "--lang", "js", "--json"], code);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["package"], "trimmer");
+    assert_eq!(v[0]["licence"], "BSD-3-Clause");
+    let own = r.path().join("fib.py");
+    let out = refs(&["check", own.to_str().unwrap()], "");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no third-party code found"));
+}

@@ -47,12 +47,23 @@ impl CairnServer {
         let items = done
             .items
             .into_iter()
-            .map(|s| InlineCompletionItem {
-                insert_text: s.text,
-                filter_text: None,
-                range: Some(lsp_range(s.range)),
-                command: Some(self.accept_command(&tdp.text_document.uri, &s.record_id)),
-                insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+            .map(|s| {
+                // An inline item has no label: the accept command's title names the
+                // third-party code it reproduces.
+                let mut command = self.accept_command(&tdp.text_document.uri, &s.record_id);
+                if let Some(r) = s.references.first() {
+                    command.title = format!("Accept Cairn suggestion (matches {})", r.label());
+                    if let Some(arg) = command.arguments.as_mut().and_then(|a| a.first_mut()) {
+                        arg["references"] = json!(s.references);
+                    }
+                }
+                InlineCompletionItem {
+                    insert_text: s.text,
+                    filter_text: None,
+                    range: Some(lsp_range(s.range)),
+                    command: Some(command),
+                    insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+                }
             })
             .collect();
         Ok(Some(InlineCompletionResponse::List(InlineCompletionList {

@@ -337,13 +337,31 @@ impl LanguageServer for CairnServer {
                 if s.text.trim().lines().count() > 1 {
                     label.push_str(" …");
                 }
+                // Third-party code the item reproduces is named where the person looks.
+                let mut detail = format!("Cairn · {model}");
+                let mut doc = format!("```\n{}\n```", s.text);
+                if let Some(r) = s.references.first() {
+                    label.push_str(&format!(" ⚠ {}", r.label()));
+                    detail.push_str(&format!(" · matches {}", r.label()));
+                    doc.push_str("\n\nReproduces third-party code:\n");
+                    for r in &s.references {
+                        doc.push_str(&format!(
+                            "- {} — {} characters, {}:{}-{}\n",
+                            r.label(),
+                            r.matched_chars,
+                            r.path,
+                            r.lines[0],
+                            r.lines[1]
+                        ));
+                    }
+                }
                 CompletionItem {
                     label,
                     kind: Some(CompletionItemKind::TEXT),
-                    detail: Some(format!("Cairn · {model}")),
+                    detail: Some(detail),
                     documentation: Some(Documentation::MarkupContent(MarkupContent {
                         kind: MarkupKind::Markdown,
-                        value: format!("```\n{}\n```", s.text),
+                        value: doc,
                     })),
                     sort_text: Some(format!("0{i}")),
                     filter_text: Some(String::new()),
@@ -354,7 +372,10 @@ impl LanguageServer for CairnServer {
                         s.text.clone(),
                     ))),
                     command: Some(self.accept_command(&tdp.text_document.uri, &s.record_id)),
-                    data: Some(json!({"recordId": s.record_id, "uri": tdp.text_document.uri})),
+                    data: Some(
+                        json!({"recordId": s.record_id, "uri": tdp.text_document.uri,
+                                      "references": s.references}),
+                    ),
                     ..Default::default()
                 }
             })

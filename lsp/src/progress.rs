@@ -31,6 +31,9 @@ impl CairnServer {
             "modelError": s.model_error,
             "index": index,
             "ledger": {"path": s.ledger.path, "error": s.ledger.error},
+            // The reference index and this session's counts: suggestions that matched
+            // third-party code, and those withheld by `references = "block"`.
+            "references": s.references,
         }))
     }
 

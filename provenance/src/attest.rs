@@ -46,7 +46,7 @@ fn rel_path(repo: &str, p: &str) -> String {
     p.trim_start_matches("./").to_string()
 }
 
-fn record_of_line(line: &str) -> Option<Record> {
+pub(crate) fn record_of_line(line: &str) -> Option<Record> {
     let env: Envelope = serde_json::from_str(line).ok()?;
     record_of_payload(&env.payload_bytes().ok()?)
         .ok()

@@ -40,9 +40,9 @@ pub use attest::{
 };
 pub use init::{add_assisted_by, init_repo, InitOutcome};
 pub use notes::{AiCommit, Note, Region, Review};
-pub use report::{report, report_data, ReportData, ReportFormat};
+pub use report::{report, report_data, ReferenceRow, ReportData, ReportFormat};
 pub use review::{
-    ai_regions, check, review, AiRegion, CheckOptions, CheckOutcome, ReviewOutcome,
-    ReviewerIdentity,
+    ai_regions, check, licence_denied, review, AiRegion, CheckOptions, CheckOutcome,
+    DeniedReference, ReviewOutcome, ReviewerIdentity,
 };
 pub use verify::{verify, verify_witnessed, VerifyReport};

@@ -445,6 +445,10 @@ pub struct RecordedInput {
 pub struct RecordedOutput {
     pub digest: String,
     pub lines: u64,
+    /// Third-party code the output reproduces (suggested records).
+    pub references: Vec<ReferenceFact>,
+    /// Withheld by the reference policy.
+    pub withheld: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,6 +88,22 @@ pub struct ModelStats {
     pub acceptance_rate: Option<f64>,
 }
 
+/// An AI-assisted region of a commit whose suggestion reproduced third-party code.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferenceRow {
+    pub commit: String,
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub package: String,
+    pub version: String,
+    pub licence: String,
+    /// The third-party source, as found on the machine that made the suggestion.
+    pub source_path: String,
+    pub source_lines: [u32; 2],
+}
+
 /// Everything a report shows.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -102,6 +118,10 @@ pub struct ReportData {
     pub regions: Vec<(AiRegion, bool)>,
     /// Notes and imported records that did not read (each names its commit and file).
     pub warnings: Vec<String>,
+    /// Regions reproducing third-party code, per commit.
+    pub references: Vec<ReferenceRow>,
+    /// AI-assisted lines reproducing third-party code, per licence.
+    pub reference_lines_by_licence: BTreeMap<String, u64>,
     /// Envelope lines of the range's statements and records (only for the in-toto bundle).
     #[serde(skip)]
     envelopes: Vec<String>,
@@ -204,7 +224,39 @@ fn gather(
                 at.unreviewed_ai += ai_here;
             }
         }
-        for r in regions_of(c, ac) {
+        let regions = regions_of(c, ac);
+        // The suggestions' records in the note name the third-party code they reproduced.
+        let mut refs: HashMap<String, Vec<crate::ReferenceFact>> = HashMap::new();
+        if !regions.is_empty() {
+            for line in &note.records {
+                if let Some(r) = crate::attest::record_of_line(line) {
+                    if let (Some(id), Some(o)) = (r.record_id.clone(), r.output) {
+                        if !o.references.is_empty() {
+                            refs.insert(id, o.references);
+                        }
+                    }
+                }
+            }
+        }
+        for r in &regions {
+            for f in refs.get(&r.record_id).into_iter().flatten() {
+                *d.reference_lines_by_licence
+                    .entry(f.licence.clone())
+                    .or_default() += (r.end_line - r.start_line + 1) as u64;
+                d.references.push(ReferenceRow {
+                    commit: c.clone(),
+                    path: r.path.clone(),
+                    start_line: r.start_line,
+                    end_line: r.end_line,
+                    package: f.package.clone(),
+                    version: f.version.clone(),
+                    licence: f.licence.clone(),
+                    source_path: f.path.clone(),
+                    source_lines: f.lines,
+                });
+            }
+        }
+        for r in regions {
             let n = (r.end_line - r.start_line + 1) as u64;
             let m = d.by_model.entry(r.model.clone()).or_default();
             match r.class {
@@ -307,10 +359,15 @@ fn to_jsonl(d: &ReportData) -> Result<String> {
         out.push_str(&serde_json::to_string(
             &json!({"type": "warning", "message": w}),
         )?);
+    for r in &d.references {
+        let mut v = serde_json::to_value(r)?;
+        v["type"] = "reference".into();
+        out.push_str(&serde_json::to_string(&v)?);
         out.push('\n');
     }
     out.push_str(&serde_json::to_string(&json!({
         "type": "summary",
+        "referenceLinesByLicence": d.reference_lines_by_licence,
         "range": d.range,
         "commits": d.commits,
         "attestedCommits": d.attested_commits,

@@ -221,6 +221,76 @@ pub fn review(
 pub struct CheckOptions {
     /// If non-empty, only reviews signed by these key ids count.
     pub trusted_reviewers: Vec<String>,
+    /// SPDX licence ids an AI-assisted region must not reproduce third-party code under
+    /// (`cairn check --deny-licence`); "unknown" may be listed too.
+    pub deny_licences: Vec<String>,
+}
+
+/// An AI-assisted region whose suggestion reproduced third-party code under a denied
+/// licence.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeniedReference {
+    pub region: AiRegion,
+    pub package: String,
+    pub version: String,
+    pub licence: String,
+    pub path: String,
+    pub lines: [u32; 2],
+}
+
+/// Whether an SPDX expression can be satisfied without any of `denied` (OR: one
+/// alternative suffices; AND: all must be allowed). An expression that does not parse is
+/// judged by its identifiers alone: any denied one denies it.
+pub fn licence_denied(expression: &str, denied: &[String]) -> bool {
+    let is_denied = |id: &str| denied.iter().any(|d| d.eq_ignore_ascii_case(id));
+    let spaced = expression.replace('(', " ( ").replace(')', " ) ");
+    let toks: Vec<&str> = spaced.split_whitespace().collect();
+    let mut at = 0;
+    match allowed_expr(&toks, &mut at, &is_denied) {
+        Some(ok) if at == toks.len() => !ok,
+        _ => toks.iter().any(|t| is_denied(t)),
+    }
+}
+
+fn allowed_expr(t: &[&str], at: &mut usize, denied: &dyn Fn(&str) -> bool) -> Option<bool> {
+    let mut ok = allowed_term(t, at, denied)?;
+    while t.get(*at).is_some_and(|x| x.eq_ignore_ascii_case("OR")) {
+        *at += 1;
+        let rhs = allowed_term(t, at, denied)?;
+        ok = ok || rhs;
+    }
+    Some(ok)
+}
+
+fn allowed_term(t: &[&str], at: &mut usize, denied: &dyn Fn(&str) -> bool) -> Option<bool> {
+    let mut ok = allowed_factor(t, at, denied)?;
+    while t.get(*at).is_some_and(|x| x.eq_ignore_ascii_case("AND")) {
+        *at += 1;
+        let rhs = allowed_factor(t, at, denied)?;
+        ok = ok && rhs;
+    }
+    Some(ok)
+}
+
+fn allowed_factor(t: &[&str], at: &mut usize, denied: &dyn Fn(&str) -> bool) -> Option<bool> {
+    let tok = *t.get(*at)?;
+    *at += 1;
+    if tok == "(" {
+        let ok = allowed_expr(t, at, denied)?;
+        if t.get(*at) != Some(&")") {
+            return None;
+        }
+        *at += 1;
+        return Some(ok);
+    }
+    let mut ok = !denied(tok);
+    if t.get(*at).is_some_and(|x| x.eq_ignore_ascii_case("WITH")) {
+        let exception = *t.get(*at + 1)?;
+        *at += 2;
+        ok = ok && !denied(exception);
+    }
+    Some(ok)
 }
 
 /// The gate's verdict.
@@ -236,6 +306,8 @@ pub struct CheckOutcome {
     pub reverted: Vec<(String, String)>,
     /// Notes and imported records that did not read (each names its commit and file).
     pub warnings: Vec<String>,
+    /// Regions reproducing third-party code under a denied licence.
+    pub denied: Vec<DeniedReference>,
     pub passed: bool,
 }
 
@@ -319,6 +391,34 @@ pub fn check(
             continue;
         }
         out.ai_regions += regions.len();
+        if !opts.deny_licences.is_empty() {
+            // The suggestions' records travel in the note: their references name the
+            // packages and licences the region's text came from.
+            let mut refs: HashMap<String, Vec<crate::ReferenceFact>> = HashMap::new();
+            for line in &note.records {
+                if let Some(r) = crate::attest::record_of_line(line) {
+                    if let (Some(id), Some(o)) = (r.record_id.clone(), r.output) {
+                        if !o.references.is_empty() {
+                            refs.insert(id, o.references);
+                        }
+                    }
+                }
+            }
+            for region in &regions {
+                for f in refs.get(&region.record_id).into_iter().flatten() {
+                    if licence_denied(&f.licence, &opts.deny_licences) {
+                        out.denied.push(DeniedReference {
+                            region: region.clone(),
+                            package: f.package.clone(),
+                            version: f.version.clone(),
+                            licence: f.licence.clone(),
+                            path: f.path.clone(),
+                            lines: f.lines,
+                        });
+                    }
+                }
+            }
+        }
         let reviewed = note
             .reviews
             .iter()
@@ -327,6 +427,32 @@ pub fn check(
             out.unreviewed.extend(regions);
         }
     }
-    out.passed = !require_review || out.unreviewed.is_empty();
+    out.passed = (!require_review || out.unreviewed.is_empty()) && out.denied.is_empty();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::licence_denied;
+
+    #[test]
+    fn a_denied_licence_fails_only_where_no_alternative_avoids_it() {
+        let deny = vec!["GPL-3.0-only".to_string(), "unknown".to_string()];
+        assert!(licence_denied("GPL-3.0-only", &deny));
+        assert!(!licence_denied("MIT OR GPL-3.0-only", &deny));
+        assert!(licence_denied("MIT AND GPL-3.0-only", &deny));
+        assert!(licence_denied(
+            "(MIT OR Apache-2.0) AND gpl-3.0-only",
+            &deny
+        ));
+        assert!(!licence_denied(
+            "(MIT OR GPL-3.0-only) AND Apache-2.0",
+            &deny
+        ));
+        assert!(licence_denied("unknown", &deny));
+        assert!(!licence_denied("Apache-2.0 WITH LLVM-exception", &deny));
+        // Not an expression: any denied identifier in it denies it.
+        assert!(licence_denied("GPL-3.0-only OR (", &deny));
+        assert!(!licence_denied("MIT", &[]));
+    }
 }

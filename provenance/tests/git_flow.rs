@@ -80,6 +80,7 @@ fn accept_edit_commit_blame_and_report() {
           },
           "commits": 2,
           "range": "HEAD",
+          "referenceLinesByLicence": {},
           "totals": {
             "ai": 1,
             "aiModified": 1,
@@ -154,10 +155,12 @@ fn check_fails_then_passes_after_review() {
     // A trust list that does not name the reviewer makes the review not count.
     let strict = CheckOptions {
         trusted_reviewers: vec!["00".repeat(32)],
+        ..Default::default()
     };
     assert!(!check(&fx.repo, None, true, &strict).unwrap().passed);
     let ok = CheckOptions {
         trusted_reviewers: vec![keys::key_id(&rkey.verifying_key())],
+        ..Default::default()
     };
     assert!(check(&fx.repo, None, true, &ok).unwrap().passed);
     // Reviews verify too.
@@ -560,4 +563,86 @@ fn v1_notes_are_still_read() {
             .passed
     );
     assert!(verify(&fx.repo, None, None).unwrap().ok());
+}
+
+/// A suggestion whose record names third-party code under a licence: accepted,
+/// committed, attested; `check` with that licence denied fails and names the package,
+/// with another licence denied it passes.
+#[test]
+fn deny_licence_fails_a_range_whose_ai_lines_reproduce_denied_code() {
+    let fx = Fixture::new();
+    let l = fx.ledger();
+    fx.write("src/lib.rs", "// lib\n");
+    let c0 = fx.commit("initial");
+    attest_with(&l, &c0, None).unwrap();
+    let text = "pub fn copied() -> u32 {\n    41 + 1\n}\n";
+    let id = l
+        .append(Event::Suggested {
+            generator: generator("m"),
+            input: input(),
+            output: text.into(),
+            location: loc("src/lib.rs", 1),
+            references: vec![cairn_provenance::ReferenceFact {
+                package: "gplthing".into(),
+                version: "1.0.0".into(),
+                licence: "GPL-3.0-only".into(),
+                path: "/registry/gplthing-1.0.0/src/lib.rs".into(),
+                lines: [10, 12],
+                matched_chars: 160,
+            }],
+            withheld: false,
+        })
+        .unwrap();
+    l.append(Event::Accepted {
+        record_id: id,
+        partial: false,
+        final_text: text.into(),
+        location: loc("src/lib.rs", 1),
+    })
+    .unwrap();
+    fx.write("src/lib.rs", &format!("// lib\n{text}"));
+    let c1 = fx.commit("copied");
+    attest_with(&l, &c1, None).unwrap();
+
+    let deny = |ids: &[&str]| CheckOptions {
+        deny_licences: ids.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let out = check(&fx.repo, None, false, &deny(&["GPL-3.0-only"])).unwrap();
+    assert!(!out.passed);
+    assert_eq!(out.denied.len(), 1, "{out:?}");
+    let d = &out.denied[0];
+    assert_eq!(
+        (d.package.as_str(), d.licence.as_str()),
+        ("gplthing", "GPL-3.0-only")
+    );
+    assert_eq!(d.region.path, "src/lib.rs");
+    assert!(
+        check(&fx.repo, None, false, &deny(&["AGPL-3.0-only"]))
+            .unwrap()
+            .passed
+    );
+    assert!(
+        check(&fx.repo, None, false, &CheckOptions::default())
+            .unwrap()
+            .passed
+    );
+
+    // The report lists the reference per commit and counts its lines per licence.
+    let d = report_data(&fx.repo, None, None).unwrap();
+    assert_eq!(d.references.len(), 1);
+    let r = &d.references[0];
+    assert_eq!(
+        (r.package.as_str(), r.licence.as_str(), r.path.as_str()),
+        ("gplthing", "GPL-3.0-only", "src/lib.rs")
+    );
+    assert_eq!(r.commit, c1);
+    assert_eq!(d.reference_lines_by_licence.get("GPL-3.0-only"), Some(&3));
+    let jsonl = report(&fx.repo, None, ReportFormat::Json, None).unwrap();
+    assert!(
+        jsonl
+            .lines()
+            .any(|l| l.contains("\"type\":\"reference\"") && l.contains("gplthing")),
+        "{jsonl}"
+    );
 }

@@ -440,6 +440,16 @@ impl ReferenceIndex {
         &self.packages
     }
 
+    /// Every indexed file with its package's name.
+    pub fn indexed_files(&self) -> impl Iterator<Item = (&Path, &str)> + '_ {
+        self.files.iter().map(|f| {
+            (
+                f.path.as_path(),
+                self.packages[f.package as usize].name.as_str(),
+            )
+        })
+    }
+
     pub fn file_count(&self) -> usize {
         self.files.len()
     }

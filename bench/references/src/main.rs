@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use cairn_references::{
-    lex, DiscoverOptions, Kind, ReferenceConfig, ReferenceIndex, Syntax, Warnings,
-};
+use cairn_references::{lex, DiscoverOptions, Kind, ReferenceConfig, ReferenceIndex, Syntax};
 
 struct Args {
     corpus: Vec<PathBuf>,
@@ -27,6 +25,8 @@ struct Args {
     samples: usize,
     threads: usize,
     max_postings: Option<usize>,
+    /// Index a project's own dependencies (its lockfiles, node_modules …) instead.
+    project: Option<PathBuf>,
 }
 
 fn args() -> Args {
@@ -37,6 +37,7 @@ fn args() -> Args {
         samples: 200,
         threads: 1,
         max_postings: None,
+        project: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -47,11 +48,12 @@ fn args() -> Args {
             "--second" => a.second.push(PathBuf::from(v())),
             "--samples" => a.samples = v().parse().expect("--samples N"),
             "--threads" => a.threads = v().parse().expect("--threads N"),
+            "--project" => a.project = Some(PathBuf::from(v())),
             "--max-postings" => a.max_postings = Some(v().parse().expect("--max-postings N")),
             other => panic!("unknown argument {other}"),
         }
     }
-    if a.corpus.is_empty() {
+    if a.corpus.is_empty() && a.project.is_none() {
         let home = std::env::var_os("CARGO_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
@@ -254,9 +256,15 @@ fn main() {
     let a = args();
     let load_start = load();
     let data = tempfile::tempdir().unwrap();
-    let project = data.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(project.join("Cargo.lock"), "version = 4\n").unwrap();
+    let project = match &a.project {
+        Some(p) => p.clone(),
+        None => {
+            let p = data.path().join("project");
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("Cargo.lock"), "version = 4\n").unwrap();
+            p
+        }
+    };
     let cfg = ReferenceConfig {
         threads: a.threads,
         discover: DiscoverOptions {
@@ -281,13 +289,22 @@ fn main() {
         ReferenceIndex::open_or_build(&project, &store, &cfg, &|_| {}, &cancel).unwrap();
     let reopen_s = t.elapsed().as_secs_f64();
     assert!(!reopen.discovered);
-    std::fs::write(project.join("Cargo.lock"), "version = 4\n\n").unwrap();
+    // A lockfile change: the fixture's Cargo.lock, or a touched lockfile of the project.
+    let lock = cairn_references::lockfiles(&project).into_iter().next();
+    match (&a.project, &lock) {
+        (None, _) => std::fs::write(project.join("Cargo.lock"), "version = 4\n\n").unwrap(),
+        (Some(_), Some(l)) => {
+            let f = std::fs::File::options().append(true).open(l).unwrap();
+            f.set_modified(std::time::SystemTime::now()).unwrap();
+        }
+        (Some(_), None) => {}
+    }
     let t = Instant::now();
     let (idx2, changed) =
         ReferenceIndex::open_or_build(&project, &store, &cfg, &|_| {}, &cancel).unwrap();
     let changed_s = t.elapsed().as_secs_f64();
     drop(idx2);
-    assert!(changed.discovered && changed.built == 0);
+    assert!(changed.built == 0);
 
     println!("## Reference tracker (bench/references)\n");
     println!(
@@ -318,13 +335,11 @@ fn main() {
     println!("| warnings (skipped) | {:?} |", report.warnings.counts);
 
     // Samples from the indexed sources.
-    let mut indexed: Vec<(PathBuf, String)> = Vec::new();
-    for p in idx.packages() {
-        let mut w = Warnings::default();
-        for f in cairn_references::package_files(p, &mut w) {
-            indexed.push((f, p.name.clone()));
-        }
-    }
+    // Only files the index holds (not those it skipped as too large or generated).
+    let indexed: Vec<(PathBuf, String)> = idx
+        .indexed_files()
+        .map(|(p, n)| (p.to_path_buf(), n.to_string()))
+        .collect();
     let samples = sample(indexed, a.samples);
     let mut own_files = Vec::new();
     for d in &a.own {
@@ -348,15 +363,10 @@ fn main() {
 
     // The baseline's corpus: every indexed file's text, one string.
     let mut corpus = Vec::with_capacity(report.bytes as usize + 1024);
-    for p in idx.packages() {
-        let mut w = Warnings::default();
-        for f in cairn_references::package_files(p, &mut w) {
-            if let Ok(b) = std::fs::read(&f) {
-                if b.len() as u64 <= cfg.limits.max_file_bytes {
-                    corpus.extend_from_slice(&b);
-                    corpus.push(0);
-                }
-            }
+    for (f, _) in idx.indexed_files() {
+        if let Ok(b) = std::fs::read(f) {
+            corpus.extend_from_slice(&b);
+            corpus.push(0);
         }
     }
     let baseline = |q: &str| memchr::memmem::find(&corpus, q.trim().as_bytes()).is_some();

@@ -714,6 +714,7 @@ impl CairnMcp {
             .blocking(move || {
                 let opts = CheckOptions {
                     trusted_reviewers: trusted,
+                    ..Default::default()
                 };
                 prov.check(r.as_deref(), require_review, &opts)
                     .map_err(|e| e.to_string())
