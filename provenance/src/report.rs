@@ -359,6 +359,8 @@ fn to_jsonl(d: &ReportData) -> Result<String> {
         out.push_str(&serde_json::to_string(
             &json!({"type": "warning", "message": w}),
         )?);
+        out.push('\n');
+    }
     for r in &d.references {
         let mut v = serde_json::to_value(r)?;
         v["type"] = "reference".into();
