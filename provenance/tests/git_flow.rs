@@ -1,5 +1,7 @@
 //! End to end with real git repositories: accept → edit → commit → attest → blame,
 //! report, review and the gate, amend and rebase, verify.
+//!
+//! Over 600 lines as one room: one git workflow per test over the shared helpers.
 
 mod common;
 use cairn_provenance::*;

@@ -1,6 +1,9 @@
 //! The reference index of a repository: every package's segment merged into one sorted
 //! table of fingerprints, opened from the data dir, rebuilt only for packages that
 //! changed, and asked whether a text reproduces indexed code.
+//!
+//! Over 600 lines as one room: the lookup, the clustering of hits by diagonal and the
+//! alignment that confirms them all read the table's private layout.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,9 @@
 //! The desktop's commands, called as the window calls them, over a real git repository,
 //! a real ledger and index, and a scripted OpenAI-compatible server on loopback (so the
 //! answers, citations and edits are fixed and the assertions exact).
+//!
+//! Over 600 lines as one room: one scenario per test over the one fixture (repository,
+//! ledger, index, scripted server) they share.
 
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,5 +1,7 @@
 // Rendering: each region of the window is redrawn from the state when its slice of the
 // state changed (the reducer never mutates, so a changed slice is a new object).
+// Over 600 lines as one room: one renderer per region of the window, in page order,
+// sharing only the DOM builder.
 
 import { citationLabel, shortRecord } from "./citations";
 import { editDiff } from "./diff";

@@ -5,6 +5,9 @@
 //! shape, retrieval, prompt template, post-processing and ledger record that editors
 //! get — never a shortcut to the model. Nothing here knows any item's answer: the
 //! ground truth is read only by the scorer.
+//!
+//! Over 600 lines as one room: a subcommand per benchmark, each one function over the
+//! shared set-up at the top.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

@@ -6,6 +6,9 @@
 //! clean-up (`cleanup`) → one `suggested` record per item → the items.
 //! A newer request for the same document cancels the older one; text typed through a
 //! suggestion is served from it (`typing`).
+//!
+//! Over 600 lines as one room: the pipeline reads top to bottom here; its parts (window,
+//! shape, cleanup, typing) are in their own files.
 
 mod cleanup;
 mod shape;

@@ -1,0 +1,197 @@
+//! Fitting a completion prompt to the token cap and the latency budget.
+
+use super::*;
+
+impl Worker<'_> {
+    /// Builds the completion prompt and fits it to the token cap and, with a budget and
+    /// a measured speed, to the latency budget (see [`crate::budget`]).
+    pub(super) fn fit_completion(
+        &mut self,
+        req: &CompletionRequest,
+        budget: Option<Duration>,
+    ) -> Result<Fitted, ModelError> {
+        let mut prompt = template::completion_prompt(&self.info.vocab, req);
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let reserve = (req.max_tokens as usize).min(n_ctx / 2);
+        let cap = self
+            .max_prompt_tokens
+            .min(n_ctx.saturating_sub(reserve + 1));
+        self.pieces();
+        let model = self.model;
+        let vocab = model.vocab();
+        let pieces = self.pieces.as_ref().expect("built above");
+        let piece = |t: LlamaToken| -> &[u8] {
+            usize::try_from(t.0)
+                .ok()
+                .and_then(|i| pieces.get(i))
+                .map_or(&[][..], Vec::as_slice)
+        };
+        let newline_cut = |toks: &[LlamaToken], i: usize| {
+            (i > 0 && piece(toks[i - 1]).ends_with(b"\n"))
+                || (i < toks.len() && piece(toks[i]).starts_with(b"\n"))
+        };
+
+        // Tokens of every part; huge texts are tokenized from the cursor outwards only
+        // as far as the cap can reach (then cut in tokens).
+        let mut segments: Vec<budget::Segment<LlamaToken>> = Vec::new();
+        // Per part: its segment and its token range in that segment.
+        let mut part_at: Vec<(usize, std::ops::Range<usize>)> =
+            Vec::with_capacity(prompt.parts.len());
+        let mut whole = Vec::with_capacity(prompt.parts.len());
+        let bos = vocab.should_add_bos() && vocab.bos().0 >= 0;
+        if bos {
+            segments.push(budget::Segment::new(
+                budget::SegmentKind::Fixed,
+                vec![vocab.bos()],
+            ));
+        }
+        let mut prev_role = None;
+        for (part, role) in prompt.parts.iter().zip(&prompt.roles) {
+            let (kind, toks, complete) = match (part, role) {
+                (PromptPart::Special(t), PartRole::Context(_)) => (
+                    budget::SegmentKind::Context,
+                    vocab.tokenize(t.as_bytes(), false, true),
+                    true,
+                ),
+                (PromptPart::Special(t), _) => (
+                    budget::SegmentKind::Fixed,
+                    vocab.tokenize(t.as_bytes(), false, true),
+                    true,
+                ),
+                (PromptPart::Text(t), PartRole::Prefix) => {
+                    let (toks, complete) = tokenize_bounded(model, t, cap, true);
+                    (budget::SegmentKind::Prefix, toks, complete)
+                }
+                (PromptPart::Text(t), PartRole::Suffix) => {
+                    let (toks, complete) = tokenize_bounded(model, t, cap, false);
+                    (budget::SegmentKind::Suffix, toks, complete)
+                }
+                (PromptPart::Text(t), PartRole::Context(_)) => {
+                    let (toks, complete) = tokenize_bounded(model, t, cap, false);
+                    (budget::SegmentKind::Context, toks, complete)
+                }
+                (PromptPart::Text(t), PartRole::Fixed) => (
+                    budget::SegmentKind::Fixed,
+                    vocab.tokenize(t.as_bytes(), false, false),
+                    true,
+                ),
+            };
+            whole.push(complete);
+            // A context file's parts form one segment; everything else is its own.
+            let merge = matches!(role, PartRole::Context(_)) && prev_role == Some(*role);
+            prev_role = Some(*role);
+            if merge {
+                let si = segments.len() - 1;
+                let last = &mut segments[si];
+                let at = last.tokens.len();
+                last.tokens.extend(toks);
+                part_at.push((si, at..last.tokens.len()));
+            } else {
+                let n = toks.len();
+                segments.push(budget::Segment::new(kind, toks));
+                part_at.push((segments.len() - 1, 0..n));
+            }
+        }
+        for seg in &mut segments {
+            let toks = &seg.tokens;
+            match seg.kind {
+                budget::SegmentKind::Prefix | budget::SegmentKind::Suffix => {
+                    seg.cuts = (1..toks.len()).filter(|&i| newline_cut(toks, i)).collect();
+                }
+                _ => {}
+            }
+        }
+        let speed = self.current_speed();
+        let allowed_new = match (budget, speed) {
+            (Some(b), Some(s)) => {
+                let decode = req.max_tokens as f64 / s.decode_tokens_per_s.max(1e-3);
+                let left = (b.as_secs_f64() - decode).max(0.0);
+                Some((left * s.prompt_tokens_per_s) as usize)
+            }
+            _ => None,
+        };
+        let limits = budget::Limits {
+            cap,
+            allowed_new,
+            min_prefix: MIN_PREFIX_TOKENS,
+        };
+        let cached: &[LlamaToken] = if self.reuse_prefix { &self.cached } else { &[] };
+        let plan = budget::plan(&segments, cached, &limits);
+        let tokens = plan.tokens(&segments);
+
+        // What was kept and cut, for the record; the prompt's parts follow the plan so
+        // that its digest is that of what the model saw.
+        let mut report = PromptBudget {
+            budget_ms: budget.map(|b| b.as_millis() as u64),
+            cap_tokens: cap as u32,
+            allowed_new_tokens: allowed_new.map(|a| a as u32),
+            cached_tokens: plan.cached as u32,
+            new_tokens: plan.new_tokens() as u32,
+            estimated_ms: speed.map(|s| {
+                s.estimate(plan.new_tokens() as u32, req.max_tokens)
+                    .as_millis() as u64
+            }),
+            over_budget: plan.over_budget,
+            ..Default::default()
+        };
+        let mut through_prefix = 0;
+        let mut offset = 0;
+        for (seg, keep) in segments.iter().zip(&plan.keep) {
+            let (kept, cut) = (keep.len() as u32, (seg.tokens.len() - keep.len()) as u32);
+            match seg.kind {
+                budget::SegmentKind::Context => {
+                    if keep.is_empty() {
+                        report.context_files_dropped += 1;
+                        report.context_tokens_dropped += cut;
+                    } else {
+                        report.context_files_kept += 1;
+                        report.context_tokens_kept += kept;
+                    }
+                }
+                budget::SegmentKind::Prefix => {
+                    report.prefix_tokens_kept += kept;
+                    report.prefix_tokens_cut += cut;
+                    through_prefix = offset + keep.len();
+                }
+                budget::SegmentKind::Suffix => {
+                    report.suffix_tokens_kept += kept;
+                    report.suffix_tokens_cut += cut;
+                }
+                budget::SegmentKind::Fixed => {}
+            }
+            offset += keep.len();
+        }
+        // The parts as the plan left them: dropped ones go, cut ones are the text of
+        // their kept tokens.
+        let mut parts = Vec::new();
+        let mut roles = Vec::new();
+        for (pi, (part, role)) in prompt.parts.iter().zip(&prompt.roles).enumerate() {
+            let (si, r) = &part_at[pi];
+            let keep = &plan.keep[*si];
+            let kept = r.start.max(keep.start)..r.end.min(keep.end);
+            if kept.start >= kept.end && !r.is_empty() {
+                continue;
+            }
+            let part = if kept == *r && whole[pi] {
+                part.clone()
+            } else {
+                let mut bytes = Vec::new();
+                for &t in &segments[*si].tokens[kept] {
+                    bytes.extend_from_slice(piece(t));
+                }
+                PromptPart::Text(String::from_utf8_lossy(&bytes).into_owned())
+            };
+            parts.push(part);
+            roles.push(*role);
+        }
+        prompt.parts = parts;
+        prompt.roles = roles;
+        prompt.info.prompt_sha256 = template::sha256_hex(prompt.text().as_bytes());
+        prompt.info.budget = Some(report);
+        Ok(Fitted {
+            prompt,
+            tokens,
+            through_prefix,
+        })
+    }
+}
