@@ -83,26 +83,30 @@ pub struct CommitInfo {
     pub parents: Vec<String>,
 }
 
-/// Metadata for many commits with one `git log` call.
-pub fn commit_infos(repo: &Path, commits: &[String]) -> Result<HashMap<String, CommitInfo>> {
+/// One `git log` call over exactly `commits` (in their order): each commit's `format`
+/// (fields split by `%x1f`), one string per commit.
+fn log_each(repo: &Path, commits: &[String], format: &str) -> Result<Vec<String>> {
     if commits.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
     let mut input = commits.join("\n");
     input.push('\n');
+    let format = format!("--format={format}%x1e");
     let out = git_bytes(
         repo,
-        &[
-            "log",
-            "--no-walk=unsorted",
-            "--stdin",
-            "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%P%x1f%s%x1e",
-        ],
+        &["log", "--no-walk=unsorted", "--stdin", &format],
         Some(input.as_bytes()),
     )?;
-    let text = String::from_utf8_lossy(&out);
+    Ok(String::from_utf8_lossy(&out)
+        .split('\x1e')
+        .map(str::to_string)
+        .collect())
+}
+
+/// Metadata for many commits with one `git log` call.
+pub fn commit_infos(repo: &Path, commits: &[String]) -> Result<HashMap<String, CommitInfo>> {
     let mut map = HashMap::new();
-    for rec in text.split('\x1e') {
+    for rec in log_each(repo, commits, "%H%x1f%an%x1f%ae%x1f%aI%x1f%P%x1f%s")? {
         let f: Vec<&str> = rec.trim_start_matches('\n').split('\x1f').collect();
         if f.len() < 6 {
             continue;
@@ -292,23 +296,8 @@ fn unquote(p: &str) -> String {
 
 /// The commits that commits of `commits` revert (`git revert`'s "This reverts commit X.").
 pub fn reverted_commits(repo: &Path, commits: &[String]) -> Result<HashMap<String, String>> {
-    if commits.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut input = commits.join("\n");
-    input.push('\n');
-    let out = git_bytes(
-        repo,
-        &[
-            "log",
-            "--no-walk=unsorted",
-            "--stdin",
-            "--format=%H%x1f%B%x1e",
-        ],
-        Some(input.as_bytes()),
-    )?;
     let mut map = HashMap::new();
-    for rec in String::from_utf8_lossy(&out).split('\x1e') {
+    for rec in log_each(repo, commits, "%H%x1f%B")? {
         let Some((by, body)) = rec.trim_start_matches('\n').split_once('\x1f') else {
             continue;
         };
