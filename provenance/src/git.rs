@@ -204,16 +204,7 @@ fn merge_added_lines(repo: &Path, commit: &str, parents: usize) -> Result<Vec<Ad
         } else if line.starts_with("@@@") {
             // @@@ -a,b -c,d +e,f @@@
             in_hunk = true;
-            let plus = line
-                .split_whitespace()
-                .find(|t| t.starts_with('+'))
-                .unwrap_or("+0");
-            next_line = plus[1..]
-                .split(',')
-                .next()
-                .unwrap_or("0")
-                .parse()
-                .unwrap_or(0);
+            next_line = new_start(line);
         } else if in_hunk && line.len() >= parents && !line.starts_with('\\') {
             let (cols, body) = line.split_at(parents);
             if cols.contains('-') {
@@ -229,6 +220,17 @@ fn merge_added_lines(repo: &Path, commit: &str, parents: usize) -> Result<Vec<Ad
     }
     files.retain(|(_, v)| !v.is_empty());
     Ok(files)
+}
+
+/// The first line number on the result side of a hunk header (`@@ -a,b +c,d @@` or the
+/// combined `@@@ -a,b -c,d +e,f @@@`).
+fn new_start(header: &str) -> u32 {
+    header
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix('+'))
+        .and_then(|t| t.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn first_parent_added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
@@ -265,16 +267,7 @@ fn first_parent_added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>
             continue;
         } else if let Some(h) = line.strip_prefix("@@ ") {
             // @@ -a,b +c,d @@
-            let plus = h
-                .split_whitespace()
-                .find(|t| t.starts_with('+'))
-                .unwrap_or("+0");
-            next_line = plus[1..]
-                .split(',')
-                .next()
-                .unwrap_or("0")
-                .parse()
-                .unwrap_or(0);
+            next_line = new_start(h);
         } else if let Some(added) = line.strip_prefix('+') {
             if let Some((_, v)) = files.last_mut() {
                 v.push((next_line, added.to_string()));

@@ -176,33 +176,7 @@ fn a_deleted_ledger_and_a_forged_checkpoint_are_failures() {
 #[test]
 fn checkpoints_travel_through_a_bare_remote() {
     let (fx, l, _) = scenario();
-    let bare = fx.tmp.path().join("remote.git");
-    git(
-        fx.tmp.path(),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    git(
-        &fx.repo,
-        &["remote", "add", "origin", bare.to_str().unwrap()],
-    );
-    git(
-        &fx.repo,
-        &["push", "-q", "origin", "main", "refs/notes/*:refs/notes/*"],
-    );
-    let clone = fx.tmp.path().join("clone");
-    git(
-        fx.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            clone.to_str().unwrap(),
-        ],
-    );
-    git(
-        &clone,
-        &["fetch", "-q", "origin", "refs/notes/*:refs/notes/*"],
-    );
+    let clone = clone_through_bare_remote(&fx, "clone");
     let (found, bad) = witness::collect(&clone, None).unwrap();
     assert!(bad.is_empty(), "{bad:?}");
     assert!(

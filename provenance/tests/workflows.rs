@@ -312,34 +312,8 @@ fn amend_after_push_and_notes_round_trip_through_a_bare_remote() {
         &fx.repo,
         &["config", "notes.rewriteRef", "refs/notes/cairn"],
     );
-    let bare = fx.tmp.path().join("remote.git");
-    git(
-        fx.tmp.path(),
-        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
-    );
-    git(
-        &fx.repo,
-        &["remote", "add", "origin", bare.to_str().unwrap()],
-    );
-    git(
-        &fx.repo,
-        &["push", "-q", "origin", "main", "refs/notes/*:refs/notes/*"],
-    );
     // A teammate clones and sees the attribution.
-    let mate = fx.tmp.path().join("mate");
-    git(
-        fx.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            mate.to_str().unwrap(),
-        ],
-    );
-    git(
-        &mate,
-        &["fetch", "-q", "origin", "refs/notes/*:refs/notes/*"],
-    );
+    let mate = clone_through_bare_remote(&fx, "mate");
     let before = classes(&mate, "src/main.rs");
     assert!(
         before.contains("ai-modified     let total") && before.contains("ai     println"),

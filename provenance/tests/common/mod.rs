@@ -173,3 +173,36 @@ pub fn scenario() -> (Fixture, Ledger, String) {
     );
     (fx, l, c1)
 }
+
+/// Pushes `fx.repo`'s main and notes to a new bare remote and clones it, notes fetched,
+/// as a teammate would: the clone's path.
+pub fn clone_through_bare_remote(fx: &Fixture, name: &str) -> std::path::PathBuf {
+    let bare = fx.tmp.path().join("remote.git");
+    git(
+        fx.tmp.path(),
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
+    git(
+        &fx.repo,
+        &["remote", "add", "origin", bare.to_str().unwrap()],
+    );
+    git(
+        &fx.repo,
+        &["push", "-q", "origin", "main", "refs/notes/*:refs/notes/*"],
+    );
+    let clone = fx.tmp.path().join(name);
+    git(
+        fx.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    git(
+        &clone,
+        &["fetch", "-q", "origin", "refs/notes/*:refs/notes/*"],
+    );
+    clone
+}
