@@ -3,6 +3,9 @@ SHELL := /bin/bash
 export CAIRN_CACHE_DIR ?= $(HOME)/.cache/cairn
 # The cargo target dir lives outside the clone so a fresh clone reuses earlier builds.
 export CARGO_TARGET_DIR ?= $(CAIRN_CACHE_DIR)/cargo-target
+# Incremental state is ~3 GB per profile and buys nothing on a fresh clone; `cargo` run by
+# hand keeps its default.
+export CARGO_INCREMENTAL ?= 0
 export CAIRN_TEST_PYTHON ?= $(CAIRN_CACHE_DIR)/py/bin/python
 
 .PHONY: setup setup-test run run-chat run-desktop build test test-rust test-lsp test-mcp test-desktop lint bench-mcp bench-models bench-desktop bundle-desktop fmt

@@ -12,8 +12,10 @@
 //!    prefix start the cache holds is the cheap one), then the suffix grows back into
 //!    what the prefix left unused. Cuts fall on line boundaries where there are any.
 //!
-//! The prefix always keeps at least `min_prefix` tokens (its last line or so): a prompt
-//! that still does not fit is marked over budget rather than emptied. Pure code over
+//! The prefix always keeps at least `min_prefix` tokens and the suffix about `min_suffix`
+//! (the front end asks for the enclosing definition: its signature before the cursor,
+//! its rest after it): a prompt that still does not fit is marked over budget rather
+//! than emptied. Pure code over
 //! token ids, so it is tested without a model.
 
 use std::ops::Range;
@@ -63,6 +65,8 @@ pub struct Limits {
     pub allowed_new: Option<usize>,
     /// The prefix keeps at least this many tokens (fewer if it has fewer).
     pub min_prefix: usize,
+    /// The suffix keeps about this many tokens (to a line end) before the prefix is cut.
+    pub min_suffix: usize,
 }
 
 /// What is kept of each segment (a token range; empty when dropped).
@@ -212,7 +216,7 @@ pub fn plan<T: PartialEq>(segments: &[Segment<T>], cached: &[T], limits: &Limits
             .unwrap_or(n)
     };
     if let Some(si) = suffix {
-        keep[si] = 0..suffix_to(si, room / 4);
+        keep[si] = 0..suffix_to(si, (room / 4).max(limits.min_suffix));
     }
     if let Some(pi) = prefix {
         let len = segments[pi].tokens.len();
@@ -317,6 +321,7 @@ mod tests {
             cap,
             allowed_new: allowed,
             min_prefix: 16,
+            min_suffix: 0,
         }
     }
 

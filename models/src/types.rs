@@ -97,6 +97,15 @@ pub struct CompletionRequest {
     /// tokens applies ([`crate::LocalOptions::max_prompt_tokens`]). Backends that cannot
     /// measure their speed ignore it.
     pub latency_budget: Option<Duration>,
+    /// The latency budget never cuts the prefix shorter than this many bytes before the
+    /// cursor (the front end sets it to where the enclosing definition starts: a body
+    /// without its signature is completed blind). Only the hard cap in tokens can cut
+    /// deeper; a prompt this floor pushes past the budget is marked over budget.
+    pub keep_prefix_bytes: usize,
+    /// The same for the suffix: bytes after the cursor the budget keeps (to the end of
+    /// the enclosing definition: without what follows, a model fills a one-line hole
+    /// with a block).
+    pub keep_suffix_bytes: usize,
 }
 
 impl CompletionRequest {
@@ -112,6 +121,8 @@ impl CompletionRequest {
             sampling: Sampling::default(),
             deadline: None,
             latency_budget: None,
+            keep_prefix_bytes: 0,
+            keep_suffix_bytes: 0,
         }
     }
 }

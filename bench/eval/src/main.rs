@@ -51,6 +51,9 @@ enum Cmd {
     Latency(LatencyArgs),
     /// Prints the default model's path (verified against its sha256).
     DefaultModel,
+    /// Prints a catalogue model's path (`tiny`, `coder-0.5b`, `coder-1.5b`), installing
+    /// it first when it is missing (as `cairn models setup NAME` does).
+    ModelPath { name: String },
 }
 
 #[derive(Args, Clone)]
@@ -276,6 +279,14 @@ fn main() -> Result<()> {
         Cmd::Cceval(a) => cceval(&rt, scratch.path(), a),
         Cmd::Chat(a) => chat(&rt, scratch.path(), a),
         Cmd::Latency(a) => latency(&rt, a),
+        Cmd::ModelPath { name } => {
+            let mut reg = cairn_models::Registry::open_default()?;
+            let entry = reg
+                .install(&name, &mut cairn_models::InstallOptions::default())
+                .map_err(|e| anyhow!("model `{name}`: {e}"))?;
+            println!("{}", entry.path.display());
+            Ok(())
+        }
         Cmd::DefaultModel => {
             println!("{}", default_model_path()?.display());
             Ok(())

@@ -143,6 +143,8 @@ mod tests {
             multiline: true,
             min_indent: 4,
             in_comment_or_string: false,
+            scope_start: None,
+            scope_end: None,
         };
         let c = "total = 0\n    for x in xs:\n        total += x\n    return total\n\ndef g():\n    pass";
         assert_eq!(
@@ -157,6 +159,8 @@ mod tests {
             multiline: true,
             min_indent: 1,
             in_comment_or_string: false,
+            scope_start: None,
+            scope_end: None,
         };
         let c = "\n    let x = 1;\n}\nfn other() {}";
         assert_eq!(cut_to_scope(c, &shape, ""), "\n    let x = 1;\n}");

@@ -17,6 +17,11 @@ pub struct Shape {
     pub min_indent: usize,
     /// The cursor sits inside a comment or a string literal.
     pub in_comment_or_string: bool,
+    /// Byte offset (in the text read) of the line where the innermost named definition
+    /// around the cursor starts (function, method, class, impl), when there is one.
+    pub scope_start: Option<usize>,
+    /// Where that definition ends (byte offset in the text read).
+    pub scope_end: Option<usize>,
 }
 
 /// Indentation width of a line (tab = 4 columns).
@@ -49,7 +54,8 @@ pub fn shape_at(path: &str, text: &str, offset: usize) -> Shape {
     let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
     let before = &text[line_start..offset];
     let after = &text[offset..line_end];
-    let in_comment_or_string = lang.is_some_and(|l| inside_comment_or_string(l, text, offset));
+    let syntax = lang.map(|l| syntax_at(l, text, offset)).unwrap_or_default();
+    let in_comment_or_string = syntax.in_comment_or_string;
 
     // Code after the cursor on the same line: the user is finishing this line.
     let after_is_code = after.trim().chars().any(|c| !CLOSERS.contains(&c));
@@ -75,45 +81,112 @@ pub fn shape_at(path: &str, text: &str, offset: usize) -> Shape {
     } else {
         indent_of(before)
     };
+    let scope_start = syntax
+        .scope
+        .map(|(s, _)| text[..s].rfind('\n').map_or(0, |i| i + 1));
+    let scope_end = syntax.scope.map(|(_, e)| e.max(offset));
     Shape {
         multiline,
         min_indent,
         in_comment_or_string,
+        scope_start,
+        scope_end,
     }
 }
 
-fn inside_comment_or_string(lang: Lang, text: &str, offset: usize) -> bool {
+/// What one parse of the text says about the cursor.
+#[derive(Debug, Default)]
+struct Syntax {
+    in_comment_or_string: bool,
+    /// Start and end byte of the innermost named definition holding the cursor.
+    scope: Option<(usize, usize)>,
+}
+
+/// A node kind that names a definition whose first line tells what its body is for.
+/// Anonymous functions (lambdas, closures, arrow functions) do not: the definition
+/// around them does.
+fn is_definition(kind: &str) -> bool {
+    let named = [
+        "function",
+        "method",
+        "class",
+        "impl",
+        "trait",
+        "interface",
+        "struct",
+    ]
+    .iter()
+    .any(|k| kind.contains(k));
+    let anonymous = [
+        "arrow",
+        "lambda",
+        "closure",
+        "expression",
+        "call",
+        "type",
+        "body",
+    ]
+    .iter()
+    .any(|k| kind.contains(k));
+    named && !anonymous
+}
+
+fn syntax_at(lang: Lang, text: &str, offset: usize) -> Syntax {
     let mut parser = tree_sitter::Parser::new();
     if parser.set_language(&lang.grammar()).is_err() {
-        return false;
+        return Syntax::default();
     }
     let Some(tree) = parser.parse(text, None) else {
-        return false;
+        return Syntax::default();
     };
     let probe = offset.saturating_sub(1);
     let Some(mut node) = tree
         .root_node()
         .descendant_for_byte_range(probe, offset.max(probe))
     else {
-        return false;
+        return Syntax::default();
     };
+    let mut in_comment_or_string = None;
+    let mut scope = None;
     loop {
         let kind = node.kind();
-        if kind.contains("comment") {
+        if in_comment_or_string.is_none() && kind.contains("comment") {
             // A line comment ends at the newline; the cursor right after it is code.
             let (start, end) = (node.start_byte(), node.end_byte());
             let strictly_inside = start < offset && offset < end;
             let at_end_of_line_comment = offset == end && !text[start..end].contains('\n');
-            return strictly_inside || at_end_of_line_comment;
-        }
-        if kind.contains("string") && !kind.contains("content") {
+            in_comment_or_string = Some(strictly_inside || at_end_of_line_comment);
+        } else if in_comment_or_string.is_none()
+            && kind.contains("string")
+            && !kind.contains("content")
+        {
             // Strictly inside the quotes: after the opening one, before the closing one.
-            return node.start_byte() < offset && offset < node.end_byte();
+            in_comment_or_string = Some(node.start_byte() < offset && offset < node.end_byte());
+        }
+        if in_comment_or_string.is_some() {
+            break;
         }
         match node.parent() {
             Some(p) => node = p,
-            None => return false,
+            None => break,
         }
+    }
+    // The definition around the last code before the cursor (whitespace after a
+    // statement belongs to no node but the file).
+    let code_end = text[..offset].trim_end().len();
+    let mut at = tree
+        .root_node()
+        .descendant_for_byte_range(code_end.saturating_sub(1), code_end);
+    while let Some(node) = at {
+        if is_definition(node.kind()) && node.start_byte() < offset {
+            scope = Some((node.start_byte(), node.end_byte()));
+            break;
+        }
+        at = node.parent();
+    }
+    Syntax {
+        in_comment_or_string: in_comment_or_string.unwrap_or(false),
+        scope,
     }
 }
 
@@ -150,6 +223,32 @@ mod tests {
         let s = at("a.py", "def f(x):\n|\n");
         assert!(s.multiline);
         assert_eq!(s.min_indent, 1);
+    }
+
+    #[test]
+    fn the_scope_is_the_innermost_named_definition() {
+        let src = "import os\n\nclass A:\n    def f(self, x):\n        \"\"\"Doc.\"\"\"\n        y = [v for v in x]\n        return |\n";
+        let s = at("a.py", src);
+        let cursor = src.find('|').unwrap();
+        let text = src.replacen('|', "", 1);
+        assert_eq!(&text[s.scope_start.unwrap()..cursor], "    def f(self, x):\n        \"\"\"Doc.\"\"\"\n        y = [v for v in x]\n        return ");
+        // A closure is not a scope of its own; a function is.
+        let s = at(
+            "a.rs",
+            "fn main() {\n    let f = |x| {\n        x +|\n    };\n}\n",
+        );
+        assert_eq!(s.scope_start, Some(0));
+        let s = at(
+            "a.js",
+            "const a = 1;\nfunction g(n) {\n  return [1].map((v) => v +|);\n}\n",
+        );
+        assert_eq!(s.scope_start, Some(13));
+        let src = "def f(x):\n    y = |\n    return y\n\ndef g():\n    pass\n";
+        let s = at("a.py", src);
+        let text = src.replacen('|', "", 1);
+        assert_eq!(&text[s.scope_end.unwrap()..], "\n\ndef g():\n    pass\n");
+        // Top-level code has none.
+        assert_eq!(at("a.py", "x = 1\ny = |\n").scope_start, None);
     }
 
     #[test]

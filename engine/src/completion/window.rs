@@ -41,6 +41,14 @@ impl Default for CompletionOptions {
     }
 }
 
+/// The most of the prefix the latency budget must keep for the enclosing definition
+/// (~400 tokens); a longer definition keeps its last part, cut on a line.
+pub const SCOPE_FLOOR_BYTES: usize = 1_600;
+
+/// The most of the suffix the budget must keep for the rest of the definition (~200
+/// tokens).
+pub const SCOPE_SUFFIX_FLOOR_BYTES: usize = 800;
+
 /// Prefix and suffix around the cursor, cut on line boundaries where possible.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
@@ -106,6 +114,16 @@ impl Window {
         } else {
             opts.max_tokens.min(48)
         };
+        // The budget keeps the enclosing definition's first lines (its signature)
+        // with the body up to the cursor, up to about 400 tokens.
+        req.keep_prefix_bytes = shape
+            .scope_start
+            .map_or(0, |s| self.prefix.len().saturating_sub(s))
+            .min(SCOPE_FLOOR_BYTES);
+        req.keep_suffix_bytes = shape
+            .scope_end
+            .map_or(0, |e| e.saturating_sub(self.prefix.len()))
+            .min(SCOPE_SUFFIX_FLOOR_BYTES);
         req.stop = if shape.multiline {
             vec!["\n\n\n".into()]
         } else {
@@ -124,6 +142,8 @@ mod tests {
             multiline,
             min_indent: 0,
             in_comment_or_string: false,
+            scope_start: None,
+            scope_end: None,
         }
     }
 
@@ -137,6 +157,27 @@ mod tests {
         let opts = CompletionOptions::default();
         assert_eq!(w.request("a.py", &shape(false), &opts).stop, vec!["\n"]);
         assert_eq!(w.request("a.py", &shape(true), &opts).stop, vec!["\n\n\n"]);
+    }
+
+    #[test]
+    fn the_request_keeps_the_enclosing_definition_through_the_budget() {
+        let t = "import os\n\ndef f(x):\n    y = x * 2\n    return y +\n";
+        let off = t.rfind(" +").unwrap() + 2;
+        let opts = CompletionOptions::default();
+        let w = Window::cut(t, off, &opts);
+        let s = crate::completion::shape::shape_at("a.py", &w.prefix, w.prefix.len());
+        let req = w.request("a.py", &s, &opts);
+        assert_eq!(
+            &w.prefix[w.prefix.len() - req.keep_prefix_bytes..],
+            "def f(x):\n    y = x * 2\n    return y +"
+        );
+        let long = format!("def g():\n{}    return", "    pass\n".repeat(400));
+        let w = Window::cut(&long, long.len(), &opts);
+        let s = crate::completion::shape::shape_at("a.py", &w.prefix, w.prefix.len());
+        assert_eq!(
+            w.request("a.py", &s, &opts).keep_prefix_bytes,
+            SCOPE_FLOOR_BYTES
+        );
     }
 
     #[test]

@@ -110,10 +110,25 @@ impl Worker<'_> {
             }
             _ => None,
         };
+        // The prefix floor: the request's bytes (its enclosing definition) in tokens,
+        // never less than the cursor's line or so, never more than half the hard cap.
+        let floor_tokens = segments
+            .iter()
+            .find(|s| s.kind == budget::SegmentKind::Prefix)
+            .map_or(0, |s| {
+                tokens_covering(s.tokens.iter().rev(), req.keep_prefix_bytes, piece)
+            });
+        let suffix_floor = segments
+            .iter()
+            .find(|s| s.kind == budget::SegmentKind::Suffix)
+            .map_or(0, |s| {
+                tokens_covering(s.tokens.iter(), req.keep_suffix_bytes, piece)
+            });
         let limits = budget::Limits {
             cap,
             allowed_new,
-            min_prefix: MIN_PREFIX_TOKENS,
+            min_prefix: floor_tokens.max(MIN_PREFIX_TOKENS).min(cap / 2),
+            min_suffix: suffix_floor.min(cap / 4),
         };
         let cached: &[LlamaToken] = if self.reuse_prefix { &self.cached } else { &[] };
         let plan = budget::plan(&segments, cached, &limits);
@@ -193,5 +208,42 @@ impl Worker<'_> {
             tokens,
             through_prefix,
         })
+    }
+}
+
+/// How many of `tokens` (in the order given: from the cursor outwards) it takes to
+/// cover `bytes` bytes of their text.
+fn tokens_covering<'a, 'p, T: Copy + 'a>(
+    tokens: impl Iterator<Item = &'a T>,
+    bytes: usize,
+    piece: impl Fn(T) -> &'p [u8],
+) -> usize {
+    let mut covered = 0;
+    let mut n = 0;
+    for &t in tokens {
+        if covered >= bytes {
+            break;
+        }
+        covered += piece(t).len();
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokens_covering;
+
+    #[test]
+    fn the_floor_counts_tokens_from_the_cursor_back() {
+        let pieces: [&[u8]; 4] = [b"def f", b"(x):\n", b"    return", b" x"];
+        let piece = |i: usize| pieces[i];
+        let toks = [0, 1, 2, 3];
+        assert_eq!(tokens_covering(toks.iter().rev(), 0, piece), 0);
+        assert_eq!(tokens_covering(toks.iter().rev(), 2, piece), 1);
+        assert_eq!(tokens_covering(toks.iter().rev(), 3, piece), 2);
+        assert_eq!(tokens_covering(toks.iter().rev(), 1000, piece), 4);
+        // A suffix counts from its start.
+        assert_eq!(tokens_covering(toks.iter(), 6, piece), 2);
     }
 }
