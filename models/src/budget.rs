@@ -15,8 +15,7 @@
 //! The prefix always keeps at least `min_prefix` tokens and the suffix about `min_suffix`
 //! (the front end asks for the enclosing definition: its signature before the cursor,
 //! its rest after it): a prompt that still does not fit is marked over budget rather
-//! than emptied. Pure code over
-//! token ids, so it is tested without a model.
+//! than emptied. Pure code over token ids, so it is tested without a model.
 
 use std::ops::Range;
 

@@ -139,55 +139,58 @@ fn syntax_at(lang: Lang, text: &str, offset: usize) -> Syntax {
     let Some(tree) = parser.parse(text, None) else {
         return Syntax::default();
     };
+    Syntax {
+        in_comment_or_string: inside_comment_or_string(&tree, text, offset),
+        scope: enclosing_definition(&tree, text, offset),
+    }
+}
+
+fn inside_comment_or_string(tree: &tree_sitter::Tree, text: &str, offset: usize) -> bool {
     let probe = offset.saturating_sub(1);
     let Some(mut node) = tree
         .root_node()
         .descendant_for_byte_range(probe, offset.max(probe))
     else {
-        return Syntax::default();
+        return false;
     };
-    let mut in_comment_or_string = None;
-    let mut scope = None;
     loop {
         let kind = node.kind();
-        if in_comment_or_string.is_none() && kind.contains("comment") {
+        if kind.contains("comment") {
             // A line comment ends at the newline; the cursor right after it is code.
             let (start, end) = (node.start_byte(), node.end_byte());
             let strictly_inside = start < offset && offset < end;
             let at_end_of_line_comment = offset == end && !text[start..end].contains('\n');
-            in_comment_or_string = Some(strictly_inside || at_end_of_line_comment);
-        } else if in_comment_or_string.is_none()
-            && kind.contains("string")
-            && !kind.contains("content")
-        {
-            // Strictly inside the quotes: after the opening one, before the closing one.
-            in_comment_or_string = Some(node.start_byte() < offset && offset < node.end_byte());
+            return strictly_inside || at_end_of_line_comment;
         }
-        if in_comment_or_string.is_some() {
-            break;
+        if kind.contains("string") && !kind.contains("content") {
+            // Strictly inside the quotes: after the opening one, before the closing one.
+            return node.start_byte() < offset && offset < node.end_byte();
         }
         match node.parent() {
             Some(p) => node = p,
-            None => break,
+            None => return false,
         }
     }
-    // The definition around the last code before the cursor (whitespace after a
-    // statement belongs to no node but the file).
+}
+
+/// The definition around the last code before the cursor (whitespace after a statement
+/// belongs to no node but the file): its start and end byte.
+fn enclosing_definition(
+    tree: &tree_sitter::Tree,
+    text: &str,
+    offset: usize,
+) -> Option<(usize, usize)> {
     let code_end = text[..offset].trim_end().len();
     let mut at = tree
         .root_node()
         .descendant_for_byte_range(code_end.saturating_sub(1), code_end);
     while let Some(node) = at {
         if is_definition(node.kind()) && node.start_byte() < offset {
-            scope = Some((node.start_byte(), node.end_byte()));
-            break;
+            return Some((node.start_byte(), node.end_byte()));
         }
         at = node.parent();
     }
-    Syntax {
-        in_comment_or_string: in_comment_or_string.unwrap_or(false),
-        scope,
-    }
+    None
 }
 
 #[cfg(test)]
