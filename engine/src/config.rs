@@ -33,6 +33,9 @@ pub struct CompletionConfig {
     /// What a cold completion may take here (ms); 0 turns the budget off. Default:
     /// [`crate::DEFAULT_LATENCY_BUDGET_MS`].
     pub latency_budget_ms: Option<u64>,
+    /// Warm the local model for the place the cursor rests at, in the background, so the
+    /// completion there is fast (default true).
+    pub prefill: Option<bool>,
 }
 
 impl Config {

@@ -8,8 +8,8 @@ pub use cairn_models::{
     config::{LocalSpec, DEFAULT as DEFAULT_MODEL},
     router::RouteChoice,
     CancellationToken, Fallback, ModelEntry, ModelError, ModelIdentity, ModelSpec,
-    Origin as ModelOrigin, PromptBudget, RemoteOptions, RoutingConfig, Speed, StopReason,
-    StreamEvent, TokenSink, Usage,
+    Origin as ModelOrigin, Prefilled, PromptBudget, RemoteOptions, RoutingConfig, Speed,
+    StopReason, StreamEvent, TokenSink, Usage,
 };
 
 pub use cairn_indexer::{

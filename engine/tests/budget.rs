@@ -175,3 +175,57 @@ async fn a_budget_of_zero_is_no_budget() {
     assert_eq!(b.max_tokens, b.max_tokens_asked);
     assert_eq!(b.prompt.unwrap().allowed_new_tokens, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_cursor_warms_the_model_and_the_budget_then_keeps_the_whole_prompt() {
+    let f = fixture();
+    let ws = Workspace::open(&f.repo, Config::default(), f.opts.clone()).unwrap();
+    // ~40 functions before the cursor: over what the 2 s budget evaluates cold here.
+    let text: String = big_file()
+        .split("\n\n\n")
+        .skip(110)
+        .collect::<Vec<_>>()
+        .join("\n\n\n");
+    let line = text.lines().position(|l| l == "    total = ").unwrap();
+    let req = request(&ws, &text, line, "    total = ".len());
+    let at = req.position;
+
+    // Not open, past the end: nothing runs, nothing fails.
+    assert_eq!(ws.cursor_moved("elsewhere.py", at).await, None);
+    assert_eq!(
+        ws.cursor_moved(&req.path, Position::new(9_999, 0)).await,
+        None
+    );
+    // A completion request supersedes a cursor report still waiting for its pause.
+    let early = {
+        let ws = ws.clone();
+        let path = req.path.clone();
+        tokio::spawn(async move { ws.cursor_moved(&path, at).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut other = req.clone();
+    other.position = Position::new(0, 0);
+    let _ = ws
+        .complete_with(other, CancellationToken::new(), ContextChoice::Without)
+        .await;
+    assert_eq!(early.await.unwrap(), None, "superseded before its pause");
+
+    let p = ws.cursor_moved(&req.path, at).await.expect("a prefill ran");
+    assert!(!p.abandoned, "{p:?}");
+    assert_eq!(p.cached_tokens, p.target_tokens, "{p:?}");
+    assert!(p.target_tokens > 600, "{p:?}");
+
+    let c = ws
+        .complete_with(req, CancellationToken::new(), ContextChoice::Without)
+        .await
+        .unwrap();
+    let u = c.usage.clone().unwrap();
+    assert!(u.reused_prompt_tokens + 1 >= u.prompt_tokens, "{u:?}");
+    let b = c.budget.unwrap().prompt.unwrap();
+    assert_eq!(
+        b.prefix_tokens_cut, 0,
+        "the warm prompt is kept whole: {b:?}"
+    );
+    assert!(!b.over_budget, "{b:?}");
+    assert!(b.new_tokens <= 1, "{b:?}");
+}

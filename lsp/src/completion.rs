@@ -1,9 +1,34 @@
 //! Completions: `textDocument/inlineCompletion` (ghost text) and the
-//! `textDocument/completion` fallback, each item carrying its record and the accept command.
+//! `textDocument/completion` fallback, each item carrying its record and the accept command;
+//! `cairn/cursorMoved` (and the end of each edit) warms the model for the cursor's place.
 
 use super::*;
 
+/// `cairn/cursorMoved`: the editor's cursor rests at `position` (Cairn's editor plugins
+/// send it on cursor moves; any client may).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CursorMovedParams {
+    text_document: TextDocumentIdentifier,
+    position: Position,
+}
+
+/// Warms the model for a completion at `at` in the background (the engine waits for the
+/// cursor to rest first and gives the model up to any real request).
+pub(crate) fn warm_for_cursor(ws: &Arc<Workspace>, path: String, at: cairn_text::Position) {
+    let ws = ws.clone();
+    tokio::spawn(async move {
+        ws.cursor_moved(&path, at).await;
+    });
+}
+
 impl CairnServer {
+    pub(crate) async fn cursor_moved(&self, p: CursorMovedParams) {
+        if let Ok(ws) = self.ws() {
+            warm_for_cursor(ws, path_of(&p.text_document.uri), pos(p.position));
+        }
+    }
+
     pub(crate) async fn complete(
         &self,
         uri: &Uri,

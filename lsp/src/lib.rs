@@ -80,6 +80,7 @@ pub fn service_with(
     )
     .custom_method("cairn/chat", CairnServer::chat)
     .custom_method("cairn/status", CairnServer::status)
+    .custom_method("cairn/cursorMoved", CairnServer::cursor_moved)
     .finish()
 }
 
@@ -105,6 +106,7 @@ mod completion;
 mod convert;
 mod progress;
 
+use completion::warm_for_cursor;
 use convert::*;
 
 fn root_of(params: &InitializeParams) -> Option<PathBuf> {
@@ -292,11 +294,20 @@ impl LanguageServer for CairnServer {
                 None => TextChange::Full { text: c.text },
             })
             .collect();
+        // Where the cursor most likely is now: after the text the last change inserted.
+        let cursor = match changes.last() {
+            Some(TextChange::Incremental { range, text }) => {
+                Some(cairn_text::end_after(range.start, text))
+            }
+            _ => None,
+        };
         let path = path_of(&p.text_document.uri);
         if let Err(e) = ws.change_document(&path, p.text_document.version, &changes) {
             self.client
                 .log_message(MessageType::WARNING, format!("Cairn: {e}"))
                 .await;
+        } else if let Some(at) = cursor {
+            warm_for_cursor(ws, path, at);
         }
     }
 

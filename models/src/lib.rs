@@ -78,7 +78,7 @@ pub trait Backend: Send + Sync {
     }
 
     /// Warms the KV cache for a completion that may follow: evaluates the prompt `req`
-    /// would get, up to the end of its prefix, without generating. Lowest priority: it
+    /// would get (all but its last token), without generating. Lowest priority: it
     /// is abandoned (between prompt batches) the moment a real request arrives, and what
     /// it evaluated by then stays in the cache. The job is queued when this is called;
     /// the future only reports what it did, so it may be dropped. Backends without a

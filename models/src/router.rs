@@ -72,6 +72,16 @@ impl Route {
             .await
     }
 
+    /// Warms the primary's KV cache for a completion that may follow (see
+    /// [`Backend::prefill`]); a fallback is not warmed.
+    pub async fn prefill(
+        &self,
+        req: CompletionRequest,
+        cancel: CancellationToken,
+    ) -> Result<Prefilled, ModelError> {
+        self.primary.prefill(req, cancel).await
+    }
+
     pub async fn chat(
         &self,
         req: ChatRequest,

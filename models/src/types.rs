@@ -328,10 +328,10 @@ impl Speed {
     }
 }
 
-/// What a prefill did: prompt tokens now in the KV cache for the request's prefix.
+/// What a prefill did: tokens of the request's prompt now in the KV cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prefilled {
-    /// Tokens of the prompt prefix in the cache when the job ended.
+    /// Tokens of the prompt in the cache when the job ended.
     pub cached_tokens: u32,
     /// Of those, the ones this job evaluated.
     pub evaluated_tokens: u32,

@@ -182,6 +182,11 @@ struct HumanevalArgs {
     data: PathBuf,
     #[arg(long)]
     out: PathBuf,
+    /// The editor was idle at the hole before the request: the cursor's report warmed the
+    /// model there first (`Workspace::prefill_at`, what `cairn/cursorMoved` starts), and
+    /// the latency is the request's alone (the prefill's time is written beside it).
+    #[arg(long)]
+    prefill: bool,
     #[command(flatten)]
     select: Selection,
     #[command(flatten)]
@@ -201,6 +206,9 @@ struct CcevalArgs {
     /// Conditions to run, comma-separated: none, benchmark, cairn.
     #[arg(long, default_value = "none,benchmark,cairn")]
     conditions: String,
+    /// The editor was idle at the cursor before each request (see `humaneval --prefill`).
+    #[arg(long)]
+    prefill: bool,
     #[command(flatten)]
     select: Selection,
     #[command(flatten)]
@@ -398,6 +406,8 @@ fn wait_indexed(rt: &tokio::runtime::Runtime, ws: &Workspace) -> Result<u64> {
 
 /// One completion through the engine, as an editor's explicit request for one item
 /// (greedy; no typing-through cache).
+/// With `prefill`, the model is warmed at the cursor first (an editor idle there), and
+/// its time is returned beside the request's.
 fn complete(
     rt: &tokio::runtime::Runtime,
     ws: &Workspace,
@@ -405,11 +415,20 @@ fn complete(
     prefix: &str,
     suffix: &str,
     context: ContextChoice,
-) -> (Result<Completion, String>, f64) {
+    prefill: bool,
+) -> (Result<Completion, String>, f64, Option<f64>) {
     ws.open_document(path, 1, format!("{prefix}{suffix}"));
+    let position = position_after(prefix);
+    let prefill_ms = prefill.then(|| {
+        let t = Instant::now();
+        if let Err(e) = rt.block_on(ws.prefill_at(path, position, CancellationToken::new())) {
+            eprintln!("prefill {path}: {e}");
+        }
+        t.elapsed().as_secs_f64() * 1e3
+    });
     let req = CompleteRequest {
         path: path.to_string(),
-        position: position_after(prefix),
+        position,
         trigger: Trigger::Invoked,
         max_items: 1,
     };
@@ -419,7 +438,7 @@ fn complete(
         .map_err(|e| e.to_string());
     let ms = t.elapsed().as_secs_f64() * 1e3;
     ws.close_document(path);
-    (r, ms)
+    (r, ms, prefill_ms)
 }
 
 fn completion_facts(r: &Result<Completion, String>, wall_ms: f64) -> Value {
@@ -468,8 +487,19 @@ fn humaneval(rt: &tokio::runtime::Runtime, scratch: &Path, a: HumanevalArgs) -> 
         // text followed by that line's own break.
         let path = format!("{}.py", it.task_id.replace('/', "_"));
         let suffix = format!("\n{}", it.suffix);
-        let (r, ms) = complete(rt, &ws, &path, &it.prompt, &suffix, ContextChoice::Without);
+        let (r, ms, prefill_ms) = complete(
+            rt,
+            &ws,
+            &path,
+            &it.prompt,
+            &suffix,
+            ContextChoice::Without,
+            a.prefill,
+        );
         let mut v = completion_facts(&r, ms);
+        if let Some(p) = prefill_ms {
+            v["prefill_ms"] = json!(p);
+        }
         if let Some(c) = v["completion"].as_str() {
             v["completion"] = json!(format!("{c}\n"));
         }
@@ -558,15 +588,19 @@ fn cceval(rt: &tokio::runtime::Runtime, scratch: &Path, a: CcevalArgs) -> Result
                             .collect(),
                     )
                 };
-                let (r, ms) = complete(
+                let (r, ms, prefill_ms) = complete(
                     rt,
                     &ws,
                     &it.metadata.file,
                     &it.prompt,
                     &it.right_context,
                     context,
+                    a.prefill,
                 );
                 let mut v = completion_facts(&r, ms);
+                if let Some(p) = prefill_ms {
+                    v["prefill_ms"] = json!(p);
+                }
                 v["task_id"] = json!(it.metadata.task_id);
                 v["condition"] = json!(cond);
                 v["model"] = json!(label);
@@ -628,15 +662,19 @@ fn cceval(rt: &tokio::runtime::Runtime, scratch: &Path, a: CcevalArgs) -> Result
             ws.open_document(path, 1, text);
             rt.block_on(ws.save_document(path));
             ws.close_document(path);
-            let (r, ms) = complete(
+            let (r, ms, prefill_ms) = complete(
                 rt,
                 &ws,
                 path,
                 &it.prompt,
                 &it.right_context,
                 ContextChoice::Retrieve,
+                a.prefill,
             );
             let mut v = completion_facts(&r, ms);
+            if let Some(p) = prefill_ms {
+                v["prefill_ms"] = json!(p);
+            }
             v["task_id"] = json!(it.metadata.task_id);
             v["condition"] = json!("cairn");
             v["model"] = json!(label);

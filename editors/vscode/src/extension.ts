@@ -220,8 +220,32 @@ async function status(): Promise<void> {
   );
 }
 
+// Tells the server where the cursor rests (`cairn/cursorMoved`), so it warms the model for a
+// completion there before one is asked for. The server waits for the cursor to rest; this
+// only spares it a notification per keystroke of cursor movement.
+let cursorTimer: ReturnType<typeof setTimeout> | undefined;
+function reportCursor(e: vscode.TextEditorSelectionChangeEvent): void {
+  const doc = e.textEditor.document;
+  if (doc.uri.scheme !== "file" || e.selections.length !== 1) {
+    return;
+  }
+  const at = e.selections[0].active;
+  if (cursorTimer) {
+    clearTimeout(cursorTimer);
+  }
+  cursorTimer = setTimeout(() => {
+    if (client?.isRunning()) {
+      void client.sendNotification("cairn/cursorMoved", {
+        textDocument: { uri: doc.uri.toString() },
+        position: { line: at.line, character: at.character },
+      });
+    }
+  }, 100);
+}
+
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   context.subscriptions.push(
+    vscode.window.onDidChangeTextEditorSelection(reportCursor),
     vscode.commands.registerCommand("cairn.chat", chat),
     vscode.commands.registerCommand("cairn.status", status),
     vscode.commands.registerCommand("cairn.restart", async () => {

@@ -11,6 +11,7 @@
 //! shape, cleanup, typing) are in their own files.
 
 mod cleanup;
+mod prefill;
 mod shape;
 mod typing;
 mod window;
@@ -178,6 +179,8 @@ pub(crate) struct CompletionState {
     requests: AtomicU64,
     recent: Mutex<HashMap<String, Recent>>,
     context: Mutex<HashMap<String, (usize, Vec<Snippet>)>>,
+    /// The prefill waiting for its pause or running (one model, one place at a time).
+    prefill: Mutex<Option<CancellationToken>>,
 }
 
 impl CompletionState {
@@ -267,6 +270,7 @@ impl Workspace {
             )));
         };
         let state = &self.completions;
+        state.cancel_prefill();
         let ticket = state.requests.fetch_add(1, Ordering::Relaxed);
         if let Some((_, old)) = state
             .inflight

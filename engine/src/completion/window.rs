@@ -23,6 +23,9 @@ pub struct CompletionOptions {
     /// the model's hard cap on prompt tokens). Backends that do not know their speed
     /// (remote APIs) ignore it.
     pub latency_budget_ms: Option<u64>,
+    /// Warm the local model for the place the cursor rests at (see
+    /// `Workspace::cursor_moved`).
+    pub prefill: bool,
 }
 
 /// The default latency budget: a cold inline completion with the default model
@@ -37,6 +40,7 @@ impl Default for CompletionOptions {
             max_tokens: 64,
             repo_name: None,
             latency_budget_ms: Some(DEFAULT_LATENCY_BUDGET_MS),
+            prefill: true,
         }
     }
 }

@@ -118,6 +118,9 @@ impl Workspace {
         if let Some(ms) = config.completion.latency_budget_ms {
             options.completion.latency_budget_ms = Some(ms);
         }
+        if let Some(on) = config.completion.prefill {
+            options.completion.prefill = on;
+        }
         let models = Engine::open(&config).map_err(|e| e.to_string());
         options.references.apply_config(&config);
         Self::open_with(root, models, options)

@@ -149,8 +149,6 @@ impl Worker<'_> {
             over_budget: plan.over_budget,
             ..Default::default()
         };
-        let mut through_prefix = 0;
-        let mut offset = 0;
         for (seg, keep) in segments.iter().zip(&plan.keep) {
             let (kept, cut) = (keep.len() as u32, (seg.tokens.len() - keep.len()) as u32);
             match seg.kind {
@@ -166,7 +164,6 @@ impl Worker<'_> {
                 budget::SegmentKind::Prefix => {
                     report.prefix_tokens_kept += kept;
                     report.prefix_tokens_cut += cut;
-                    through_prefix = offset + keep.len();
                 }
                 budget::SegmentKind::Suffix => {
                     report.suffix_tokens_kept += kept;
@@ -174,7 +171,6 @@ impl Worker<'_> {
                 }
                 budget::SegmentKind::Fixed => {}
             }
-            offset += keep.len();
         }
         // The parts as the plan left them: dropped ones go, cut ones are the text of
         // their kept tokens.
@@ -203,11 +199,7 @@ impl Worker<'_> {
         prompt.roles = roles;
         prompt.info.prompt_sha256 = template::sha256_hex(prompt.text().as_bytes());
         prompt.info.budget = Some(report);
-        Ok(Fitted {
-            prompt,
-            tokens,
-            through_prefix,
-        })
+        Ok(Fitted { prompt, tokens })
     }
 }
 

@@ -132,8 +132,6 @@ pub(super) struct Limits<'a> {
 pub(super) struct Fitted {
     pub(super) prompt: Prompt,
     pub(super) tokens: Vec<LlamaToken>,
-    /// Tokens up to the end of the prefix (what a prefill evaluates).
-    pub(super) through_prefix: usize,
 }
 
 /// The fixed text the speed probe evaluates (any code does: only its length matters).
@@ -333,8 +331,12 @@ impl Worker<'_> {
         })
     }
 
-    /// Evaluates the prompt `req` would get, through the end of its prefix, into the KV
-    /// cache, in small batches; gives way to any other job between batches.
+    /// Evaluates the prompt `req` would get (fitted to the hard cap only: the cache is
+    /// what lets the request's latency budget keep all of it) into the KV cache, in
+    /// small batches, giving way to any other job between batches. Everything but the
+    /// last token: the request evaluates that one again for fresh logits, and a prefix
+    /// continuation heals it. A request at the same cursor then evaluates one token; one
+    /// after more typing reuses the cache through the prefix it shares.
     pub(super) fn prefill(
         &mut self,
         req: &CompletionRequest,
@@ -343,11 +345,7 @@ impl Worker<'_> {
         pending: &mut VecDeque<Msg>,
     ) -> Result<Prefilled, ModelError> {
         let fitted = self.fit_completion(req, None)?;
-        let mut target = &fitted.tokens[..fitted.through_prefix.min(fitted.tokens.len())];
-        // Prefix continuation heals its last token: leave that one to the request.
-        if matches!(fitted.prompt.parts.last(), Some(PromptPart::Text(_))) && !target.is_empty() {
-            target = &target[..target.len() - 1];
-        }
+        let target = &fitted.tokens[..fitted.tokens.len().saturating_sub(1)];
         let common = self
             .cached
             .iter()

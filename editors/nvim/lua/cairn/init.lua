@@ -148,8 +148,42 @@ local function map(bufnr, lhs, rhs, desc, opts)
   vim.keymap.set('i', lhs, rhs, vim.tbl_extend('force', { buffer = bufnr, desc = desc }, opts or {}))
 end
 
+-- Tells the server where the cursor rests (`cairn/cursorMoved`), so it can warm the model for
+-- a completion there before one is asked for. The server waits for the cursor to rest; this
+-- only spares it a notification per line while scrolling.
+local function report_cursor(client, bufnr)
+  local timer = assert(vim.uv.new_timer())
+  local function send()
+    if not vim.api.nvim_buf_is_valid(bufnr) or vim.api.nvim_get_current_buf() ~= bufnr
+      or client:is_stopped() then
+      return
+    end
+    local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+    client:notify('cairn/cursorMoved', params)
+  end
+  vim.api.nvim_create_autocmd({ 'CursorMoved', 'CursorMovedI', 'BufEnter', 'InsertEnter' }, {
+    group = vim.api.nvim_create_augroup('cairn-cursor-' .. bufnr, { clear = true }),
+    buffer = bufnr,
+    callback = function()
+      timer:stop()
+      timer:start(100, 0, vim.schedule_wrap(send))
+    end,
+  })
+  vim.api.nvim_create_autocmd('BufWipeout', {
+    buffer = bufnr,
+    once = true,
+    callback = function()
+      timer:stop()
+      if not timer:is_closing() then
+        timer:close()
+      end
+    end,
+  })
+end
+
 local function on_attach(client, bufnr)
   local keys = M.config.keymaps or {}
+  report_cursor(client, bufnr)
   if has_inline() and client:supports_method('textDocument/inlineCompletion', bufnr) then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
     map(bufnr, keys.accept, function()
