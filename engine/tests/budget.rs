@@ -221,11 +221,18 @@ async fn a_resting_cursor_warms_the_model_and_the_budget_then_keeps_the_whole_pr
         .unwrap();
     let u = c.usage.clone().unwrap();
     assert!(u.reused_prompt_tokens + 1 >= u.prompt_tokens, "{u:?}");
-    let b = c.budget.unwrap().prompt.unwrap();
+    let facts = c.budget.unwrap();
+    let b = facts.prompt.clone().unwrap();
     assert_eq!(
         b.prefix_tokens_cut, 0,
         "the warm prompt is kept whole: {b:?}"
     );
     assert!(!b.over_budget, "{b:?}");
     assert!(b.new_tokens <= 1, "{b:?}");
+    // What the prompt did not spend goes to generation: about the whole budget's worth.
+    assert!(b.max_tokens >= facts.max_tokens, "{facts:?}");
+    let decode = facts.decode_tokens_per_s.unwrap();
+    if decode >= 10.0 && facts.max_tokens < facts.max_tokens_asked {
+        assert!(b.max_tokens > facts.max_tokens, "{facts:?}");
+    }
 }

@@ -18,6 +18,20 @@
 //! than emptied. Pure code over token ids, so it is tested without a model.
 
 use std::ops::Range;
+use std::time::Duration;
+
+use crate::types::Speed;
+
+/// About a line of code: a budget never caps generation below it (a cut line is not worth
+/// showing).
+pub const MIN_GENERATION_TOKENS: u32 = 16;
+
+/// The tokens a budget keeps for generation before the prompt is fitted: half of it at
+/// the measured decode speed, at least [`MIN_GENERATION_TOKENS`], at most `asked`.
+pub fn generation_reserve(budget: Duration, speed: Speed, asked: u32) -> u32 {
+    let half = (speed.decode_tokens_per_s * budget.as_secs_f64() / 2.0).floor() as u32;
+    asked.min(half.max(MIN_GENERATION_TOKENS))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentKind {

@@ -306,6 +306,11 @@ pub struct PromptBudget {
     /// The budget could not be met even with the least prompt allowed (the prefix keeps
     /// at least its last line or so).
     pub over_budget: bool,
+    /// Tokens the request could generate: what it asked, or under a budget what the
+    /// budget leaves after this prompt's new tokens (at least half the budget's worth, at
+    /// least [`crate::budget::MIN_GENERATION_TOKENS`]).
+    #[serde(default)]
+    pub max_tokens: u32,
 }
 
 /// How fast a model runs on this machine: measured by a short fixed probe when it

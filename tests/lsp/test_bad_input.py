@@ -90,6 +90,11 @@ def test_invalid_params_are_an_error_not_a_crash(raw, ws):
     assert "error" in resp, resp
     raw.notify("textDocument/didChange", {"textDocument": {"uri": uri}, "contentChanges": "nonsense"})
     raw.notify("textDocument/didOpen", {"textDocument": None})
+    # The cursor's report: malformed, past the end, an unopened document, then a good one.
+    raw.notify("cairn/cursorMoved", {"textDocument": {"uri": uri}, "position": "line five"})
+    raw.notify("cairn/cursorMoved", {"textDocument": {"uri": uri}, "position": {"line": 10_000, "character": 0}})
+    raw.notify("cairn/cursorMoved", {"textDocument": {"uri": ws.uri("nope.py")}, "position": {"line": 0, "character": 0}})
+    raw.notify("cairn/cursorMoved", {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 0}})
     assert_serving(raw)
     assert raw.shutdown() == 0, raw.stderr_tail()
 

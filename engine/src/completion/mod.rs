@@ -109,7 +109,8 @@ pub struct BudgetFacts {
     pub prompt_tokens_per_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decode_tokens_per_s: Option<f64>,
-    /// Tokens the request asked for, and the cap the budget put on them.
+    /// Tokens the request asked for, and what the budget reserved for generation before
+    /// the prompt was fitted (the model raises it to what the prompt left: `prompt.maxTokens`).
     pub max_tokens_asked: u32,
     pub max_tokens: u32,
     /// What the model's prompt fitting kept and cut, in tokens (local models).
@@ -117,20 +118,21 @@ pub struct BudgetFacts {
     pub prompt: Option<PromptBudget>,
 }
 
-/// Applies the latency budget to a request before it runs: generation gets at most half
-/// the budget at the measured decode speed (at least [`MIN_BUDGET_TOKENS`]), the rest is for the
-/// prompt, which the backend fits in tokens; the request gives up at twice the budget
-/// (a machine suddenly busier than measured). No speed (a remote API), or no budget: the
-/// request is left as it is.
+/// Applies the latency budget to a request before it runs: the backend fits the prompt in
+/// tokens to what the budget leaves after reserving half of it for generation (at the
+/// measured decode speed, at least a line's worth), then gives generation whatever the
+/// prompt did not spend (a prompt the KV cache already holds costs nothing); the request
+/// gives up at twice the budget (a machine suddenly busier than measured). No speed (a
+/// remote API), or no budget: the request is left as it is.
 fn apply_budget(
     req: &mut CompletionRequest,
     budget: Option<Duration>,
     speed: Option<Speed>,
 ) -> BudgetFacts {
     let asked = req.max_tokens;
+    let mut reserved = asked;
     if let (Some(b), Some(s)) = (budget, speed) {
-        let gen_cap = (s.decode_tokens_per_s * b.as_secs_f64() / 2.0).floor() as u32;
-        req.max_tokens = asked.min(gen_cap.max(MIN_BUDGET_TOKENS));
+        reserved = cairn_models::budget::generation_reserve(b, s, asked);
         req.latency_budget = Some(b);
     }
     BudgetFacts {
@@ -138,14 +140,10 @@ fn apply_budget(
         prompt_tokens_per_s: speed.map(|s| s.prompt_tokens_per_s),
         decode_tokens_per_s: speed.map(|s| s.decode_tokens_per_s),
         max_tokens_asked: asked,
-        max_tokens: req.max_tokens,
+        max_tokens: reserved,
         prompt: None,
     }
 }
-
-/// About a line of code: the budget never caps generation below it (a cut line is not
-/// worth showing).
-const MIN_BUDGET_TOKENS: u32 = 16;
 
 /// The record's prompt mode, as the model built the prompt.
 fn mode_of(g: &Generation) -> Mode {

@@ -102,9 +102,16 @@ impl Worker<'_> {
             }
         }
         let speed = self.current_speed();
+        // With a budget, generation is first given half of it (at least a line's worth):
+        // the prompt is fitted to the rest. What the prompt then costs less (the KV
+        // cache holds it) goes back to generation below.
+        let reserve = match (budget, speed) {
+            (Some(b), Some(s)) => budget::generation_reserve(b, s, req.max_tokens),
+            _ => req.max_tokens,
+        };
         let allowed_new = match (budget, speed) {
             (Some(b), Some(s)) => {
-                let decode = req.max_tokens as f64 / s.decode_tokens_per_s.max(1e-3);
+                let decode = reserve as f64 / s.decode_tokens_per_s.max(1e-3);
                 let left = (b.as_secs_f64() - decode).max(0.0);
                 Some((left * s.prompt_tokens_per_s) as usize)
             }
@@ -133,6 +140,15 @@ impl Worker<'_> {
         let cached: &[LlamaToken] = if self.reuse_prefix { &self.cached } else { &[] };
         let plan = budget::plan(&segments, cached, &limits);
         let tokens = plan.tokens(&segments);
+        let max_tokens = match (budget, speed) {
+            (Some(b), Some(s)) => {
+                let prompt_s = plan.new_tokens() as f64 / s.prompt_tokens_per_s.max(1e-3);
+                let left = (b.as_secs_f64() - prompt_s).max(0.0);
+                let affordable = (left * s.decode_tokens_per_s) as u32;
+                affordable.clamp(reserve, req.max_tokens.max(reserve))
+            }
+            _ => req.max_tokens,
+        };
 
         // What was kept and cut, for the record; the prompt's parts follow the plan so
         // that its digest is that of what the model saw.
@@ -142,11 +158,10 @@ impl Worker<'_> {
             allowed_new_tokens: allowed_new.map(|a| a as u32),
             cached_tokens: plan.cached as u32,
             new_tokens: plan.new_tokens() as u32,
-            estimated_ms: speed.map(|s| {
-                s.estimate(plan.new_tokens() as u32, req.max_tokens)
-                    .as_millis() as u64
-            }),
+            estimated_ms: speed
+                .map(|s| s.estimate(plan.new_tokens() as u32, max_tokens).as_millis() as u64),
             over_budget: plan.over_budget,
+            max_tokens,
             ..Default::default()
         };
         for (seg, keep) in segments.iter().zip(&plan.keep) {
@@ -199,7 +214,11 @@ impl Worker<'_> {
         prompt.roles = roles;
         prompt.info.prompt_sha256 = template::sha256_hex(prompt.text().as_bytes());
         prompt.info.budget = Some(report);
-        Ok(Fitted { prompt, tokens })
+        Ok(Fitted {
+            prompt,
+            tokens,
+            max_tokens,
+        })
     }
 }
 

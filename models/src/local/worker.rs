@@ -132,6 +132,9 @@ pub(super) struct Limits<'a> {
 pub(super) struct Fitted {
     pub(super) prompt: Prompt,
     pub(super) tokens: Vec<LlamaToken>,
+    /// Tokens the request may generate: what it asked, or under a latency budget what
+    /// the budget leaves after this prompt (never less than its reserve).
+    pub(super) max_tokens: u32,
 }
 
 /// The fixed text the speed probe evaluates (any code does: only its length matters).
@@ -267,7 +270,9 @@ impl Worker<'_> {
         let (prompt, tokens, limits) = match &kind {
             JobKind::Complete(req) => {
                 let Fitted {
-                    prompt, mut tokens, ..
+                    prompt,
+                    mut tokens,
+                    max_tokens,
                 } = self.fit_completion(req, req.latency_budget)?;
                 // A prompt that ends in text (prefix continuation) ends at a token
                 // boundary the model rarely saw in training: a lone "\n" before an
@@ -283,7 +288,7 @@ impl Worker<'_> {
                     stop.extend(template::fim_stops(req));
                 }
                 let limits = Limits {
-                    max_tokens: req.max_tokens,
+                    max_tokens,
                     stop,
                     sampling: &req.sampling,
                     deadline: req.deadline,
