@@ -121,7 +121,9 @@ pub(crate) fn lsp_ai(
     let log = sandbox.path.join("lsp-ai.log");
     let mut cmd = Command::new(bin);
     cmd.current_dir(&sandbox.repo)
-        .env("LSP_AI_LOG", "lsp_ai=info");
+        .env("LSP_AI_LOG", "lsp_ai=info")
+        .env("LSP_AI_N_THREADS", o.threads.to_string())
+        .env("LSP_AI_N_THREADS_BATCH", o.threads_batch.to_string());
     let t = Instant::now();
     let mut client = Client::spawn(cmd, &log, &format!("{} (lsp-ai)", bin.display()));
     initialize(&mut client, sandbox, Some(config.clone()));
@@ -129,12 +131,18 @@ pub(crate) fn lsp_ai(
     let ready_s = settle(t, &pids);
     let settings = json!({
         "binary": bin,
-        "version": "lsp-ai 0.7.0 (crates.io, feature llama_cpp, its Cargo.lock: llama-cpp-2 0.1.55)",
+        "version": "lsp-ai 0.7.0 (crates.io, feature llama_cpp, its Cargo.lock: llama-cpp-2 0.1.55; \
+                    thread counts from the environment, see bench/lsp/peers/install-lsp-ai)",
         "initializationOptions": config,
         "window": format!("max_context {max_context} tokens × 4 characters, half before the cursor \
                            (≈ {} + {} tokens at {chars_per_token:.2} characters a token)",
                           w.prefix_tokens, w.suffix_tokens),
-        "threads": "4 decode, 4 batch: llama.cpp's default in llama-cpp-sys-2 0.1.55; lsp-ai 0.7.0 has no setting for it",
+        "threads": format!(
+            "{} decode, {} batch, from LSP_AI_N_THREADS and LSP_AI_N_THREADS_BATCH, which the build of \
+             bench/lsp/peers/install-lsp-ai reads (lsp-ai 0.7.0 has no setting: as published, llama.cpp's \
+             default of 4 and 4)",
+            o.threads, o.threads_batch
+        ),
         "context": "a new llama.cpp context per request (no KV cache kept between requests)",
         "stops": "the model's end-of-sequence token only (151645 <|im_end|>), or max_tokens",
         "request": "textDocument/completion (lsp-ai has no inlineCompletion)",
