@@ -22,18 +22,22 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) fn start(cairn: &Path, repo: &Path, env: &[(&str, String)], log: &Path) -> Client {
         let mut cmd = Command::new(cairn);
-        cmd.arg("lsp")
-            .current_dir(repo)
-            .stderr(std::fs::File::create(log).expect("server log file"));
+        cmd.arg("lsp").current_dir(repo);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let inner = LspClient::spawn(cmd).unwrap_or_else(|e| {
-            fail(format!(
-                "cannot start {} lsp: {e} (build it: cargo build -p cairn)",
-                cairn.display()
-            ))
-        });
+        Client::spawn(
+            cmd,
+            log,
+            &format!("{} lsp (build it: cargo build -p cairn)", cairn.display()),
+        )
+    }
+
+    /// Any stdio server: `cmd` with its stderr in `log`; `what` names it in the error.
+    pub(crate) fn spawn(mut cmd: Command, log: &Path, what: &str) -> Client {
+        cmd.stderr(std::fs::File::create(log).expect("server log file"));
+        let inner =
+            LspClient::spawn(cmd).unwrap_or_else(|e| fail(format!("cannot start {what}: {e}")));
         Client { inner }
     }
 

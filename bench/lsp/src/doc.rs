@@ -65,4 +65,17 @@ impl Doc {
                    "context": {"triggerKind": 2}}),
         )
     }
+
+    /// Sends a `textDocument/completion` at `at`, triggered by typing (kind 1).
+    pub(crate) fn completion(
+        &self,
+        client: &mut Client,
+        at: Position,
+    ) -> (i64, std::time::Instant) {
+        client.request(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": self.uri}, "position": lsp_pos(at),
+                   "context": {"triggerKind": 1}}),
+        )
+    }
 }

@@ -15,6 +15,11 @@
 //! bench/lsp/run [--repo DIR] [--file PATH] [--function NAME] [--keystrokes N] [--json OUT]
 //!               [--no-burst] [--burst-interval-ms MS] [--breakdown] [--log FILTER] [--keep]
 //!
+//! `--peers` runs the same session against `cairn lsp` and two peer servers instead (see
+//! [`peers`]): [--only cairn,llama-cpp-python,lsp-ai] [--lsp-ai PATH] [--python PATH]
+//! [--gguf PATH] [--threads N] [--threads-batch N] [--peer-prefix-tokens N]
+//! [--peer-suffix-tokens N] [--peer-max-tokens N].
+//!
 //! The phases, one module each: [`session`] (the function and what is typed),
 //! [`sandbox`] (the isolated copy and its environment), [`server`] (`cairn lsp` up and
 //! indexed, over [`client`]), [`inprocess`] (the peer workspace), [`sequential`],
@@ -30,6 +35,7 @@ mod client;
 mod doc;
 mod inprocess;
 mod json;
+mod peers;
 mod probes;
 mod report;
 mod sandbox;
@@ -57,6 +63,8 @@ pub(crate) struct Args {
     pub(crate) breakdown: bool,
     pub(crate) log: Option<String>,
     pub(crate) keep: bool,
+    /// `--peers`: the comparison with the peer servers instead of the other modes.
+    pub(crate) peers: Option<peers::Options>,
 }
 
 pub(crate) fn fail(msg: impl std::fmt::Display) -> ! {
@@ -95,6 +103,7 @@ fn args() -> Args {
         breakdown: false,
         log: None,
         keep: false,
+        peers: None,
     };
     let mut function_given = false;
     let mut it = std::env::args().skip(1);
@@ -126,6 +135,45 @@ fn args() -> Args {
             "--breakdown" => a.breakdown = true,
             "--log" => a.log = Some(value()),
             "--keep" => a.keep = true,
+            "--peers" => {
+                a.peers.get_or_insert_with(peers::Options::new);
+            }
+            "--only"
+            | "--lsp-ai"
+            | "--python"
+            | "--gguf"
+            | "--threads"
+            | "--threads-batch"
+            | "--peer-prefix-tokens"
+            | "--peer-suffix-tokens"
+            | "--peer-max-tokens" => {
+                let v = value();
+                let o = a.peers.get_or_insert_with(peers::Options::new);
+                let num = |v: &str| -> u32 {
+                    v.parse()
+                        .unwrap_or_else(|_| fail(format!("{k} needs a number, got {v:?}")))
+                };
+                match k.as_str() {
+                    "--only" => {
+                        o.only = v.split(',').map(|s| s.trim().to_string()).collect();
+                        if let Some(bad) = o.only.iter().find(|s| !peers::ALL.contains(&s.as_str()))
+                        {
+                            fail(format!(
+                                "--only: unknown server {bad:?}; known: {}",
+                                peers::ALL.join(",")
+                            ));
+                        }
+                    }
+                    "--lsp-ai" => o.lsp_ai = Some(PathBuf::from(v)),
+                    "--python" => o.python = PathBuf::from(v),
+                    "--gguf" => o.gguf = Some(PathBuf::from(v)),
+                    "--threads" => o.threads = num(&v) as i32,
+                    "--threads-batch" => o.threads_batch = num(&v) as i32,
+                    "--peer-prefix-tokens" => o.prefix_tokens = Some(num(&v)),
+                    "--peer-suffix-tokens" => o.suffix_tokens = Some(num(&v)),
+                    _ => o.max_tokens = Some(num(&v)),
+                }
+            }
             other => fail(format!(
                 "unknown argument {other}; see the top of bench/lsp/src/main.rs"
             )),
@@ -141,8 +189,15 @@ fn main() {
     let a = args();
     let (repo_src, session) = session::load(&a);
     let sandbox = Sandbox::prepare(&a, &repo_src, &session);
-    let load_start = stats::loadavg();
     sandbox.announce(&a, &session);
+    if let Some(o) = &a.peers {
+        peers::run(&a, o, &repo_src, &session, &sandbox);
+        if a.keep {
+            sandbox.keep();
+        }
+        return;
+    }
+    let load_start = stats::loadavg();
 
     let Server {
         mut client,

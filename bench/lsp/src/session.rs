@@ -18,6 +18,8 @@ pub(crate) struct Session {
     pub(crate) offset: usize,
     /// The characters typed, in order.
     pub(crate) typed: Vec<char>,
+    /// The whole deleted body (what the user goes on to type after `typed`).
+    pub(crate) body: String,
     pub(crate) function: String,
     pub(crate) body_chars: usize,
     pub(crate) line: usize,
@@ -116,6 +118,7 @@ fn session_for(path: &str, text: &str, name: Option<&str>, keystrokes: usize) ->
         start_text: format!("{}{}", &text[..*s], &text[*e..]),
         offset: *s,
         typed: body.chars().take(n).collect(),
+        body: body.to_string(),
         function: sym.name.clone(),
         body_chars,
         line: sym.start_line,
