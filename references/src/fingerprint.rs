@@ -2,8 +2,12 @@
 //! of normalised tokens; per window of `w` consecutive k-gram hashes the minimum is kept
 //! (the rightmost on ties). Any shared run of at least `w + k - 1` tokens then shares
 //! at least one kept fingerprint.
+//!
+//! Beside the minima, the k-gram that ends at each long string literal is kept too (an
+//! anchor): near-duplicate files (a package's generated shims, locale tables) often differ
+//! only in a literal, and winnowing alone may keep no fingerprint that tells them apart.
 
-use crate::tokens::Token;
+use crate::tokens::{Kind, Token};
 
 /// Fingerprinting parameters; an index built with other parameters is rebuilt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -14,6 +18,8 @@ pub struct FingerprintParams {
     pub w: usize,
     /// Identifiers (not keywords) hashed as one placeholder, so renamed copies match.
     pub normalise_identifiers: bool,
+    /// String literals of at least this many bytes anchor a fingerprint (0: none).
+    pub literal_anchor_bytes: usize,
 }
 
 impl Default for FingerprintParams {
@@ -24,6 +30,7 @@ impl Default for FingerprintParams {
             k: 8,
             w: 12,
             normalise_identifiers: true,
+            literal_anchor_bytes: 32,
         }
     }
 }
@@ -106,6 +113,32 @@ pub fn winnow(hashes: &[u64], w: usize) -> Vec<Fingerprint> {
     out
 }
 
+/// The fingerprints a file keeps: the winnowed minima of its k-gram hashes plus one
+/// anchor per long string literal (the k-gram ending at it, or the first k-gram when it
+/// stands in the first `k - 1` tokens), in position order, each position once.
+pub fn fingerprints(tokens: &[Token], params: &FingerprintParams) -> Vec<Fingerprint> {
+    let hashes = kgram_hashes(tokens, params.k);
+    let mut out = winnow(&hashes, params.w);
+    if params.literal_anchor_bytes == 0 || hashes.is_empty() {
+        return out;
+    }
+    let before = out.len();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.kind == Kind::Str && (t.end - t.start) as usize >= params.literal_anchor_bytes {
+            let pos = (i + 1).saturating_sub(params.k).min(hashes.len() - 1);
+            out.push(Fingerprint {
+                hash: hashes[pos],
+                pos: pos as u32,
+            });
+        }
+    }
+    if out.len() > before {
+        out.sort_unstable_by_key(|f| f.pos);
+        out.dedup_by_key(|f| f.pos);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +187,39 @@ mod tests {
         let fa = winnow(&kgram_hashes(&lex(a, Syntax::Rust, true), p.k), p.w);
         let fb = winnow(&kgram_hashes(&lex(&b, Syntax::Rust, true), p.k), p.w);
         assert!(fa.iter().any(|x| fb.iter().any(|y| x.hash == y.hash)));
+    }
+
+    #[test]
+    fn a_long_literal_anchors_the_kgram_that_ends_at_it() {
+        use crate::tokens::{lex, Syntax};
+        let p = FingerprintParams::default();
+        // Two files that differ only in one literal: the anchored k-gram tells them apart
+        // whatever the minima are.
+        let file = |name: &str| {
+            format!(
+                "function warn() {{ if (!warn.done) {{ warn.done = true; console.log('use \"lib/{name}\" instead of \"lib/{name}.js\"'); }} }} warn(); module.exports = require('./{name}.js');"
+            )
+        };
+        for (a, b) in [("rsl", "abnf"), ("x", "y"), ("lisp", "less")] {
+            let ta = lex(&file(a), Syntax::Slash, true);
+            let tb = lex(&file(b), Syntax::Slash, true);
+            let fa = fingerprints(&ta, &p);
+            let fb = fingerprints(&tb, &p);
+            let lit = ta.iter().position(|t| t.kind == Kind::Str).unwrap();
+            let anchor = fa.iter().find(|f| f.pos as usize == lit + 1 - p.k).unwrap();
+            assert!(!fb.iter().any(|f| f.hash == anchor.hash), "{a} vs {b}");
+            // Still the minima, each position once, in order.
+            let h = kgram_hashes(&ta, p.k);
+            for m in winnow(&h, p.w) {
+                assert!(fa.contains(&m));
+            }
+            assert!(fa.windows(2).all(|w| w[0].pos < w[1].pos));
+        }
+        let off = FingerprintParams {
+            literal_anchor_bytes: 0,
+            ..p
+        };
+        let t = lex(&file("rsl"), Syntax::Slash, true);
+        assert_eq!(fingerprints(&t, &off), winnow(&kgram_hashes(&t, p.k), p.w));
     }
 }

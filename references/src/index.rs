@@ -165,7 +165,8 @@ pub struct ReferenceIndex {
     packages: Vec<Package>,
     files: Vec<IndexedFile>,
     hashes: Vec<u64>,
-    /// (file, token position, verbatim k-gram hash's low bits), parallel to `hashes`.
+    /// (file, token position, verbatim k-gram hash's low bits), parallel to `hashes`;
+    /// within one hash ordered by the verbatim bits.
     postings: Vec<(u32, u32, u32)>,
     bytes: u64,
 }
@@ -389,6 +390,8 @@ impl ReferenceIndex {
         let mut packages = Vec::with_capacity(segs.len());
         let mut files = Vec::new();
         let n: usize = segs.iter().map(|s| s.postings.len()).sum();
+        // (hash, verbatim low bits, file, token): within one fingerprint the exact
+        // postings of a k-gram are one run, found by binary search.
         let mut all: Vec<(u64, u32, u32, u32)> = Vec::with_capacity(n);
         let mut bytes = 0;
         for seg in segs {
@@ -416,13 +419,13 @@ impl ReferenceIndex {
             all.extend(
                 seg.postings
                     .into_iter()
-                    .map(|(h, f, p, r)| (h, f + base, p, r)),
+                    .map(|(h, f, p, r)| (h, r, f + base, p)),
             );
             packages.push(seg.package);
         }
         all.sort_unstable();
         let hashes = all.iter().map(|x| x.0).collect();
-        let postings = all.iter().map(|x| (x.1, x.2, x.3)).collect();
+        let postings = all.iter().map(|x| (x.2, x.3, x.1)).collect();
         report.packages = packages.len();
         report.files = files.len();
         report.bytes = bytes;
@@ -497,8 +500,12 @@ impl ReferenceIndex {
         // Every k-gram of the text against the kept fingerprints of the index; a hit
         // whose verbatim hash agrees too is an exact hit.
         let raw = kgram_hashes_raw(&q, k);
-        // file, diagonal, text pos, source pos, exact
-        let mut hits: Vec<(u32, i64, u32, u32, bool)> = Vec::new();
+        // file, diagonal, text pos, source pos, evidence
+        let mut hits: Vec<(u32, i64, u32, u32, u32)> = Vec::new();
+        // Evidence per file, each k-gram of the text counted once (a file that repeats a
+        // common line is not more like the text), to keep only the files that can hold
+        // the best clusters: (the last text position seen, its evidence, the total).
+        let mut file_score: HashMap<u32, (usize, u32, usize)> = HashMap::new();
         for (qpos, h) in kgram_hashes(&q, k).into_iter().enumerate() {
             let lo = self.hashes.partition_point(|&x| x < h);
             if lo >= self.hashes.len() || self.hashes[lo] != h {
@@ -506,14 +513,32 @@ impl ReferenceIndex {
             }
             let hi = lo + self.hashes[lo..].partition_point(|&x| x == h);
             let exact_q = raw[qpos] as u32;
+            // The run's postings of this very k-gram (not only its renamed form).
+            let run = &self.postings[lo..hi];
+            let a = run.partition_point(|p| p.2 < exact_q);
+            let b = a + run[a..].partition_point(|p| p.2 == exact_q);
+            let renamed_weight = rarity(hi - lo, self.max_postings);
+            let exact_weight = 4 * rarity(b - a, self.max_postings);
             // A fingerprint too common to say anything still counts where it is exact.
-            let common = hi - lo > self.max_postings;
+            let (lo, hi) = if hi - lo > self.max_postings {
+                (lo + a, lo + b)
+            } else {
+                (lo, hi)
+            };
             for &(file, spos, r) in &self.postings[lo..hi] {
-                let exact = r == exact_q;
-                if common && !exact {
-                    continue;
+                let evidence = if r == exact_q {
+                    exact_weight
+                } else {
+                    renamed_weight
+                };
+                let fs = file_score.entry(file).or_insert((usize::MAX, 0, 0));
+                if fs.0 != qpos {
+                    *fs = (qpos, evidence, fs.2 + evidence as usize);
+                } else if evidence > fs.1 {
+                    fs.2 += (evidence - fs.1) as usize;
+                    fs.1 = evidence;
                 }
-                hits.push((file, spos as i64 - qpos as i64, qpos as u32, spos, exact));
+                hits.push((file, spos as i64 - qpos as i64, qpos as u32, spos, evidence));
             }
             if hits.len() > 200_000 {
                 break;
@@ -522,8 +547,17 @@ impl ReferenceIndex {
         if hits.is_empty() {
             return out;
         }
+        // A file's evidence bounds that of its clusters: hits in files far down the
+        // ranking cannot make the best candidates, and sorting them costs the most.
+        if file_score.len() > CANDIDATE_FILES {
+            let mut scores: Vec<usize> = file_score.values().map(|f| f.2).collect();
+            let nth = scores.len() - CANDIDATE_FILES;
+            let (_, &mut floor, _) = scores.select_nth_unstable(nth);
+            hits.retain(|h| file_score[&h.0].2 >= floor);
+        }
         // Clusters: hits in one file on nearby diagonals, ranked by their evidence (an
-        // exact hit counts four times).
+        // exact hit counts four times, a rare k-gram more than a common one: among
+        // near-duplicate files only the rare ones tell the copied file apart).
         hits.sort_unstable();
         let mut clusters: Vec<(usize, usize, usize)> = Vec::new(); // range in `hits`, score
         let mut start = 0;
@@ -531,8 +565,7 @@ impl ReferenceIndex {
             let split =
                 i == hits.len() || hits[i].0 != hits[start].0 || hits[i].1 - hits[i - 1].1 > 16;
             if split {
-                let score = hits[start..i].iter().map(|h| if h.4 { 4 } else { 1 }).sum();
-                clusters.push((start, i, score));
+                clusters.push((start, i, cluster_score(&hits[start..i])));
                 start = i;
             }
         }
@@ -561,21 +594,32 @@ impl ReferenceIndex {
             };
             let mut seeds: Vec<(u32, u32)> = hits[a..b].iter().map(|h| (h.2, h.3)).collect();
             seeds.sort_unstable();
+            // The source tokens the cluster's alignments may reach, lexed once.
+            let lo = seeds
+                .iter()
+                .map(|&(qp, sp)| (sp as usize).saturating_sub(qp as usize + 16))
+                .min()
+                .unwrap_or(0);
+            let hi = seeds
+                .iter()
+                .map(|&(qp, sp)| sp as usize + (q.len() - qp as usize) + 64)
+                .max()
+                .unwrap_or(0);
+            let (s, base) = lex_window(&src, file, lo, hi, self.params.normalise_identifiers);
             let mut covered_to: i64 = -1; // in text tokens
             for (qpos, spos) in seeds {
                 if (qpos as i64) < covered_to {
                     continue;
                 }
                 out.candidates += 1;
-                // The source tokens this alignment may reach.
-                let lo = (spos as usize).saturating_sub(qpos as usize + 16);
-                let hi = spos as usize + (q.len() - qpos as usize) + 64;
-                let (s, base) = lex_window(&src, file, lo, hi, self.params.normalise_identifiers);
-                let Some(r) = align(&q, &s, qpos as usize, spos as usize - base, k) else {
+                let Some(sj) = (spos as usize).checked_sub(base) else {
+                    continue;
+                };
+                let Some(r) = align(&q, &s, qpos as usize, sj, k) else {
                     continue;
                 };
                 covered_to = r.qb as i64;
-                if !plausible(&q[r.qa..r.qb], r.verbatim, syntax == file.syntax) {
+                if !plausible(&q[r.qa..r.qb], &r, syntax == file.syntax) {
                     continue;
                 }
                 let start = q[r.qa].start as usize;
@@ -636,26 +680,56 @@ impl ReferenceIndex {
 
 /// Candidate clusters aligned per check, best evidence first.
 const MAX_CANDIDATES: usize = 40;
+/// Files whose hits are clustered per check (those with the most evidence).
+const CANDIDATE_FILES: usize = 4 * MAX_CANDIDATES;
+
+/// A cluster's evidence: per position of the text, its best hit (one source line
+/// repeated on nearby diagonals is not more evidence).
+fn cluster_score(hits: &[(u32, i64, u32, u32, u32)]) -> usize {
+    let mut by_pos: Vec<(u32, u32)> = hits.iter().map(|h| (h.2, h.4)).collect();
+    by_pos.sort_unstable_by_key(|&(q, e)| (q, std::cmp::Reverse(e)));
+    by_pos.dedup_by_key(|&mut (q, _)| q);
+    by_pos.iter().map(|&(_, e)| e as usize).sum()
+}
+
+/// How much a hit on a fingerprint found in `postings` places says: 1 for one as common
+/// as `max_postings` (or more), one more for each halving below it (9 for a unique one
+/// at 256), as inverse document frequency weighs a rare term.
+fn rarity(postings: usize, max_postings: usize) -> u32 {
+    let ratio = max_postings / postings.max(1);
+    if ratio <= 1 {
+        1
+    } else {
+        1 + ratio.ilog2()
+    }
+}
 
 /// Tokens a match must cover at least, whatever its length in characters (comments
 /// inside a stretch do not make it longer).
 const MIN_TOKENS: usize = 24;
-/// A renamed match needs more evidence: this many tokens.
+/// A renamed match needs more evidence: this many tokens in one run without a gap …
 const MIN_RENAMED_TOKENS: usize = 40;
+/// … or `MIN_TOKENS` with at least this many bytes of string literals identical to the
+/// source's (renaming names leaves a long message as it was, and it is specific).
+const MIN_RENAMED_LITERAL_BYTES: usize = 64;
 
 /// Whether an aligned stretch is evidence of copying rather than a chance likeness.
-/// Verbatim stretches count at `MIN_TOKENS`. Renamed ones must be in the same language
-/// and structurally varied: a run of `name = other.name,` lines renamed consistently
-/// is common code, not a copy (fewer than half of its 4-grams of normalised tokens are
-/// distinct).
-fn plausible(tokens: &[Token], verbatim: bool, same_syntax: bool) -> bool {
+/// Verbatim stretches count at `MIN_TOKENS`. Renamed ones must be in the same language,
+/// hold one run of `MIN_RENAMED_TOKENS` consistently renamed tokens without a gap (a
+/// common iterator chain with one token changed is two short runs, not a copy) or
+/// `MIN_TOKENS` with long identical literals, and be structurally varied: a run of
+/// `name = other.name,` lines renamed consistently is common code, not a copy (fewer
+/// than half of its 4-grams of normalised tokens are distinct).
+fn plausible(tokens: &[Token], r: &Region, same_syntax: bool) -> bool {
     if tokens.len() < MIN_TOKENS {
         return false;
     }
-    if verbatim {
+    if r.verbatim {
         return true;
     }
-    if !same_syntax || tokens.len() < MIN_RENAMED_TOKENS {
+    if !same_syntax
+        || (r.longest_run < MIN_RENAMED_TOKENS && r.literal_bytes < MIN_RENAMED_LITERAL_BYTES)
+    {
         return false;
     }
     let grams: Vec<[u64; 4]> = tokens
@@ -741,6 +815,10 @@ struct Region {
     /// Aligned token pairs whose text is identical (ranks a verbatim source above a
     /// renamed look-alike of the same length).
     identical: usize,
+    /// The longest stretch of tokens matched without a gap.
+    longest_run: usize,
+    /// Bytes of the text's string literals identical to the source's.
+    literal_bytes: usize,
 }
 
 /// Identifier correspondence between the text and the source: a renamed copy renames
@@ -795,6 +873,8 @@ fn align(q: &[Token], s: &[Token], qi: usize, sj: usize, k: usize) -> Option<Reg
     let (mut qb, mut sb) = (i, j);
     let mut matched = qb - qa;
     let mut gaps = 0;
+    let mut run_start = qa;
+    let mut longest_run = 0;
     const RESYNC: usize = 6;
     loop {
         if i < q.len() && j < s.len() && ren.accept(&q[i], &s[j]) {
@@ -834,12 +914,20 @@ fn align(q: &[Token], s: &[Token], qi: usize, sj: usize, k: usize) -> Option<Reg
         if !jumped {
             break;
         }
+        longest_run = longest_run.max(qb - run_start);
+        run_start = i;
     }
+    longest_run = longest_run.max(qb - run_start);
     let identical = (qa..qb)
         .zip(sa..sb)
         .filter(|&(x, y)| q[x].raw == s[y].raw)
         .count();
     let verbatim = identical == qb - qa && qb - qa == sb - sa;
+    let literal_bytes = (qa..qb)
+        .zip(sa..sb)
+        .filter(|&(x, y)| q[x].kind == Kind::Str && q[x].raw == s[y].raw)
+        .map(|(x, _)| (q[x].end - q[x].start) as usize)
+        .sum();
     Some(Region {
         qa,
         qb,
@@ -847,5 +935,7 @@ fn align(q: &[Token], s: &[Token], qi: usize, sj: usize, k: usize) -> Option<Reg
         sb,
         verbatim,
         identical,
+        longest_run,
+        literal_bytes,
     })
 }

@@ -20,7 +20,7 @@ pub use discover::{
     discover, go_escape, go_requires, lockfiles, python_packages, site_packages_dirs,
     DiscoverOptions, Ecosystem, Package,
 };
-pub use fingerprint::{kgram_hashes, winnow, Fingerprint, FingerprintParams};
+pub use fingerprint::{fingerprints, kgram_hashes, winnow, Fingerprint, FingerprintParams};
 pub use index::{
     default_dir, BuildReport, Check, Error, IndexedFile, Progress, Reference, ReferenceConfig,
     ReferenceIndex,

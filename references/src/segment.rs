@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::discover::Package;
-use crate::fingerprint::{kgram_hashes, kgram_hashes_raw, winnow, FingerprintParams};
+use crate::fingerprint::{fingerprints, kgram_hashes_raw, FingerprintParams};
 use crate::tokens::{hash_bytes, lex, Syntax};
 use crate::warnings::{WarningKind, Warnings};
 
@@ -241,7 +241,7 @@ pub fn build_segment(
         let toks = lex(&text, syntax, params.normalise_identifiers);
         let file_idx = files.len() as u32;
         let raw = kgram_hashes_raw(&toks, params.k);
-        for fp in winnow(&kgram_hashes(&toks, params.k), params.w) {
+        for fp in fingerprints(&toks, params) {
             postings.push((fp.hash, file_idx, fp.pos, raw[fp.pos as usize] as u32));
         }
         let checkpoints = toks.iter().step_by(CHECKPOINT).map(|t| t.start).collect();

@@ -9,7 +9,8 @@
 //! baseline in the same run.
 //!
 //! ```text
-//! bench_references [--corpus DIR] [--own DIR]... [--second DIR] [--samples N] [--threads N]
+//! bench_references [--corpus DIR]... [--project DIR] [--own DIR]... [--second DIR]...
+//!                  [--samples N] [--threads N] [--max-postings N] [--no-baseline]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ struct Args {
     max_postings: Option<usize>,
     /// Index a project's own dependencies (its lockfiles, node_modules …) instead.
     project: Option<PathBuf>,
+    /// Leave out the exact-substring baseline (quick comparisons of two builds).
+    no_baseline: bool,
 }
 
 fn args() -> Args {
@@ -38,6 +41,7 @@ fn args() -> Args {
         threads: 1,
         max_postings: None,
         project: None,
+        no_baseline: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -49,6 +53,7 @@ fn args() -> Args {
             "--samples" => a.samples = v().parse().expect("--samples N"),
             "--threads" => a.threads = v().parse().expect("--threads N"),
             "--project" => a.project = Some(PathBuf::from(v())),
+            "--no-baseline" => a.no_baseline = true,
             "--max-postings" => a.max_postings = Some(v().parse().expect("--max-postings N")),
             other => panic!("unknown argument {other}"),
         }
@@ -363,13 +368,14 @@ fn main() {
 
     // The baseline's corpus: every indexed file's text, one string.
     let mut corpus = Vec::with_capacity(report.bytes as usize + 1024);
-    for (f, _) in idx.indexed_files() {
+    for (f, _) in idx.indexed_files().filter(|_| !a.no_baseline) {
         if let Ok(b) = std::fs::read(f) {
             corpus.extend_from_slice(&b);
             corpus.push(0);
         }
     }
-    let baseline = |q: &str| memchr::memmem::find(&corpus, q.trim().as_bytes()).is_some();
+    let baseline =
+        |q: &str| !a.no_baseline && memchr::memmem::find(&corpus, q.trim().as_bytes()).is_some();
 
     let mut lat_completion = Vec::new();
     let mut lat_chat = Vec::new();
