@@ -13,10 +13,10 @@ use crate::keys::{key_id, public_key_b64};
 use crate::ledger::{now_rfc3339, Ledger, LedgerOptions};
 use crate::notes::{AiCommit, Checkpoint, FileAttribution, KeyInfo, Note, Region};
 use crate::record::{
-    record_of_payload, Event, EventKind, LineClass, Record, RecordId, Statement, Subject,
-    PREDICATE_AI_COMMIT,
+    record_of_payload, Event, LineClass, Record, RecordId, Statement, Subject, PREDICATE_AI_COMMIT,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use crate::span_index::{SpanIndex, SPAN_INDEX};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -39,16 +39,6 @@ pub struct AttestOutcome {
     pub statement: AiCommit,
 }
 
-fn rel_path(repo: &str, p: &str) -> String {
-    let pr = Path::new(p);
-    if pr.is_absolute() {
-        if let Ok(r) = pr.strip_prefix(repo) {
-            return r.to_string_lossy().into_owned();
-        }
-    }
-    p.trim_start_matches("./").to_string()
-}
-
 pub(crate) fn record_of_line(line: &str) -> Option<Record> {
     let env: Envelope = serde_json::from_str(line).ok()?;
     record_of_payload(&env.payload_bytes().ok()?)
@@ -67,139 +57,12 @@ struct Sources {
     lines: HashMap<(String, String), Candidate>,
     /// record id → envelope lines of that suggestion's records carried by notes
     envelopes: HashMap<String, Vec<String>>,
-    /// record id → where that suggestion's records (suggested, accepted, edited) are in
-    /// the ledger: read only for the records a commit uses
-    ledger_lines: HashMap<String, Vec<LineRef>>,
     /// key id → public key of the ledgers that signed records carried from notes
     keys: HashMap<String, KeyInfo>,
 }
 
-/// A ledger line: byte offset, length, SHA-256.
-type LineRef = (u64, u32, String);
-
-/// What attribution needs from the ledger, kept beside it (`spans-index.json`) and
-/// brought up to date from the lines appended since, so a hook does not parse the whole
-/// ledger on every commit. Derived data: rebuilt whenever it does not match the ledger.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-struct SpanIndex {
-    version: u32,
-    /// Bytes of the ledger covered.
-    len: u64,
-    /// SHA-256 of the (up to) 4 KiB of the ledger before `len`.
-    tail: String,
-    repo: String,
-    model: HashMap<String, String>,
-    spans: BTreeMap<String, (String, Vec<(String, LineClass)>)>,
-    lines: HashMap<String, Vec<LineRef>>,
-}
-
-const SPAN_INDEX: &str = "spans-index.json";
-const SPAN_INDEX_VERSION: u32 = 1;
-
-fn tail_digest(file: &mut std::fs::File, len: u64) -> std::io::Result<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let start = len.saturating_sub(4096);
-    file.seek(SeekFrom::Start(start))?;
-    let mut buf = vec![0; (len - start) as usize];
-    file.read_exact(&mut buf)?;
-    Ok(sha256_hex(&buf))
-}
-
-impl SpanIndex {
-    /// The index of the ledger at `path`, updated with the lines appended since it was
-    /// written (or rebuilt), and saved back when it changed.
-    fn load(path: &Path, repo: &str) -> Result<SpanIndex> {
-        use std::io::{Read, Seek, SeekFrom};
-        let err = |e: std::io::Error| crate::Error::Io {
-            path: path.into(),
-            source: e,
-        };
-        let side = path.with_file_name(SPAN_INDEX);
-        let mut file = std::fs::File::open(path).map_err(err)?;
-        let size = file.metadata().map_err(err)?.len();
-        let mut idx: SpanIndex = std::fs::read(&side)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let fresh = idx.version == SPAN_INDEX_VERSION
-            && idx.repo == repo
-            && idx.len <= size
-            && tail_digest(&mut file, idx.len).ok().as_deref() == Some(idx.tail.as_str());
-        if !fresh {
-            idx = SpanIndex {
-                version: SPAN_INDEX_VERSION,
-                repo: repo.to_string(),
-                ..Default::default()
-            };
-        }
-        if idx.len == size {
-            return Ok(idx);
-        }
-        file.seek(SeekFrom::Start(idx.len)).map_err(err)?;
-        let mut bytes = Vec::with_capacity((size - idx.len) as usize);
-        file.read_to_end(&mut bytes).map_err(err)?;
-        // Only whole lines (a torn tail is left for verify to report).
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let base = idx.len;
-        let mut at = 0usize;
-        let mut lines: Vec<(u64, &[u8])> = Vec::new();
-        for l in bytes[..whole].split_inclusive(|&b| b == b'\n') {
-            lines.push((base + at as u64, &l[..l.len() - 1]));
-            at += l.len();
-        }
-        let parsed = crate::ledger::parse_records(&lines);
-        for (offset, line, r) in parsed {
-            idx.apply(offset, line, &r);
-        }
-        idx.len = base + whole as u64;
-        idx.tail = tail_digest(&mut file, idx.len).map_err(err)?;
-        let tmp = side.with_extension("json.tmp");
-        if std::fs::write(&tmp, serde_json::to_vec(&idx)?).is_ok() {
-            let _ = std::fs::rename(&tmp, &side);
-        }
-        Ok(idx)
-    }
-
-    fn apply(&mut self, offset: u64, line: &[u8], r: &Record) {
-        let at = (offset, line.len() as u32, sha256_hex(line));
-        let id = r.record_id.clone().unwrap_or_default();
-        let refers = r.refers_to.clone().unwrap_or_default();
-        match r.event {
-            Some(EventKind::Suggested) => {
-                let m = r.model_id().unwrap_or("unknown").to_string();
-                self.model.insert(id.clone(), m);
-                self.lines.entry(id).or_default().push(at);
-            }
-            Some(EventKind::Accepted) => {
-                let path = rel_path(
-                    &self.repo,
-                    r.location.as_ref().map_or("", |l| l.path.as_str()),
-                );
-                let hashes: Vec<(String, LineClass)> = r
-                    .line_hashes()
-                    .map(|h| (h.to_string(), LineClass::Ai))
-                    .collect();
-                self.spans.insert(refers.clone(), (path, hashes));
-                self.lines.entry(refers).or_default().push(at);
-            }
-            Some(EventKind::Edited) => {
-                let Some(span) = &r.span else { return };
-                let path = rel_path(&self.repo, &span.path);
-                let lines: Vec<(String, LineClass)> = span
-                    .lines
-                    .iter()
-                    .map(|l| (l.hash.clone(), l.class))
-                    .collect();
-                self.spans.insert(refers.clone(), (path, lines));
-                self.lines.entry(refers).or_default().push(at);
-            }
-            _ => {}
-        }
-    }
-}
-
 impl Sources {
-    fn from_index(idx: SpanIndex) -> Sources {
+    fn from_index(idx: &SpanIndex) -> Sources {
         let mut s = Sources::default();
         for (rid, (path, lines)) in &idx.spans {
             let m = idx
@@ -219,15 +82,15 @@ impl Sources {
                 );
             }
         }
-        s.ledger_lines = idx.lines;
         s
     }
 
-    /// The envelope lines of a suggestion's records: the ledger's, then those only notes have.
-    fn envelope_lines(&self, rid: &str, ledger: &Path) -> Result<Vec<String>> {
+    /// The envelope lines of a suggestion's records: the ledger's (where `index` says
+    /// they are), then those only notes have.
+    fn envelope_lines(&self, rid: &str, ledger: &Path, index: &SpanIndex) -> Result<Vec<String>> {
         use std::io::{Read, Seek, SeekFrom};
         let mut out = Vec::new();
-        if let Some(refs) = self.ledger_lines.get(rid) {
+        if let Some(refs) = index.lines.get(rid) {
             let err = |e: std::io::Error| crate::Error::Io {
                 path: ledger.into(),
                 source: e,
@@ -373,6 +236,7 @@ fn cherry_picked_from(msg: &str) -> Vec<String> {
 
 fn recovery_sources(
     repo: &Path,
+    cat: &mut git::CatFile,
     commit: &str,
     message: &str,
     recovery: &Recovery,
@@ -397,12 +261,31 @@ fn recovery_sources(
     }
     let mut out = Vec::new();
     for c in from {
-        let full = git::resolve(repo, &c).unwrap_or(c);
+        let full = cat.resolve(&c)?.unwrap_or(c);
         if full != commit && !out.contains(&full) {
             out.push(full);
         }
     }
     Ok(out)
+}
+
+/// The notes of `commits`: a hook's few through its `cat-file` session, many (a
+/// recovery over every note) as [`git::read_notes`] reads them.
+fn notes_of(
+    repo: &Path,
+    cat: &mut git::CatFile,
+    commits: &[String],
+) -> Result<HashMap<String, String>> {
+    if commits.len() > 8 {
+        return git::read_notes(repo, commits);
+    }
+    let mut map = HashMap::new();
+    for c in commits {
+        if let Some(t) = cat.note_text(NOTES_REF, c)? {
+            map.insert(c.clone(), t);
+        }
+    }
+    Ok(map)
 }
 
 fn attest_from(
@@ -412,16 +295,19 @@ fn attest_from(
     recovery: &Recovery,
 ) -> Result<AttestOutcome> {
     let repo = ledger.repo_root().to_path_buf();
-    let (commit, parents, message) = git::commit_meta(&repo, commit)?;
-    let index = SpanIndex::load(ledger.path(), &repo.to_string_lossy())?;
-    let mut sources = Sources::from_index(index);
+    // Every read of the commit, its notes and the witness's checkpoint goes through one
+    // git process.
+    let mut cat = git::CatFile::open(&repo)?;
+    let (commit, parents, message) = cat.commit(commit)?;
+    let mut index = SpanIndex::load(ledger.path(), &repo.to_string_lossy())?;
+    let mut sources = Sources::from_index(&index);
     let mut lookup = vec![commit.clone()];
     for old in rewritten_from {
-        lookup.push(git::resolve(&repo, old).unwrap_or_else(|_| old.to_string()));
+        lookup.push(cat.resolve(old)?.unwrap_or_else(|| old.to_string()));
     }
-    let recover = recovery_sources(&repo, &commit, &message, recovery)?;
+    let recover = recovery_sources(&repo, &mut cat, &commit, &message, recovery)?;
     lookup.extend(recover.iter().cloned());
-    let notes = git::read_notes(&repo, &lookup)?;
+    let notes = notes_of(&repo, &mut cat, &lookup)?;
     let existing = notes
         .get(&commit)
         .map(|t| Note::parse(t))
@@ -447,7 +333,8 @@ fn attest_from(
 
     let mut files = Vec::new();
     let mut used: HashSet<String> = HashSet::new();
-    for (path, added) in git::added_lines_of(&repo, &commit, parents.len())? {
+    let diff = git::commit_diff(&repo, &commit, parents.len(), &mut cat)?;
+    for (path, added) in diff.added {
         let mut cls: Vec<Option<Candidate>> = added
             .iter()
             .map(|(_, text)| {
@@ -521,7 +408,7 @@ fn attest_from(
             }
         }
         files.push(FileAttribution {
-            blob: git::blob_at(&repo, &commit, &path),
+            blob: diff.blobs.get(&path).cloned(),
             path,
             added_lines: added.len() as u32,
             ai_lines: ai,
@@ -535,9 +422,11 @@ fn attest_from(
     used.sort();
     let mut records: Vec<String> = Vec::new();
     for r in &used {
-        records.extend(sources.envelope_lines(r, ledger.path())?);
+        records.extend(sources.envelope_lines(r, ledger.path(), &index)?);
     }
-    let (tree_size, root_hash) = ledger.checkpoint()?;
+    // The ledger as it is now (others may have appended since it was read).
+    index.catch_up(ledger.path())?;
+    let (tree_size, root_hash) = index.head();
     let vk = ledger.public_key();
     // Carried records keep their own signer: name each other ledger's key once.
     let mut record_signers: Vec<KeyInfo> = Vec::new();
@@ -555,7 +444,7 @@ fn attest_from(
     }
     let ac = AiCommit {
         commit: commit.clone(),
-        patch_id: git::patch_id(&repo, &commit)?,
+        patch_id: diff.patch_id,
         time: now_rfc3339(),
         signer: KeyInfo {
             keyid: key_id(&vk),
@@ -600,7 +489,12 @@ fn attest_from(
         records: record_ids,
     })?;
     // The witnesses see the ledger's new tail (the record just appended included).
-    if let Err(e) = crate::witness::refresh(ledger) {
+    let witnessed = index.catch_up(ledger.path()).and_then(|()| {
+        index.save(ledger.path());
+        let (size, root) = index.head();
+        crate::witness::refresh_at(ledger, size, root, &mut cat)
+    });
+    if let Err(e) = witnessed {
         tracing::warn!("cairn: checkpoint not witnessed: {e}");
     }
     let (ai_lines, ai_modified_lines, human_lines) = ac.totals();
@@ -630,19 +524,18 @@ pub fn staged_ai_models(repo: &Path, opts: &LedgerOptions) -> Result<Vec<String>
     if !path.exists() {
         return Ok(vec![]);
     }
-    let sources = Sources::from_index(SpanIndex::load(&path, &root.to_string_lossy())?);
-    let diff = git::git(
-        &root,
-        &["diff", "--cached", "-U0", "--no-color", "--no-renames"],
-    )?;
-    let mut path = String::new();
+    let index = SpanIndex::load(&path, &root.to_string_lossy())?;
+    // The post-commit hook saves the index; save it here only when catching up was
+    // real work (a long editing session since the last commit, or a large rebuild).
+    if index.caught_up > 256 * 1024 {
+        index.save(&path);
+    }
+    let sources = Sources::from_index(&index);
     let mut models = Vec::new();
-    for l in diff.lines() {
-        if let Some(p) = l.strip_prefix("+++ ") {
-            path = p.strip_prefix("b/").unwrap_or(p).to_string();
-        } else if let Some(t) = l.strip_prefix('+') {
-            if !is_trivial_line(t) {
-                if let Some(c) = sources.lines.get(&(path.clone(), line_hash(t))) {
+    for (path, added) in git::staged_added_lines(&root)? {
+        for (_, t) in added {
+            if !is_trivial_line(&t) {
+                if let Some(c) = sources.lines.get(&(path.clone(), line_hash(&t))) {
                     models.push(c.model.clone());
                 }
             }

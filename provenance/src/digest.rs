@@ -76,9 +76,69 @@ fn merkle_node(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// An RFC 6962 tree kept as the roots of its perfect subtrees, largest first (a compact
+/// range): a leaf is added in O(log n) and the root costs O(log n), so a ledger's
+/// checkpoint follows its appends without hashing the whole ledger again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MerkleFrontier {
+    /// Leaves so far.
+    pub size: u64,
+    /// (leaves under it, hex root) of each perfect subtree, left to right.
+    subtrees: Vec<(u64, String)>,
+}
+
+impl MerkleFrontier {
+    pub fn push(&mut self, leaf: [u8; 32]) {
+        let mut node = (1u64, leaf);
+        while let Some((size, left)) = self.subtrees.last() {
+            if *size != node.0 {
+                break;
+            }
+            let left = unhex(left);
+            self.subtrees.pop();
+            node = (node.0 * 2, merkle_node(&left, &node.1));
+        }
+        self.subtrees.push((node.0, hex::encode(node.1)));
+        self.size += 1;
+    }
+
+    /// The tree's root (the empty tree's is SHA-256 of nothing).
+    pub fn root(&self) -> [u8; 32] {
+        let mut it = self.subtrees.iter().rev();
+        let Some((_, last)) = it.next() else {
+            return sha256(b"");
+        };
+        it.fold(unhex(last), |acc, (_, left)| {
+            merkle_node(&unhex(left), &acc)
+        })
+    }
+
+    /// Whether the subtrees add up to `size` as a compact range must (a frontier read
+    /// back from disk is checked before it is trusted).
+    pub fn is_consistent(&self) -> bool {
+        let mut rest = self.size;
+        for (n, h) in &self.subtrees {
+            if !n.is_power_of_two() || *n > rest || h.len() != 64 || hex::decode(h).is_err() {
+                return false;
+            }
+            rest -= n;
+        }
+        rest == 0 && self.subtrees.windows(2).all(|w| w[0].0 > w[1].0)
+    }
+}
+
+fn unhex(h: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Ok(b) = hex::decode(h) {
+        if b.len() == 32 {
+            out.copy_from_slice(&b);
+        }
+    }
+    out
+}
+
 /// RFC 6962 roots of the prefixes of `leaves` of each size in `sizes` (sizes past the
-/// end are left out), in one pass: the perfect subtrees on the right edge are kept on
-/// a stack, so each root costs O(log n) instead of a walk over the prefix.
+/// end are left out), in one pass over a [`MerkleFrontier`].
 pub fn merkle_roots_at(
     leaves: &[[u8; 32]],
     sizes: &std::collections::BTreeSet<u64>,
@@ -90,24 +150,11 @@ pub fn merkle_roots_at(
     let Some(&last) = sizes.iter().next_back() else {
         return out;
     };
-    let mut stack: Vec<(u64, [u8; 32])> = Vec::new();
-    for (i, leaf) in leaves.iter().enumerate().take(last as usize) {
-        let mut node = (1u64, *leaf);
-        while let Some(&(size, left)) = stack.last() {
-            if size != node.0 {
-                break;
-            }
-            stack.pop();
-            node = (size * 2, merkle_node(&left, &node.1));
-        }
-        stack.push(node);
-        let n = i as u64 + 1;
-        if sizes.contains(&n) {
-            let mut acc = stack[stack.len() - 1].1;
-            for (_, left) in stack.iter().rev().skip(1) {
-                acc = merkle_node(left, &acc);
-            }
-            out.insert(n, acc);
+    let mut frontier = MerkleFrontier::default();
+    for leaf in leaves.iter().take(last as usize) {
+        frontier.push(*leaf);
+        if sizes.contains(&frontier.size) {
+            out.insert(frontier.size, frontier.root());
         }
     }
     out
@@ -126,6 +173,24 @@ mod tests {
             assert_eq!(roots[&n], merkle_root(&leaves[..n as usize]), "size {n}");
         }
         assert!(!roots.contains_key(&41));
+    }
+
+    #[test]
+    fn the_frontier_follows_appends_and_survives_a_round_trip() {
+        let leaves: Vec<_> = (0..70u8).map(|i| merkle_leaf(&[i])).collect();
+        let mut f = MerkleFrontier::default();
+        assert_eq!(f.root(), merkle_root(&[]));
+        for (i, l) in leaves.iter().enumerate() {
+            f.push(*l);
+            assert_eq!(f.root(), merkle_root(&leaves[..=i]), "size {}", i + 1);
+            assert!(f.is_consistent());
+            let back: MerkleFrontier =
+                serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+            assert_eq!(back, f);
+        }
+        let mut bad = f.clone();
+        bad.size += 1;
+        assert!(!bad.is_consistent(), "a size the subtrees do not add up to");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod notes;
 pub mod report;
 pub mod review;
 pub mod signers;
+mod span_index;
 pub mod verify;
 pub mod vsa;
 pub mod witness;

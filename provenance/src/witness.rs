@@ -230,12 +230,35 @@ pub fn local_witness_dir(repo_root: &Path) -> Option<PathBuf> {
     Some(base.join(key))
 }
 
-/// The object the git witness's note for a ledger hangs on: a blob naming the ledger.
-fn ledger_object(repo: &Path, ledger_id: &str) -> Result<String> {
+/// The blob the git witness's note for a ledger hangs on, and its id in a SHA-1 and
+/// in a SHA-256 repository.
+fn ledger_blob(ledger_id: &str) -> (String, [String; 2]) {
+    let content = format!("cairn-ledger:{ledger_id}\n");
+    let framed = [
+        format!("blob {}\0", content.len()).as_bytes(),
+        content.as_bytes(),
+    ]
+    .concat();
+    let sha1 = {
+        use sha1::Digest;
+        hex::encode(sha1::Sha1::digest(&framed))
+    };
+    (content, [sha1, crate::digest::sha256_hex(&framed)])
+}
+
+/// The object the git witness's note for a ledger hangs on, written the first time
+/// only: its id is known, so whether it is there is one read.
+fn ledger_object(repo: &Path, ledger_id: &str, cat: &mut git::CatFile) -> Result<String> {
+    let (content, ids) = ledger_blob(ledger_id);
+    for id in ids {
+        if cat.get(&id)?.is_some_and(|o| o.kind == "blob") {
+            return Ok(id);
+        }
+    }
     let out = git::git_bytes(
         repo,
         &["hash-object", "-w", "--stdin"],
-        Some(format!("cairn-ledger:{ledger_id}\n").as_bytes()),
+        Some(content.as_bytes()),
     )?;
     Ok(String::from_utf8_lossy(&out).trim().to_string())
 }
@@ -264,6 +287,18 @@ fn biggest(text: &str, source: &str, ledger_id: &str) -> Option<Found> {
 /// forward: one that already holds a larger checkpoint keeps it.
 pub fn refresh(ledger: &Ledger) -> Result<Refreshed> {
     let (size, root) = ledger.checkpoint()?;
+    let mut cat = git::CatFile::open(ledger.repo_root())?;
+    refresh_at(ledger, size, root, &mut cat)
+}
+
+/// [`refresh`] with the ledger's size and root already known (the hooks keep them in
+/// the span index), reading through the caller's `cat-file` session.
+pub(crate) fn refresh_at(
+    ledger: &Ledger,
+    size: u64,
+    root: String,
+    cat: &mut git::CatFile,
+) -> Result<Refreshed> {
     let head = TreeHead {
         ledger_id: ledger.ledger_id().to_string(),
         size,
@@ -308,8 +343,10 @@ pub fn refresh(ledger: &Ledger) -> Result<Refreshed> {
     }
 
     let repo = ledger.repo_root();
-    let object = ledger_object(repo, &head.ledger_id)?;
-    let old = git::git(repo, &["notes", "--ref", CHECKPOINTS_REF, "show", &object]).ok();
+    let object = ledger_object(repo, &head.ledger_id, cat)?;
+    let old = cat
+        .note(CHECKPOINTS_REF, &object)?
+        .map(|t| String::from_utf8_lossy(&t).into_owned());
     let kept = old
         .as_deref()
         .and_then(|t| biggest(t, CHECKPOINTS_REF, &head.ledger_id));
@@ -526,4 +563,29 @@ pub fn check(
          {tail} after it are unwitnessed), {foreign} of other ledgers",
         mine.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_blob_id_is_the_one_git_gives() {
+        let (content, ids) = ledger_blob("0190-ab");
+        for (format, id) in [("sha1", &ids[0]), ("sha256", &ids[1])] {
+            let tmp = tempfile::tempdir().unwrap();
+            git::git(
+                tmp.path(),
+                &["init", "-q", &format!("--object-format={format}")],
+            )
+            .unwrap();
+            let out = git::git_bytes(
+                tmp.path(),
+                &["hash-object", "--stdin"],
+                Some(content.as_bytes()),
+            )
+            .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out).trim(), id, "{format}");
+        }
+    }
 }

@@ -357,16 +357,52 @@ fn amend_after_push_and_notes_round_trip_through_a_bare_remote() {
     assert!(found.iter().any(|f| f.head.ledger_id == l.ledger_id()));
 }
 
+/// The checkpoints the last attestation signed, from the tree the span index keeps,
+/// are the ledger's as a full read of it gives them: the note's before its `committed`
+/// record, the witnesses' after it.
+fn assert_checkpoints_match_the_ledger(fx: &Fixture, l: &Ledger, commit: &str) {
+    let (size, root) = l.checkpoint().unwrap();
+    let (found, failures) = witness::collect(&fx.repo, Some(&fx.witness_dir())).unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+    for source in [witness::CHECKPOINTS_REF, "local witness"] {
+        let newest = found
+            .iter()
+            .filter(|f| f.source.starts_with(source) && f.head.ledger_id == l.ledger_id())
+            .max_by_key(|f| f.head.size)
+            .unwrap();
+        assert_eq!(
+            (newest.head.size, newest.head.root.as_str()),
+            (size, root.as_str())
+        );
+    }
+    let cp = note_of(fx, commit).ai_commit.unwrap().2.checkpoint.unwrap();
+    let before = ledger::checkpoint_of(&fx.ledger_file(), Some(size - 1)).unwrap();
+    assert_eq!((cp.tree_size, cp.root_hash), before);
+}
+
 #[test]
 fn the_span_index_follows_the_ledger() {
     let (fx, l, c1) = scenario();
     let index = fx.ledger_file().with_file_name("spans-index.json");
     assert!(index.exists(), "attest keeps an index beside the ledger");
+    assert_checkpoints_match_the_ledger(&fx, &l, &c1);
     // Appends after the index was written are picked up.
     suggest_accept(&l, "model-z", "src/z.rs", 0, "let zed = 26;\n");
     fx.write("src/z.rs", "let zed = 26;\n");
     let c2 = fx.commit("z");
     assert_eq!(attest_with(&l, &c2, None).unwrap().ai_lines, 1);
+    assert_checkpoints_match_the_ledger(&fx, &l, &c2);
+    // A tree in the index that does not add up is not trusted: rebuilt from the ledger.
+    let text = std::fs::read_to_string(&index).unwrap();
+    let size = l.checkpoint().unwrap().0;
+    let broken = text.replace(
+        &format!("\"size\":{size}"),
+        &format!("\"size\":{}", size + 5),
+    );
+    assert_ne!(broken, text);
+    std::fs::write(&index, broken).unwrap();
+    attest_with(&l, &c2, None).unwrap();
+    assert_checkpoints_match_the_ledger(&fx, &l, &c2);
     // A ledger shortened under it: rebuilt, nothing stale used.
     let body = std::fs::read_to_string(fx.ledger_file()).unwrap();
     let lines: Vec<&str> = body.lines().collect();

@@ -1,4 +1,11 @@
-//! The few git operations provenance needs, through the `git` binary.
+//! The few git operations provenance needs, through the `git` binary: what a hook reads
+//! goes through one `cat-file` session ([`CatFile`]) and one diff ([`commit_diff`]).
+
+mod cat_file;
+mod diff;
+
+pub use cat_file::{CatFile, Object};
+pub use diff::{commit_diff, staged_added_lines, AddedLines, CommitDiff};
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -49,6 +56,13 @@ pub(crate) fn git(repo: &Path, args: &[&str]) -> Result<String> {
 
 /// The top-level directory of the work tree containing `path`.
 pub fn repo_root(path: &Path) -> Result<PathBuf> {
+    // A work tree's top holds `.git` (a directory, or a file in a linked worktree or a
+    // submodule): the hooks run there, and this saves them a git process each.
+    if std::env::var_os("GIT_WORK_TREE").is_none() && path.join(".git").exists() {
+        if let Ok(root) = std::fs::canonicalize(path) {
+            return Ok(root);
+        }
+    }
     Ok(PathBuf::from(
         git(path, &["rev-parse", "--show-toplevel"])?.trim(),
     ))
@@ -126,167 +140,6 @@ pub fn commit_infos(repo: &Path, commits: &[String]) -> Result<HashMap<String, C
     Ok(map)
 }
 
-/// A path and the lines added to it: (1-based new line number, text).
-pub type AddedLines = (String, Vec<(u32, String)>);
-
-/// Lines a commit adds, per path (new-side line numbers, 1-based): against its parent,
-/// or for a merge, the lines that are in none of its parents (a conflict's resolution;
-/// lines taken from either side keep the attribution of the commits that wrote them).
-pub fn added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
-    let parents = git(repo, &["rev-list", "--parents", "-n", "1", commit])?;
-    let n = parents.split_whitespace().count().saturating_sub(1);
-    added_lines_of(repo, commit, n)
-}
-
-/// A commit's full id, its parents and its message, with one `git log`.
-pub fn commit_meta(repo: &Path, rev: &str) -> Result<(String, Vec<String>, String)> {
-    let out = git(
-        repo,
-        &[
-            "log",
-            "-1",
-            "--no-walk",
-            "--format=%H%x1f%P%x1f%B",
-            rev,
-            "--",
-        ],
-    )?;
-    let mut f = out.splitn(3, '\x1f');
-    let id = f.next().unwrap_or("").trim().to_string();
-    let parents = f
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if id.len() < 40 {
-        return Err(Error::Invalid(format!("{rev} is not a commit")));
-    }
-    Ok((id, parents, f.next().unwrap_or("").to_string()))
-}
-
-/// [`added_lines`] for a commit whose parent count is known.
-pub fn added_lines_of(repo: &Path, commit: &str, n: usize) -> Result<Vec<AddedLines>> {
-    if n > 1 {
-        return merge_added_lines(repo, commit, n);
-    }
-    first_parent_added_lines(repo, commit)
-}
-
-/// Lines of a merge's result that no parent has, from the combined diff (`--cc`).
-fn merge_added_lines(repo: &Path, commit: &str, parents: usize) -> Result<Vec<AddedLines>> {
-    let out = git_bytes(
-        repo,
-        &[
-            "diff-tree",
-            "-r",
-            "--cc",
-            "-U0",
-            "--no-color",
-            "--no-ext-diff",
-            commit,
-        ],
-        None,
-    )?;
-    let text = String::from_utf8_lossy(&out);
-    let mut files: Vec<AddedLines> = Vec::new();
-    let mut next_line = 0u32;
-    let mut in_hunk = false;
-    for line in text.lines() {
-        if let Some(p) = line.strip_prefix("+++ ") {
-            in_hunk = false;
-            let path = p.strip_prefix("b/").unwrap_or(p);
-            if path != "/dev/null" {
-                files.push((unquote(path), Vec::new()));
-            }
-        } else if line.starts_with("diff --cc ") || line.starts_with("--- ") {
-            in_hunk = false;
-        } else if line.starts_with("@@@") {
-            // @@@ -a,b -c,d +e,f @@@
-            in_hunk = true;
-            next_line = new_start(line);
-        } else if in_hunk && line.len() >= parents && !line.starts_with('\\') {
-            let (cols, body) = line.split_at(parents);
-            if cols.contains('-') {
-                continue; // a parent's line the result does not have
-            }
-            if cols.chars().all(|c| c == '+') {
-                if let Some((_, v)) = files.last_mut() {
-                    v.push((next_line, body.to_string()));
-                }
-            }
-            next_line += 1;
-        }
-    }
-    files.retain(|(_, v)| !v.is_empty());
-    Ok(files)
-}
-
-/// The first line number on the result side of a hunk header (`@@ -a,b +c,d @@` or the
-/// combined `@@@ -a,b -c,d +e,f @@@`).
-fn new_start(header: &str) -> u32 {
-    header
-        .split_whitespace()
-        .find_map(|t| t.strip_prefix('+'))
-        .and_then(|t| t.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-fn first_parent_added_lines(repo: &Path, commit: &str) -> Result<Vec<AddedLines>> {
-    let out = git_bytes(
-        repo,
-        &[
-            "diff-tree",
-            "-r",
-            "-p",
-            "-U0",
-            "--no-color",
-            "--no-ext-diff",
-            "--no-renames",
-            "--root",
-            "-m",
-            "--first-parent",
-            commit,
-        ],
-        None,
-    )?;
-    let text = String::from_utf8_lossy(&out);
-    let mut files: Vec<AddedLines> = Vec::new();
-    let mut next_line = 0u32;
-    for line in text.lines() {
-        if let Some(p) = line.strip_prefix("+++ ") {
-            let path = p.strip_prefix("b/").unwrap_or(p);
-            if path != "/dev/null" {
-                files.push((unquote(path), Vec::new()));
-            }
-        } else if line.starts_with("--- ")
-            || line.starts_with("diff ")
-            || line.starts_with("index ")
-        {
-            continue;
-        } else if let Some(h) = line.strip_prefix("@@ ") {
-            // @@ -a,b +c,d @@
-            next_line = new_start(h);
-        } else if let Some(added) = line.strip_prefix('+') {
-            if let Some((_, v)) = files.last_mut() {
-                v.push((next_line, added.to_string()));
-                next_line += 1;
-            }
-        }
-    }
-    files.retain(|(_, v)| !v.is_empty());
-    Ok(files)
-}
-
-fn unquote(p: &str) -> String {
-    if p.starts_with('"') {
-        serde_json::from_str::<String>(p).unwrap_or_else(|_| p.trim_matches('"').to_string())
-    } else {
-        p.to_string()
-    }
-}
-
 /// The commits that commits of `commits` revert (`git revert`'s "This reverts commit X.").
 pub fn reverted_commits(repo: &Path, commits: &[String]) -> Result<HashMap<String, String>> {
     let mut map = HashMap::new();
@@ -334,22 +187,13 @@ pub fn blob_at(repo: &Path, commit: &str, path: &str) -> Option<String> {
 
 /// All notes under [`NOTES_REF`] for the given commits, read in one batch.
 pub fn read_notes(repo: &Path, commits: &[String]) -> Result<HashMap<String, String>> {
-    if commits.len() <= 3 {
-        // A hook's lookups: naming the commits is cheaper than listing every note.
+    if commits.len() <= 8 {
+        // A few look-ups: walking the notes tree to each is cheaper than listing every note.
+        let mut cat = CatFile::open(repo)?;
         let mut map = HashMap::new();
-        let mut blobs = Vec::new();
-        let mut on = Vec::new();
         for c in commits {
-            if let Ok(b) = git(repo, &["notes", "--ref", NOTES_REF, "list", c]) {
-                blobs.push(b.trim().to_string());
-                on.push(c.clone());
-            }
-        }
-        for (c, text) in on.into_iter().zip(read_blobs(repo, &blobs)?) {
-            if let Some(t) = text {
-                let t = String::from_utf8(t)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                map.insert(c, t);
+            if let Some(t) = cat.note_text(NOTES_REF, c)? {
+                map.insert(c.clone(), t);
             }
         }
         return Ok(map);
@@ -553,4 +397,43 @@ pub fn blame(repo: &Path, rev: Option<&str>, file: &str) -> Result<Vec<BlameLine
         }
     }
     Ok(lines)
+}
+
+/// A path as git prints it: as is, or C-quoted (`"a\\tb"`, octal escapes for the bytes
+/// of non-ASCII names when `core.quotePath` is on).
+pub(crate) fn unquote(p: &str) -> String {
+    let Some(inner) = p.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
+        return p.to_string();
+    };
+    let b = inner.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 == b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let c = b[i + 1];
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|x| (b'0'..=b'7').contains(x)));
+        if let Some(d) = octal {
+            out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+            i += 4;
+            continue;
+        }
+        out.push(match c {
+            b'a' => 7,
+            b'b' => 8,
+            b't' => b'\t',
+            b'n' => b'\n',
+            b'v' => 11,
+            b'f' => 12,
+            b'r' => b'\r',
+            other => other, // \" and \\
+        });
+        i += 2;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
