@@ -3,8 +3,11 @@
 //! and cherry-picks among them — and the time the git hooks add to a commit, measured
 //! side by side with a plain commit (git-ai claims < 100 ms per git operation).
 //!
-//! Run: `cargo run --release -p cairn-provenance --example workflow_bench -- [--commits N]`
-//! (bench/ledger/workflows.sh wraps it). Prints a Markdown table.
+//! Run: `cargo run --release -p cairn-provenance --example workflow_bench -- [--commits N]
+//! [--samples N] [--keep | --reuse DIR] [--hook-bin PATH]` (bench/ledger/workflows.sh
+//! wraps it). Prints a Markdown table. `--keep` leaves the repository, ledger and witness
+//! on disk; `--reuse` measures such a directory again without building its history;
+//! `--hook-bin` has the hooks run another build of this example.
 //!
 //! The hooked commits run real `post-commit` and `prepare-commit-msg` hooks; the hook
 //! process is this example (`hook` mode), which does what `cairn attest HEAD` and
@@ -150,8 +153,19 @@ fn hook(args: &[String]) {
     }
 }
 
+/// The program the hooks run: this example, or `--hook-bin PATH` (another build of it,
+/// for a before/after on one history).
+fn hook_bin() -> PathBuf {
+    let a: Vec<String> = std::env::args().collect();
+    a.iter()
+        .position(|x| x == "--hook-bin")
+        .and_then(|i| a.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::current_exe().unwrap())
+}
+
 fn install_hooks(repo: &Path, home: &Path, which: &[&str]) {
-    let me = std::env::current_exe().unwrap();
+    let me = hook_bin();
     let hooks = repo.join(".git/hooks");
     std::fs::create_dir_all(&hooks).unwrap();
     for name in ["post-commit", "prepare-commit-msg"] {
@@ -189,42 +203,16 @@ fn time_commits(r: &mut Repo, l: &Ledger, k: usize, tag: &str) -> Duration {
     median(times)
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("hook") {
-        return hook(&args[1..]);
-    }
-    let commits = arg("--commits", 1_000);
-    let samples = arg("--samples", 21);
-    let tmp = tempfile::Builder::new()
-        .prefix("cairn-workflow-bench")
-        .tempdir_in(
-            std::env::var("BENCH_DIR")
-                .unwrap_or_else(|_| std::env::temp_dir().to_string_lossy().into()),
-        )
-        .unwrap();
-    let home = tmp.path().to_path_buf();
-    let root = home.join("repo");
-    std::fs::create_dir_all(root.join("src")).unwrap();
-    git(&root, &["init", "-q", "-b", "main"]);
-    git(&root, &["config", "user.name", "Bench"]);
-    git(&root, &["config", "user.email", "bench@example.com"]);
-    git(&root, &["config", "commit.gpgsign", "false"]);
-    git(&root, &["config", "notes.rewriteRef", "refs/notes/cairn"]);
-    let l = Ledger::open(&root, opts(&home)).unwrap();
-    let mut r = Repo {
-        root: root.clone(),
-        lines: vec!["fn app() {".into()],
-        n: 0,
-    };
-
-    // History: AI-assisted commits; every 25th a two-commit branch squash-merged (its
-    // attribution recovered from the branch's notes), every 25th + 12 a cherry-pick -x.
+/// Build the history: AI-assisted commits; every 25th a two-commit branch squash-merged
+/// (its attribution recovered from the branch's notes), every 25th + 12 a
+/// cherry-pick -x. Returns its row of the table.
+fn build_history(l: &Ledger, r: &mut Repo, commits: usize) -> (String, String, String) {
+    let root = r.root.clone();
     let t = Instant::now();
     let (mut squashes, mut picks) = (0, 0);
     std::fs::write(root.join("src/app.rs"), "fn app() {\n").unwrap();
     let c0 = r.commit("start");
-    attest_with(&l, &c0, None).unwrap();
+    attest_with(l, &c0, None).unwrap();
     let mut made = 1;
     while made < commits {
         if made % 25 == 0 {
@@ -232,9 +220,9 @@ fn main() {
             let mut side = Vec::new();
             let saved = (r.lines.clone(), r.n);
             for _ in 0..2 {
-                r.edit(&l, "side");
+                r.edit(l, "side");
                 let c = r.commit("side");
-                attest_with(&l, &c, None).unwrap();
+                attest_with(l, &c, None).unwrap();
                 side.push(c);
             }
             git(&root, &["checkout", "-q", "main"]);
@@ -243,7 +231,7 @@ fn main() {
             git(&root, &["commit", "-q", "-m", "squashed side (#PR)"]);
             git(&root, &["branch", "-q", "-D", "side"]);
             let sq = git(&root, &["rev-parse", "HEAD"]);
-            attest_recovering(&l, &sq, &Recovery::From(side)).unwrap();
+            attest_recovering(l, &sq, &Recovery::From(side)).unwrap();
             r.lines = std::fs::read_to_string(root.join("src/app.rs"))
                 .unwrap()
                 .lines()
@@ -259,34 +247,98 @@ fn main() {
             )
             .unwrap();
             accept(
-                &l,
+                l,
                 &format!("src/pick{made}.rs"),
                 0,
                 &format!("pub fn pick{made}() {{}}\n"),
                 "qwen2.5-coder",
             );
             let p = r.commit("pick source");
-            attest_with(&l, &p, None).unwrap();
+            attest_with(l, &p, None).unwrap();
             git(&root, &["checkout", "-q", "main"]);
             git(&root, &["cherry-pick", "-x", &p]);
             git(&root, &["branch", "-q", "-D", "pick"]);
-            attest_with(&l, "HEAD", None).unwrap();
+            attest_with(l, "HEAD", None).unwrap();
             picks += 1;
             made += 1;
         } else {
-            r.edit(&l, "main");
+            r.edit(l, "main");
             let c = r.commit("work");
-            attest_with(&l, &c, None).unwrap();
+            attest_with(l, &c, None).unwrap();
             made += 1;
         }
     }
     let build = t.elapsed();
     let records = l.entries().unwrap().len();
-    let mut rows: Vec<(String, String, String)> = vec![(
+    (
         format!("history: {commits} commits ({squashes} squash-merges, {picks} cherry-picks), each attested"),
         format!("{:.1} s", build.as_secs_f64()),
         format!("{records} ledger records; src/app.rs {} lines", r.lines.len()),
-    )];
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("hook") {
+        return hook(&args[1..]);
+    }
+    let samples = arg("--samples", 21);
+    // `--reuse DIR`: a directory `--keep` left; its history is measured again (blame,
+    // check, the hooks) without building it.
+    let reuse = args
+        .iter()
+        .position(|a| a == "--reuse")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    let tmp = match &reuse {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("cairn-workflow-bench")
+                .tempdir_in(
+                    std::env::var("BENCH_DIR")
+                        .unwrap_or_else(|_| std::env::temp_dir().to_string_lossy().into()),
+                )
+                .unwrap(),
+        ),
+    };
+    let home = reuse.unwrap_or_else(|| tmp.as_ref().unwrap().path().to_path_buf());
+    let root = home.join("repo");
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let (l, mut r) = if tmp.is_some() {
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        git(&root, &["init", "-q", "-b", "main"]);
+        git(&root, &["config", "user.name", "Bench"]);
+        git(&root, &["config", "user.email", "bench@example.com"]);
+        git(&root, &["config", "commit.gpgsign", "false"]);
+        git(&root, &["config", "notes.rewriteRef", "refs/notes/cairn"]);
+        let l = Ledger::open(&root, opts(&home)).unwrap();
+        let mut r = Repo {
+            root: root.clone(),
+            lines: vec!["fn app() {".into()],
+            n: 0,
+        };
+        rows.push(build_history(&l, &mut r, arg("--commits", 1_000)));
+        (l, r)
+    } else {
+        let l = Ledger::open(&root, opts(&home)).unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(root.join("src/app.rs"))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        // Tags stay unique: the file only grows.
+        let n = lines.len();
+        let r = Repo {
+            root: root.clone(),
+            lines,
+            n,
+        };
+        (l, r)
+    };
+    let commits: usize = git(&root, &["rev-list", "--count", "HEAD"])
+        .parse()
+        .unwrap();
 
     // blame and check over the whole history.
     let mut bt = Vec::new();
@@ -379,7 +431,7 @@ fn main() {
         ));
     }
 
-    if std::env::args().any(|a| a == "--keep") {
+    if let Some(tmp) = tmp.filter(|_| args.iter().any(|a| a == "--keep")) {
         eprintln!("kept {}", tmp.keep().display());
     }
     println!("| measurement | time | detail |\n|---|---|---|");
