@@ -39,8 +39,9 @@ pub use references::{
 };
 pub use types::*;
 pub use workspace::{
-    ChatAnswer, ChatTurn, CompleteRequest, Completion, ContextChoice, IndexState, LedgerStatus,
-    ProposedEdit, Status, Suggestion, Timings, Trigger, Workspace, WorkspaceOptions,
+    AcceptedReference, ChatAnswer, ChatTurn, CompleteRequest, Completion, ContextChoice,
+    IndexState, LedgerStatus, ProposedEdit, Status, Suggestion, Timings, Trigger, WithheldEdit,
+    Workspace, WorkspaceOptions,
 };
 
 /// Every failure an operation reports, with a message a person can act on.

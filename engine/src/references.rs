@@ -251,6 +251,25 @@ impl ReferenceHandle {
         }
     }
 
+    /// Waits (up to `timeout`, without blocking the runtime) for a build in progress;
+    /// `checked` when the index is ready, else why checks find nothing: `off`,
+    /// `building`, `failed: …`.
+    pub(crate) async fn ready_within(&self, timeout: std::time::Duration) -> String {
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            match &*self.state.lock() {
+                State::Ready(..) => return "checked".into(),
+                State::Off => return "off".into(),
+                State::Failed(e) => return format!("failed: {e}"),
+                State::Building if tokio::time::Instant::now() >= until => {
+                    return "building".into()
+                }
+                State::Building => {}
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     fn index(&self) -> Option<Arc<ReferenceIndex>> {
         match &*self.state.lock() {
             State::Ready(idx, _) => Some(idx.clone()),

@@ -161,3 +161,95 @@ fn own_code_is_not_flagged() {
     let m = ws.check_references("x.js", COPIED).unwrap();
     assert_eq!(m[0].label(), "trimmer 2.1.0 (BSD-3-Clause)");
 }
+
+/// Once accepted, the copied lines carry their references where they stand: moved by
+/// edits above them, narrowed when some of them are rewritten, gone with the lines.
+#[test]
+fn accepted_copied_lines_keep_their_references_through_edits() {
+    use cairn_engine::{Position, Range, TextChange};
+    let dir = tempfile::tempdir().unwrap();
+    let ws = session(dir.path(), ReferencePolicy::Show, COPIED);
+    let done = complete(&ws);
+    let item = done.items[0].clone();
+    assert!(!item.references.is_empty());
+    assert!(
+        ws.accepted_references("app.js").is_empty(),
+        "nothing accepted yet"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The editor inserts the item, then reports the acceptance.
+    let inserted = item.text.clone();
+    let n = inserted.trim_end().lines().count() as u32;
+    ws.change_document(
+        "app.js",
+        2,
+        &[TextChange::Incremental {
+            range: item.range,
+            text: inserted.clone(),
+        }],
+    )
+    .unwrap();
+    rt.block_on(ws.accept(&item.record_id, false, None))
+        .unwrap();
+    let marks = ws.accepted_references("app.js");
+    assert_eq!(marks.len(), 1, "{marks:#?}");
+    assert_eq!(marks[0].record_id, item.record_id);
+    assert_eq!(marks[0].references, item.references);
+    assert_eq!(marks[0].range.start, Position::new(0, 0));
+    assert_eq!(
+        marks[0].range.end.line,
+        n - 1 + u32::from(inserted.ends_with('\n'))
+    );
+
+    // Two lines typed above: the mark moves down with the code.
+    ws.change_document(
+        "app.js",
+        3,
+        &[TextChange::Incremental {
+            range: Range::at(Position::new(0, 0)),
+            text: "// helpers\n\n".into(),
+        }],
+    )
+    .unwrap();
+    let marks = ws.accepted_references("app.js");
+    assert_eq!(marks[0].range.start, Position::new(2, 0), "{marks:#?}");
+
+    // The first copied line rewritten: the mark starts at the next line still as accepted.
+    let first = inserted.lines().next().unwrap();
+    ws.change_document(
+        "app.js",
+        4,
+        &[TextChange::Incremental {
+            range: Range::new(
+                Position::new(2, 0),
+                Position::new(2, first.encode_utf16().count() as u32),
+            ),
+            text: "function trimLinesMine(text, keepEmpty) {".into(),
+        }],
+    )
+    .unwrap();
+    let marks = ws.accepted_references("app.js");
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0].range.start, Position::new(3, 0), "{marks:#?}");
+
+    // The lines deleted: no mark.
+    let doc_lines = 2 + n;
+    ws.change_document(
+        "app.js",
+        5,
+        &[TextChange::Incremental {
+            range: Range::new(Position::new(2, 0), Position::new(doc_lines, 0)),
+            text: String::new(),
+        }],
+    )
+    .unwrap();
+    assert!(ws.accepted_references("app.js").is_empty());
+    // A rejected suggestion never marks anything.
+    let other = complete(&ws).items[0].clone();
+    rt.block_on(ws.reject(&other.record_id, "dismissed"))
+        .unwrap();
+    assert!(ws.accepted_references("app.js").is_empty());
+}

@@ -49,6 +49,8 @@ pub(crate) struct EditOut {
     path: String,
     range: Range,
     new_text: String,
+    /// Third-party code the edit reproduces.
+    references: Vec<cairn_engine::ReferenceMatch>,
 }
 
 impl CairnServer {
@@ -126,6 +128,17 @@ impl CairnServer {
                 path: e.path.clone(),
                 range: lsp_range(e.range),
                 new_text: e.new_text.clone(),
+                references: e.references.clone(),
+            })
+            .collect();
+        // Edits `references = "block"` withheld: where they would have gone and what they
+        // reproduce, never their text.
+        let withheld: Vec<Value> = a
+            .withheld
+            .iter()
+            .map(|w| {
+                json!({"recordId": w.record_id, "uri": uri_of(ws, &w.path), "path": w.path,
+                       "range": lsp_range(w.range), "references": w.references})
             })
             .collect();
         json!({
@@ -134,6 +147,7 @@ impl CairnServer {
             "citations": citations,
             "citationMarks": a.citation_marks,
             "edits": edits,
+            "withheld": withheld,
             "sources": a.sources,
             "sourcesError": a.sources_error,
             "model": {"name": a.model.name, "origin": a.model.origin, "modelId": a.model.model_id},
@@ -186,6 +200,20 @@ impl CairnServer {
         };
         // A code action is one turn: nobody continues its conversation.
         ws.forget_conversation(&answer.conversation_id);
+        for w in &answer.withheld {
+            let names: Vec<String> = w.references.iter().map(|r| r.label()).collect();
+            self.client
+                .show_message(
+                    MessageType::WARNING,
+                    format!(
+                        "Cairn withheld a proposed change to {}: it reproduces {} \
+                         (references = \"block\").",
+                        w.path,
+                        names.join(", ")
+                    ),
+                )
+                .await;
+        }
         if info.edits == EditTarget::None || answer.edits.is_empty() {
             self.client
                 .show_message(MessageType::INFO, answer.answer.clone())
@@ -193,13 +221,22 @@ impl CairnServer {
             return Ok(Some(self.answer_json(&ws, &answer)));
         }
         for edit in &answer.edits {
-            let question = format!(
+            let mut question = format!(
                 "Cairn proposes a change to {} (lines {}-{}):\n{}",
                 edit.path,
                 edit.range.start.line + 1,
                 edit.range.end.line.max(edit.range.start.line) + 1,
                 edit.new_text
             );
+            for r in &edit.references {
+                question.push_str(&format!(
+                    "\nIt reproduces {}: {} lines {}-{}.",
+                    r.label(),
+                    r.path,
+                    r.lines[0],
+                    r.lines[1]
+                ));
+            }
             let choice = self
                 .client
                 .show_message_request(
@@ -235,7 +272,11 @@ impl CairnServer {
                     .map(|r| r.applied)
                     .unwrap_or(false);
                 let recorded = if applied {
-                    ws.accept(&edit.record_id, false, None).await
+                    let r = ws.accept(&edit.record_id, false, None).await;
+                    if let Some(uri) = uri_of(&ws, &edit.path) {
+                        self.publish_references(&uri).await;
+                    }
+                    r
                 } else {
                     ws.reject(&edit.record_id, "the editor did not apply the edit")
                         .await

@@ -73,6 +73,7 @@ pub fn service_with(
         workspace: OnceLock::new(),
         open_error: Mutex::new(None),
         client_caps: Mutex::new(ClientCapabilities::default()),
+        published_references: Default::default(),
     })
     .custom_method(
         "textDocument/inlineCompletion",
@@ -91,6 +92,7 @@ pub struct CairnServer {
     workspace: OnceLock<Arc<Workspace>>,
     open_error: Mutex<Option<String>>,
     client_caps: Mutex<ClientCapabilities>,
+    published_references: references::Published,
 }
 
 /// `$/progress` with any value: partial results of `cairn/chat`.
@@ -105,6 +107,7 @@ mod chat;
 mod completion;
 mod convert;
 mod progress;
+mod references;
 
 use completion::warm_for_cursor;
 use convert::*;
@@ -131,6 +134,9 @@ struct AcceptArgs {
     partial: bool,
     #[serde(default)]
     text: Option<String>,
+    /// The document the suggestion went into (the accept command carries it).
+    #[serde(default)]
+    uri: Option<Uri>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,6 +315,7 @@ impl LanguageServer for CairnServer {
         } else if let Some(at) = cursor {
             warm_for_cursor(ws, path, at);
         }
+        self.publish_references(&p.text_document.uri).await;
     }
 
     async fn did_save(&self, p: DidSaveTextDocumentParams) {
@@ -321,6 +328,7 @@ impl LanguageServer for CairnServer {
         if let Ok(ws) = self.ws() {
             ws.close_document(&path_of(&p.text_document.uri));
         }
+        self.clear_references(&p.text_document.uri).await;
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
@@ -454,6 +462,9 @@ impl LanguageServer for CairnServer {
                 ws.accept(&a.record_id, a.partial, a.text)
                     .await
                     .map_err(engine_error)?;
+                if let Some(uri) = &a.uri {
+                    self.publish_references(uri).await;
+                }
                 Ok(None)
             }
             CMD_REJECT => {

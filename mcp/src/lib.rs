@@ -70,7 +70,7 @@ pub async fn run(opts: McpOptions) -> Result<(), String> {
             }
         }
     }
-    let ws = open_workspace(&opts.root)?;
+    let ws = open_workspace_with(&opts.root, opts.record_edits)?;
     let server = CairnMcp::new(
         ws,
         ToolOptions {
@@ -90,13 +90,28 @@ pub async fn run(opts: McpOptions) -> Result<(), String> {
 /// A workspace for MCP alone: the index (kept live) and the ledger; no model is loaded,
 /// since no tool generates text.
 pub fn open_workspace(root: &Path) -> Result<Arc<Workspace>, String> {
+    open_workspace_with(root, false)
+}
+
+/// The same; with `record_edits`, also the reference index of the repository's
+/// dependencies (built in the background), which every recorded edit is checked against.
+pub fn open_workspace_with(root: &Path, record_edits: bool) -> Result<Arc<Workspace>, String> {
+    let mut references = cairn_engine::ReferenceOptions::default();
+    match cairn_engine::Config::load(Some(root)) {
+        Ok(config) => references.apply_config(&config),
+        Err(e) => tracing::warn!("reference settings left at their defaults: {e}"),
+    }
+    if !record_edits {
+        // Nothing else this server does produces code to check.
+        references.policy = cairn_engine::ReferencePolicy::Off;
+    } else if references.policy == cairn_engine::ReferencePolicy::Block {
+        // An agent's edit is already on disk: it is recorded with its references, not
+        // withheld.
+        references.policy = cairn_engine::ReferencePolicy::Show;
+    }
     let options = WorkspaceOptions {
         watch: true,
-        // No tool generates text, so there is nothing to check against references.
-        references: cairn_engine::ReferenceOptions {
-            policy: cairn_engine::ReferencePolicy::Off,
-            ..Default::default()
-        },
+        references,
         ..Default::default()
     };
     Workspace::open_with(

@@ -423,6 +423,29 @@ pub struct RecordedChangeOut {
     pub record_id: String,
     /// The signed `accepted` record placing the text.
     pub accepted_record_id: String,
+    /// Third-party code these lines reproduce, also named in the `suggested` record.
+    pub references: Vec<ReferenceOut>,
+}
+
+/// Third-party code found in a recorded change: which package, under which licence, and
+/// where on this machine the code it reproduces lives.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferenceOut {
+    pub package: String,
+    pub version: String,
+    /// SPDX expression, or "unknown".
+    pub licence: String,
+    /// The source file.
+    pub path: String,
+    /// Lines of the source file, 1-based, inclusive.
+    pub lines: [u32; 2],
+    /// Characters of the change that reproduce it.
+    pub matched_chars: u64,
+    /// Lines of the change's text, 1-based, inclusive.
+    pub text_lines: [u32; 2],
+    /// Identical, no names changed.
+    pub verbatim: bool,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -433,6 +456,9 @@ pub struct RecordEditOutput {
     pub origin: String,
     pub recorded: Vec<RecordedChangeOut>,
     pub trace_digest: Option<String>,
+    /// `checked` when the changes were checked against the reference index of the
+    /// repository's dependencies; otherwise why not (`off`, `building`, `failed: …`).
+    pub references_checked: String,
     /// What happens next.
     pub note: String,
 }

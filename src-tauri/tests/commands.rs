@@ -35,6 +35,24 @@ def mean(values):
 const FIXED_ADD: &str =
     "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return a + b\n";
 
+/// A vendored package's function (`third_party/trimlines`, MIT) …
+const TRIM_LINES_JS: &str = "function rightTrimLines(text, keepEmpty) {
+  var lines = text.split('\\n');
+  var out = [];
+  for (var j = 0; j < lines.length; j++) {
+    var line = lines[j].replace(/\\s+$/, '');
+    if (line.length > 0 || keepEmpty) {
+      out.push(line);
+    }
+  }
+  return out.join('\\n');
+}
+";
+
+/// … and the project's own stub of it, which the scripted model "fixes" by copying it.
+const TEXT_JS: &str =
+    "// Text helpers.\nfunction rightTrimLines(text, keepEmpty) {\n  return text;\n}\n";
+
 /// Records the events the window would get.
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(String, Value)>>);
@@ -90,7 +108,9 @@ fn serve(mut stream: TcpStream) {
         return;
     }
     let prompt = req["messages"].to_string();
-    let answer = if prompt.contains("Find the bug") {
+    let answer = if prompt.contains("Find the bug") && prompt.contains("rightTrimLines") {
+        format!("It trims nothing [1]. Fixed:\n\n```javascript\n{TRIM_LINES_JS}```\n")
+    } else if prompt.contains("Find the bug") {
         format!("`add` returns nothing [1]. Fixed:\n\n```python\n{FIXED_ADD}```\n")
     } else {
         "`add` is defined in calc.py [1]; it should return `a + b`.".to_string()
@@ -174,6 +194,7 @@ fn fixture_with(chat_model: &str, serve_editors: bool) -> Fixture {
         ..Default::default()
     };
     ws.index.index_dir = Some(data.join("index"));
+    ws.references.dir = Some(data.join("references"));
     ws.index.parse_threads = 1;
     ws.ledger = LedgerOptions::default()
         .with_dir(data.join("ledger"))
@@ -892,4 +913,149 @@ fn open_in_editor_runs_the_editor_at_the_line_and_refuses_paths_outside() {
         .unwrap_err();
     assert_eq!(missing.kind, ErrorKind::NotFound);
     assert!(missing.message.contains("gone.py"), "{}", missing.message);
+}
+
+/// A repository that vendors `third_party/trimlines` (MIT, 1.4.0) and has its own stub
+/// of the package's function in `text.js`.
+fn vendor_trimlines(f: &Fixture) {
+    let pkg = f.repo.join("third_party").join("trimlines");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(
+        pkg.join("package.json"),
+        r#"{"name": "trimlines", "version": "1.4.0", "license": "MIT"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("index.js"),
+        format!("'use strict';\n\n{TRIM_LINES_JS}\nmodule.exports = rightTrimLines;\n"),
+    )
+    .unwrap();
+    std::fs::write(f.repo.join("text.js"), TEXT_JS).unwrap();
+}
+
+impl Fixture {
+    async fn wait_for_references(&self) {
+        for _ in 0..600 {
+            let r = self.desktop.status().unwrap().references;
+            assert_ne!(r.state, "failed", "{r:?}");
+            if r.state == "ready" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the reference index never got ready: {:?}",
+            self.desktop.status().unwrap().references
+        );
+    }
+
+    async fn fix_text_js(&self, request_id: &str) -> cairn_desktop::desktop::ChatView {
+        self.desktop
+            .chat(
+                ChatRequest {
+                    request_id: request_id.into(),
+                    kind: Some("fix".into()),
+                    path: Some("text.js".into()),
+                    start_line: Some(2),
+                    end_line: Some(4),
+                    ..Default::default()
+                },
+                self.events.clone(),
+            )
+            .await
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_proposed_edit_that_reproduces_a_dependency_names_it_beside_the_diff() {
+    let f = fixture("scripted");
+    vendor_trimlines(&f);
+    rt().block_on(async {
+        f.open().await;
+        f.wait_for_references().await;
+        let fix = f.fix_text_js("trim1").await;
+        assert!(fix.withheld.is_empty());
+        assert_eq!(fix.edits.len(), 1, "{}", fix.answer);
+        let edit = &fix.edits[0];
+        assert_eq!(
+            (edit.path.as_str(), edit.start_line, edit.end_line),
+            ("text.js", 2, 4)
+        );
+        assert!(edit.new_file.as_deref().unwrap().contains(TRIM_LINES_JS));
+        assert_eq!(edit.references.len(), 1, "{:?}", edit.references);
+        let r = &edit.references[0];
+        assert_eq!(
+            (r.package.as_str(), r.version.as_str(), r.licence.as_str()),
+            ("trimlines", "1.4.0", "MIT")
+        );
+        assert!(
+            r.path.ends_with("third_party/trimlines/index.js"),
+            "{}",
+            r.path
+        );
+        // The function stands at lines 3-13 of the package's file.
+        assert_eq!(r.lines, [3, 13]);
+        assert!(r.verbatim && r.matched_chars >= 150);
+        // What the window gets, in its own names.
+        let json = serde_json::to_value(&fix).unwrap();
+        assert_eq!(json["edits"][0]["references"][0]["package"], "trimlines");
+        assert_eq!(
+            json["edits"][0]["references"][0]["matchedChars"],
+            r.matched_chars
+        );
+        assert_eq!(json["withheld"], serde_json::json!([]));
+        // The record says so too; the edit can still be applied.
+        let events = f.ledger_events();
+        let suggested = events
+            .iter()
+            .find(|e| e["event"] == "suggested" && e["recordId"] == edit.record_id.as_str())
+            .unwrap();
+        assert_eq!(suggested["output"]["references"][0]["package"], "trimlines");
+        assert!(suggested["output"].get("withheld").is_none());
+        f.desktop.apply_edit(&edit.record_id).await.unwrap();
+        assert_eq!(f.desktop.status().unwrap().references.matched, 1);
+    });
+}
+
+#[test]
+fn a_blocked_edit_is_withheld_and_the_window_is_told_what_it_reproduces() {
+    let f = fixture("scripted");
+    vendor_trimlines(&f);
+    let mut config = std::fs::read_to_string(&f.config).unwrap();
+    config.insert_str(0, "references = \"block\"\n");
+    std::fs::write(&f.config, config).unwrap();
+    rt().block_on(async {
+        f.open().await;
+        f.wait_for_references().await;
+        let fix = f.fix_text_js("trim2").await;
+        assert!(fix.edits.is_empty(), "{:?}", fix.edits);
+        assert_eq!(fix.withheld.len(), 1);
+        let w = &fix.withheld[0];
+        assert_eq!(
+            (w.path.as_str(), w.start_line, w.end_line),
+            ("text.js", 2, 4)
+        );
+        assert_eq!(w.references[0].label(), "trimlines 1.4.0 (MIT)");
+        // No text of it reaches the window, and nothing can apply it.
+        let json = serde_json::to_value(w).unwrap();
+        assert!(json.get("newText").is_none() && json.get("newFile").is_none());
+        assert_eq!(
+            f.desktop.apply_edit(&w.record_id).await.unwrap_err().kind,
+            ErrorKind::Input
+        );
+        assert_eq!(
+            std::fs::read_to_string(f.repo.join("text.js")).unwrap(),
+            TEXT_JS
+        );
+        let events = f.ledger_events();
+        let suggested = events
+            .iter()
+            .find(|e| e["event"] == "suggested" && e["recordId"] == w.record_id.as_str())
+            .unwrap();
+        assert_eq!(suggested["output"]["withheld"], true);
+        assert_eq!(suggested["output"]["references"][0]["licence"], "MIT");
+        let st = f.desktop.status().unwrap().references;
+        assert_eq!((st.matched, st.withheld), (1, 1));
+    });
 }

@@ -30,7 +30,7 @@ describe("diffs", () => {
   it("shows an edit without whole files as its new lines", () => {
     const e: EditView = {
       recordId: "r1", path: "a.py", startLine: 3, endLine: 4, newText: "x = 1\ny = 2\n",
-      oldFile: null, newFile: null, problem: null, model, contextFiles: [],
+      oldFile: null, newFile: null, problem: null, model, contextFiles: [], references: [],
     };
     const d = editDiff(e);
     expect(d.rows.filter((r) => r.kind === "add").map((r) => [r.newNo, r.text])).toEqual([[3, "x = 1"], [4, "y = 2"]]);
@@ -40,7 +40,7 @@ describe("diffs", () => {
   it("makes a patch git can apply", () => {
     const e: EditView = {
       recordId: "r1", path: "calc.py", startLine: 1, endLine: 1, newText: "b\n",
-      oldFile: "a\n", newFile: "b\n", problem: null, model, contextFiles: [],
+      oldFile: "a\n", newFile: "b\n", problem: null, model, contextFiles: [], references: [],
     };
     const p = editPatch(e);
     expect(p).toContain("--- a/calc.py");

@@ -24,12 +24,12 @@ function serving(sessions: number): EditorsView {
 }
 const edit: EditView = {
   recordId: "rec1", path: "calc.py", startLine: 5, endLine: 6, newText: "    return a + b\n",
-  oldFile: "x\n", newFile: "y\n", problem: null, model, contextFiles: ["calc.py:1-9"],
+  oldFile: "x\n", newFile: "y\n", problem: null, model, contextFiles: ["calc.py:1-9"], references: [],
 };
 const answer = (requestId: string, edits: EditView[] = []): ChatView => ({
   requestId, conversationId: "c-1", answer: "It adds [1].", citations: [{ n: 1, path: "calc.py", startLine: 4, endLine: 6 }],
   citationMarks: [{ start: 8, end: 11, numbers: [1] }], sourcesError: null,
-  sources: [], edits, model, firstTokenMs: 120, totalMs: 900,
+  sources: [], edits, withheld: [], model, firstTokenMs: 120, totalMs: 900,
   usage: { promptTokens: 10, reusedPromptTokens: 0, generatedTokens: 5, modelFirstTokenMs: 100, tokensPerS: 50 },
   fallbackFrom: null,
 });

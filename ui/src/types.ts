@@ -62,6 +62,21 @@ export interface Status {
   gpuBackend: string | null;
   editors: EditorsView;
   chatKinds: ChatKindView[];
+  /** The reference index of the repository's dependencies, and this session's counts. */
+  references?: ReferenceStatus;
+}
+
+/** The reference tracker: its policy, its index, and the suggestions of this session
+ * that matched third-party code (and were withheld under `block`). */
+export interface ReferenceStatus {
+  policy: "off" | "show" | "block";
+  state: "off" | "building" | "ready" | "failed";
+  packages: number;
+  fingerprints: number;
+  warnings: number;
+  error: string | null;
+  matched: number;
+  withheld: number;
 }
 
 /** Whether editors (`cairn lsp --remote auto`) reach this window's engine. */
@@ -101,6 +116,23 @@ export interface Source extends Citation {
   retriever: string;
 }
 
+/** Third-party code a suggestion reproduces, as the engine's reference tracker found it. */
+export interface ReferenceMatch {
+  package: string;
+  version: string;
+  /** SPDX expression, or "unknown". */
+  licence: string;
+  /** The source file on this machine. */
+  path: string;
+  /** Lines of the source file, 1-based, inclusive. */
+  lines: [number, number];
+  matchedChars: number;
+  /** Lines of the suggestion that match. */
+  textLines: [number, number];
+  /** No identifier renamed. */
+  verbatim: boolean;
+}
+
 export interface EditView {
   recordId: string;
   path: string;
@@ -112,6 +144,16 @@ export interface EditView {
   problem: string | null;
   model: ModelView;
   contextFiles: string[];
+  references: ReferenceMatch[];
+}
+
+/** A proposed edit withheld by `references = "block"` (its text is not shown). */
+export interface WithheldEditView {
+  recordId: string;
+  path: string;
+  startLine: number;
+  endLine: number;
+  references: ReferenceMatch[];
 }
 
 export interface ChatView {
@@ -123,6 +165,7 @@ export interface ChatView {
   sources: Source[];
   sourcesError: string | null;
   edits: EditView[];
+  withheld: WithheldEditView[];
   model: ModelView;
   firstTokenMs: number | null;
   totalMs: number;

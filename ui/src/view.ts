@@ -8,7 +8,7 @@ import { editDiff } from "./diff";
 import { $, add, clear, h } from "./dom";
 import { highlight, renderAnswer } from "./markdown";
 import { editActionable, editorsLabel, indexLabel, type AssistantMessage, type Message, type State } from "./state";
-import type { EditView, ModelView, ProvenanceView, SettingsView, UiError } from "./types";
+import type { EditView, ModelView, ProvenanceView, ReferenceMatch, SettingsView, UiError, WithheldEditView } from "./types";
 
 export function shell(): HTMLElement {
   return h(
@@ -167,6 +167,30 @@ export function renderStatus(s: State): void {
       ? h("span", { class: "badge bad", title: st.ledgerError }, "ledger unavailable")
       : h("span", { class: "badge ok", title: st.ledgerPath ?? "" }, "ledger ok"),
     editorsBadge(st),
+    referencesBadge(st),
+  );
+}
+
+/** `references: 88 packages · 2 matched (1 withheld)`, from the engine's reference status. */
+export function referencesBadge(st: NonNullable<State["status"]>): HTMLElement | null {
+  const r = st.references;
+  if (!r || r.state === "off") return null;
+  const counts = r.matched ? ` · ${r.matched} matched${r.withheld ? ` (${r.withheld} withheld)` : ""}` : "";
+  const text =
+    r.state === "ready"
+      ? `references: ${r.packages} package${r.packages === 1 ? "" : "s"}${counts}`
+      : r.state === "building"
+        ? "references: indexing dependencies…"
+        : "references unavailable";
+  return h(
+    "span",
+    {
+      id: "references-status",
+      class: `badge ${r.state === "failed" ? "bad" : r.matched ? "warn" : "ok"}`,
+      title: r.error ?? `Suggestions are checked against the repository's dependencies (references = "${r.policy}")`,
+      "data-state": r.state,
+    },
+    text,
   );
 }
 
@@ -323,6 +347,7 @@ function renderAssistant(s: State, m: AssistantMessage): HTMLElement {
       add(el, h("p", { class: "muted sources-error" }, `Answered without repository sources: ${a.sourcesError}`));
     }
     for (const e of a.edits) add(el, renderEdit(s, e));
+    for (const w of a.withheld ?? []) add(el, renderWithheld(w));
     add(el, 
       h(
         "div",
@@ -391,6 +416,7 @@ export function renderEdit(s: State, e: EditView): HTMLElement {
       h("span", { class: "pb-record" }, `record ${shortRecord(e.recordId)}`),
     ),
     e.problem ? h("div", { class: "msg-error" }, e.problem) : null,
+    e.references?.length ? renderReferences(e.references, "This edit reproduces third-party code") : null,
     rows.length
       ? h("table", { class: "diff" }, h("tbody", {}, rows))
       : h("div", { class: "edit-same muted" }, "No change: the proposal is what the file already says."),
@@ -402,6 +428,58 @@ export function renderEdit(s: State, e: EditView): HTMLElement {
       h("button", { type: "button", class: "quiet", "data-copy-patch": e.recordId }, "Copy patch"),
       decision,
     ),
+  );
+}
+
+/** `trimmer 2.1.0 (BSD-3-Clause)`, as the engine labels a package. */
+export function referenceLabel(r: ReferenceMatch): string {
+  return `${r.package} ${r.version} (${r.licence})`;
+}
+
+/** The third-party code an edit reproduces: package, version, licence, the source file
+ * and its lines, the edit's lines that match. */
+export function renderReferences(refs: ReferenceMatch[], heading: string): HTMLElement {
+  return h(
+    "div",
+    { class: "references", role: "note" },
+    h("strong", {}, `${heading}:`),
+    h(
+      "ul",
+      {},
+      refs.map((r) =>
+        h(
+          "li",
+          { class: "reference", "data-package": r.package, "data-licence": r.licence },
+          h("span", { class: "ref-package" }, referenceLabel(r)),
+          ` — ${r.path} lines ${r.lines[0]}-${r.lines[1]}`,
+          h(
+            "span",
+            { class: "muted" },
+            ` (${r.matchedChars} characters${r.verbatim ? "" : ", names changed"}; proposed lines ${r.textLines[0]}-${r.textLines[1]})`,
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** An edit the `block` policy withheld: said so, with what it reproduces, no diff. */
+export function renderWithheld(w: WithheldEditView): HTMLElement {
+  return h(
+    "div",
+    { class: "edit withheld", "data-record": w.recordId },
+    h(
+      "div",
+      { class: "edit-head" },
+      h("span", { class: "edit-path" }, `${w.path}:${w.startLine}-${w.endLine}`),
+      h("span", { class: "decision withheld" }, " withheld"),
+    ),
+    h(
+      "p",
+      { class: "withheld-note" },
+      `A proposed edit to ${w.path} was withheld: it reproduces third-party code and this repository's settings block such suggestions (references = "block"). Its record ${shortRecord(w.recordId)} says so.`,
+    ),
+    renderReferences(w.references, "It reproduces"),
   );
 }
 

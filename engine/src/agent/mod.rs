@@ -28,6 +28,8 @@ use edit::*;
 pub const MAX_AGENT_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Edits one `record_agent_edit` takes at most.
 pub const MAX_AGENT_CHANGES: usize = 200;
+/// How long recording an agent's edit waits for a reference index still being built.
+const AGENT_REFERENCE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Lines one recorded change covers at most.
 pub const MAX_AGENT_CHANGE_LINES: usize = 5_000;
 /// Bytes of an Agent Trace record kept (as its digest) at most.
@@ -98,6 +100,9 @@ pub struct RecordedChange {
     pub record_id: String,
     /// The `accepted` record that places the text.
     pub accepted_record_id: String,
+    /// Third-party code the change reproduces (package, version, licence, lines), also in
+    /// its `suggested` record.
+    pub references: Vec<crate::ReferenceMatch>,
 }
 
 /// What `record_agent_edit` wrote.
@@ -111,6 +116,9 @@ pub struct RecordedAgentEdit {
     /// The Agent Trace record's digest (SHA-256 of its RFC 8785 form), when one was given.
     pub trace_digest: Option<String>,
     pub ledger: Option<PathBuf>,
+    /// Whether the changes were checked against the reference index: `checked`, or why
+    /// not (`off`, `building`, `failed: …`).
+    pub references_checked: String,
 }
 
 /// One line of blame with the generator behind its record.
@@ -344,6 +352,18 @@ impl Workspace {
             placed.push(place_change(&rel, file, change)?);
         }
 
+        // Agents' code is the code most likely to be copied: every change is checked
+        // against the reference index (a build in progress is waited for, briefly).
+        let references_checked = self.references_ready(AGENT_REFERENCE_WAIT).await;
+        let refs = self
+            .references
+            .check_all(
+                placed
+                    .iter()
+                    .map(|p| (p.path.clone(), p.text.clone()))
+                    .collect(),
+            )
+            .await;
         let base_commit = self.base_commit().await;
         let location = |p: &Placed| Location {
             base_commit: base_commit.clone(),
@@ -355,7 +375,8 @@ impl Workspace {
         };
         let suggested: Vec<Event> = placed
             .iter()
-            .map(|p| Event::Suggested {
+            .zip(&refs)
+            .map(|(p, r)| Event::Suggested {
                 generator: generator.clone(),
                 input: InputFacts {
                     mode: Mode::Agent,
@@ -368,8 +389,9 @@ impl Workspace {
                 },
                 output: p.text.clone(),
                 location: location(p),
-                // The agent's edit is already on disk; it is not held back.
-                references: Vec::new(),
+                // The agent's edit is already on disk; it is not held back, whatever the
+                // policy: its record names what it reproduces.
+                references: r.iter().map(|m| m.fact()).collect(),
                 withheld: false,
             })
             .collect();
@@ -388,12 +410,14 @@ impl Workspace {
         let changes = placed
             .iter()
             .zip(ids.iter().zip(&accepted_ids))
-            .map(|(p, (s, a))| RecordedChange {
+            .zip(refs)
+            .map(|((p, (s, a)), references)| RecordedChange {
                 path: p.path.clone(),
                 start_line: p.start_line,
                 end_line: p.start_line + p.lines - 1,
                 record_id: s.to_string(),
                 accepted_record_id: a.to_string(),
+                references,
             })
             .collect();
         Ok(RecordedAgentEdit {
@@ -407,6 +431,7 @@ impl Workspace {
             changes,
             trace_digest,
             ledger: self.status().ledger.path,
+            references_checked,
         })
     }
 }

@@ -51,6 +51,18 @@ pub struct ProposedEdit {
     pub references: Vec<crate::ReferenceMatch>,
 }
 
+/// An edit the answer proposed that the `block` policy withheld because it reproduces
+/// third-party code: where it would have gone and what it reproduces, never its text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithheldEdit {
+    /// Its `suggested` record (marked withheld).
+    pub record_id: String,
+    pub path: String,
+    pub range: Range,
+    pub references: Vec<crate::ReferenceMatch>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatAnswer {
@@ -60,6 +72,8 @@ pub struct ChatAnswer {
     /// Where the citations stand in `answer` (UTF-16 offsets), for front ends to link.
     pub citation_marks: Vec<CitationMark>,
     pub edits: Vec<ProposedEdit>,
+    /// Edits withheld by `references = "block"`.
+    pub withheld: Vec<WithheldEdit>,
     pub sources: Vec<Source>,
     /// Why the answer has no repository sources, when retrieval failed.
     pub sources_error: Option<String>,
@@ -240,7 +254,7 @@ impl Workspace {
                 )
             })
             .collect();
-        let edits = self.record_edits(raw, &g, &user, ctx, redactions).await?;
+        let (edits, withheld) = self.record_edits(raw, &g, &user, ctx, redactions).await?;
         self.conversations
             .push_turn(&conversation_id, question, answer.clone());
         Ok(ChatAnswer {
@@ -249,6 +263,7 @@ impl Workspace {
             citations,
             citation_marks,
             edits,
+            withheld,
             sources,
             sources_error,
             model: g.model.clone(),
@@ -302,7 +317,8 @@ impl Workspace {
         raw
     }
 
-    /// One `suggested` record per proposed edit, written before the answer returns.
+    /// One `suggested` record per proposed edit, written before the answer returns; the
+    /// edits to show, and those the `block` policy withheld.
     async fn record_edits(
         &self,
         raw: Vec<(String, Range, String)>,
@@ -310,7 +326,7 @@ impl Workspace {
         prompt: &str,
         context: Vec<ContextSource>,
         redactions: BTreeMap<String, usize>,
-    ) -> Result<Vec<ProposedEdit>, EngineError> {
+    ) -> Result<(Vec<ProposedEdit>, Vec<WithheldEdit>), EngineError> {
         let base_commit = self.base_commit().await;
         let refs = self
             .references
@@ -342,22 +358,28 @@ impl Workspace {
             })
             .collect();
         let ids = self.append(events).await?;
-        Ok(raw
-            .into_iter()
-            .zip(ids)
-            .zip(refs)
-            .filter(|(_, r)| !block || r.is_empty())
-            .map(|(((path, range, new_text), id), references)| {
-                self.remember_shown(id, &path, range, &new_text);
-                ProposedEdit {
+        let mut edits = Vec::new();
+        let mut withheld = Vec::new();
+        for (((path, range, new_text), id), references) in raw.into_iter().zip(ids).zip(refs) {
+            if block && !references.is_empty() {
+                withheld.push(WithheldEdit {
                     record_id: id.to_string(),
                     path,
                     range,
-                    new_text,
                     references,
-                }
-            })
-            .collect())
+                });
+                continue;
+            }
+            self.remember_shown(id, &path, range, &new_text, &references);
+            edits.push(ProposedEdit {
+                record_id: id.to_string(),
+                path,
+                range,
+                new_text,
+                references,
+            });
+        }
+        Ok((edits, withheld))
     }
 
     /// The numbered sources a chat turn on `query` is grounded in (what the answer

@@ -445,7 +445,7 @@ impl Workspace {
             .zip(refs)
             .filter(|(_, r)| !block || r.is_empty())
             .map(|(((out, _), id), references)| {
-                self.remember_shown(id, key, range, &out);
+                self.remember_shown(id, key, range, &out, &references);
                 Suggestion {
                     record_id: id.to_string(),
                     text: out,

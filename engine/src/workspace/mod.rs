@@ -12,6 +12,8 @@ mod documents;
 mod indexing;
 mod suggestions;
 
+pub use suggestions::AcceptedReference;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,7 +28,7 @@ use crate::{
     RouteChoice,
 };
 
-pub use crate::chat::{ChatAnswer, ChatTurn, ProposedEdit};
+pub use crate::chat::{ChatAnswer, ChatTurn, ProposedEdit, WithheldEdit};
 pub use crate::completion::{
     CompleteRequest, Completion, ContextChoice, Suggestion, Timings, Trigger,
 };
@@ -172,6 +174,12 @@ impl Workspace {
     /// reference index; `None` while it is being built or when it is off.
     pub fn check_references(&self, path: &str, text: &str) -> Option<Vec<crate::ReferenceMatch>> {
         self.references.check_now(path, text)
+    }
+
+    /// Waits up to `timeout` for a reference index being built: `checked` when it is
+    /// ready, else why texts go unchecked (`off`, `building`, `failed: …`).
+    pub(crate) async fn references_ready(&self, timeout: std::time::Duration) -> String {
+        self.references.ready_within(timeout).await
     }
 
     /// Waits up to `timeout` for the reference index; true when it is ready.

@@ -1,17 +1,19 @@
 //! What the person was shown and what they did with it: suggestions waiting for a
 //! decision, accepts whose text has not reached the document yet, and accepted spans
-//! followed through later edits (which become `edited` records).
+//! followed through later edits (which become `edited` records, and, for spans that
+//! reproduce third-party code, the marks front ends show over them).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_provenance::{Event, Location, RecordId, SpanTracker};
+use cairn_provenance::{Event, LineClass, Location, RecordId, SpanTracker};
 use parking_lot::Mutex;
+use serde::Serialize;
 
 use super::Workspace;
-use crate::{EngineError, Range, TextChange};
+use crate::{EngineError, Position, Range, ReferenceMatch, TextChange};
 
 /// Suggestions kept for a decision at most (the oldest are forgotten first).
 const SHOWN_CAP: usize = 10_000;
@@ -22,6 +24,7 @@ struct Shown {
     path: String,
     range: Range,
     text: String,
+    references: Vec<ReferenceMatch>,
 }
 
 /// An accepted suggestion whose text has not reached the document yet.
@@ -43,6 +46,21 @@ pub(super) struct Suggestions {
     waiting: Mutex<Waiting>,
     pending_accepts: Mutex<HashMap<String, Vec<PendingAccept>>>,
     spans: Mutex<SpanTracker>,
+    /// Accepted suggestions that reproduce third-party code, by document: what their
+    /// spans are marked with while any of their lines remain.
+    accepted_references: Mutex<HashMap<String, HashMap<RecordId, Vec<ReferenceMatch>>>>,
+}
+
+/// Lines of a document that came from an accepted suggestion reproducing third-party
+/// code, where they stand now (front ends mark them: an LSP diagnostic, a gutter note).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedReference {
+    pub record_id: String,
+    /// The accepted lines still as they were accepted, first to last, as they stand
+    /// after the edits since.
+    pub range: Range,
+    pub references: Vec<ReferenceMatch>,
 }
 
 impl Suggestions {
@@ -53,6 +71,61 @@ impl Suggestions {
     pub(super) fn forget_document(&self, key: &str) {
         self.pending_accepts.lock().remove(key);
         self.spans.lock().forget(key);
+        self.accepted_references.lock().remove(key);
+    }
+
+    /// The marks for `key`: each followed span with references, over its lines that are
+    /// still as accepted. A span whose lines are all gone or rewritten has none, and is
+    /// forgotten once it has vanished.
+    fn accepted_references(&self, key: &str) -> Vec<AcceptedReference> {
+        let mut all = self.accepted_references.lock();
+        let Some(by_record) = all.get_mut(key) else {
+            return Vec::new();
+        };
+        let surviving = self.spans.lock().surviving(key);
+        let pending: Vec<RecordId> = self
+            .pending_accepts
+            .lock()
+            .get(key)
+            .map(|l| l.iter().map(|p| p.record_id).collect())
+            .unwrap_or_default();
+        by_record
+            .retain(|id, _| pending.contains(id) || surviving.iter().any(|s| s.record_id == *id));
+        let mut out = Vec::new();
+        for span in &surviving {
+            let Some(references) = by_record.get(&span.record_id) else {
+                continue;
+            };
+            let kept: Vec<usize> = span
+                .lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.class == LineClass::Ai)
+                .map(|(i, _)| i)
+                .collect();
+            let (Some(&first), Some(&last)) = (kept.first(), kept.last()) else {
+                continue;
+            };
+            let start = if first == 0 {
+                span.range.start
+            } else {
+                Position::new(span.range.start.line + first as u32, 0)
+            };
+            let end = if last + 1 == span.lines.len() {
+                span.range.end
+            } else {
+                Position::new(span.range.start.line + last as u32 + 1, 0)
+            };
+            out.push(AcceptedReference {
+                record_id: span.record_id.to_string(),
+                range: Range::new(start, end),
+                references: references.clone(),
+            });
+        }
+        if by_record.is_empty() {
+            all.remove(key);
+        }
+        out
     }
 
     /// Starts following accepted spans once their text is in the document (editors
@@ -134,8 +207,16 @@ fn not_waiting(record_id: &str) -> EngineError {
 }
 
 impl Workspace {
-    /// Keeps a suggestion that was just shown for the person's decision.
-    pub(crate) fn remember_shown(&self, id: RecordId, path: &str, range: Range, text: &str) {
+    /// Keeps a suggestion that was just shown for the person's decision, with the
+    /// third-party code it reproduces.
+    pub(crate) fn remember_shown(
+        &self,
+        id: RecordId,
+        path: &str,
+        range: Range,
+        text: &str,
+        references: &[ReferenceMatch],
+    ) {
         let mut w = self.suggestions.waiting.lock();
         w.shown.insert(
             id,
@@ -143,6 +224,7 @@ impl Workspace {
                 path: path.to_string(),
                 range,
                 text: text.to_string(),
+                references: references.to_vec(),
             },
         );
         w.order.push_back(id);
@@ -207,6 +289,14 @@ impl Workspace {
         .await?;
         self.suggestions.waiting.lock().shown.remove(&id);
         self.completions.forget_record(record_id);
+        if !shown.references.is_empty() {
+            self.suggestions
+                .accepted_references
+                .lock()
+                .entry(shown.path.clone())
+                .or_default()
+                .insert(id, shown.references.clone());
+        }
         self.suggestions
             .pending_accepts
             .lock()
@@ -221,6 +311,12 @@ impl Workspace {
             self.suggestions.resolve_pending_accepts(&shown.path, &t);
         }
         Ok(())
+    }
+
+    /// Accepted suggestions in the document at `path` that reproduce third-party code,
+    /// over the lines of them that remain as accepted (empty when there are none).
+    pub fn accepted_references(&self, path: &str) -> Vec<AcceptedReference> {
+        self.suggestions.accepted_references(&self.rel_path(path))
     }
 
     /// The user dismissed a suggestion (or it timed out): a `rejected` record.

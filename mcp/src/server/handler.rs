@@ -23,6 +23,8 @@ impl CairnMcp {
                 EngineShare::Daemon { pid } => serde_json::json!({"shared": true, "daemonPid": pid}),
             },
             "recordEdits": self.opts.record_edits,
+            // The reference index that recorded edits are checked against.
+            "references": status.references,
         })
     }
 

@@ -841,9 +841,24 @@ impl CairnMcp {
                     end_line: u32_of(c.end_line),
                     record_id: c.record_id,
                     accepted_record_id: c.accepted_record_id,
+                    references: c
+                        .references
+                        .into_iter()
+                        .map(|r| ReferenceOut {
+                            package: r.package,
+                            version: r.version,
+                            licence: r.licence,
+                            path: r.path,
+                            lines: r.lines,
+                            matched_chars: r.matched_chars as u64,
+                            text_lines: r.text_lines,
+                            verbatim: r.verbatim,
+                        })
+                        .collect(),
                 })
                 .collect(),
             trace_digest: done.trace_digest,
+            references_checked: done.references_checked,
             note: "recorded; commit the change in a repository set up with `cairn init` and \
                    these lines are attributed to the model, shown by `blame`, counted by \
                    `report`, and held by `check --require-review` until a person runs \

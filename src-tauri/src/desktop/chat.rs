@@ -142,6 +142,20 @@ impl Desktop {
             }
             edits.push(view);
         }
+        let withheld = answer
+            .withheld
+            .iter()
+            .map(|w| {
+                let (start_line, end_line) = lines_of(w.range);
+                WithheldEditView {
+                    record_id: w.record_id.clone(),
+                    path: w.path.clone(),
+                    start_line,
+                    end_line,
+                    references: w.references.clone(),
+                }
+            })
+            .collect();
         Ok(ChatView {
             request_id: req.request_id,
             conversation_id: answer.conversation_id,
@@ -151,6 +165,7 @@ impl Desktop {
             sources: answer.sources,
             sources_error: answer.sources_error,
             edits,
+            withheld,
             model,
             first_token_ms: first.map(ms),
             total_ms: ms(started.elapsed()),
@@ -172,14 +187,7 @@ impl Desktop {
         model: &ModelView,
         context_files: &[String],
     ) -> (EditView, Option<PendingEdit>) {
-        let start_line = e.range.start.line + 1;
-        // A range ending at column 0 ends with the line before it (an insertion has
-        // `end < start`).
-        let end_line = if e.range.end.character == 0 {
-            e.range.end.line
-        } else {
-            e.range.end.line + 1
-        };
+        let (start_line, end_line) = lines_of(e.range);
         let mut view = EditView {
             record_id: e.record_id.clone(),
             path: e.path.clone(),
@@ -191,6 +199,7 @@ impl Desktop {
             problem: None,
             model: model.clone(),
             context_files: context_files.to_vec(),
+            references: e.references.clone(),
         };
         let abs = match checked_abs(ws, &e.path) {
             Ok(a) => a,
@@ -294,4 +303,16 @@ impl Desktop {
     }
 
     // ---- files -----------------------------------------------------------------
+}
+
+/// The 1-based lines an edit's range replaces. A range ending at column 0 ends with the
+/// line before it (an insertion has `end < start`).
+fn lines_of(range: Range) -> (u32, u32) {
+    let start_line = range.start.line + 1;
+    let end_line = if range.end.character == 0 {
+        range.end.line
+    } else {
+        range.end.line + 1
+    };
+    (start_line, end_line)
 }

@@ -343,6 +343,7 @@ impl Desktop {
                 .as_deref()
                 .map(DesktopError::model_unavailable),
             index: s.index,
+            references: s.references,
             generation,
             index_seq,
             ledger_path: s.ledger.path.map(|p| p.display().to_string()),

@@ -54,6 +54,9 @@ pub struct StatusView {
     /// The focused chat kinds (Explain, Fix …) the side panel offers, from the engine's
     /// table: a new kind appears without a change here or in the window.
     pub chat_kinds: Vec<ChatKindView>,
+    /// The reference index of the repository's dependencies (state, packages) and this
+    /// session's counts of suggestions that matched third-party code and were withheld.
+    pub references: cairn_engine::ReferenceStatus,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +111,21 @@ pub struct EditView {
     pub model: ModelView,
     /// The sources the model was given, as `path:start-end`.
     pub context_files: Vec<String>,
+    /// Third-party code the edit reproduces (package, version, licence, source lines),
+    /// shown beside the diff.
+    pub references: Vec<cairn_engine::ReferenceMatch>,
+}
+
+/// A proposed edit the `block` policy withheld: where it would have gone and what it
+/// reproduces (its text is not shown).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WithheldEditView {
+    pub record_id: String,
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub references: Vec<cairn_engine::ReferenceMatch>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +141,8 @@ pub struct ChatView {
     /// Why the answer has no repository sources, when retrieval failed.
     pub sources_error: Option<String>,
     pub edits: Vec<EditView>,
+    /// Edits withheld because they reproduce third-party code (`references = "block"`).
+    pub withheld: Vec<WithheldEditView>,
     pub model: ModelView,
     /// From the command's start: first streamed text, and the whole turn.
     pub first_token_ms: Option<f64>,
