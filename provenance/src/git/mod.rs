@@ -224,55 +224,15 @@ pub fn read_notes(repo: &Path, commits: &[String]) -> Result<HashMap<String, Str
     if pairs.is_empty() {
         return Ok(HashMap::new());
     }
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["cat-file", "--batch"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Git {
-            repo: repo.into(),
-            args: "cat-file --batch".into(),
-            stderr: e.to_string(),
-        })?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let blobs: Vec<String> = pairs.iter().map(|(b, _)| b.clone()).collect();
-    let feeder = std::thread::spawn(move || {
-        for b in blobs {
-            if writeln!(stdin, "{b}").is_err() {
-                break;
-            }
-        }
-    });
-    let mut reader = BufReader::new(child.stdout.take().expect("piped"));
+    let ids: Vec<String> = pairs.iter().map(|(b, _)| b.clone()).collect();
     let mut map = HashMap::new();
-    for (_, commit) in &pairs {
-        let mut header = String::new();
-        reader.read_line(&mut header).map_err(|e| Error::Git {
-            repo: repo.into(),
-            args: "cat-file --batch".into(),
-            stderr: e.to_string(),
-        })?;
-        let size: usize = header
-            .split_whitespace()
-            .nth(2)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut buf = vec![0; size + 1];
-        reader.read_exact(&mut buf).map_err(|e| Error::Git {
-            repo: repo.into(),
-            args: "cat-file --batch".into(),
-            stderr: e.to_string(),
-        })?;
-        buf.pop();
+    for ((_, commit), blob) in pairs.iter().zip(read_blobs(repo, &ids)?) {
+        // A note blob the repository lacks is no note.
+        let Some(buf) = blob else { continue };
         let text = String::from_utf8(buf)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         map.insert(commit.clone(), text);
     }
-    let _ = feeder.join();
-    let _ = child.wait();
     Ok(map)
 }
 
