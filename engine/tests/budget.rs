@@ -236,3 +236,47 @@ async fn a_resting_cursor_warms_the_model_and_the_budget_then_keeps_the_whole_pr
         assert!(b.max_tokens > facts.max_tokens, "{facts:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_at_one_place_evaluates_only_the_typed_tokens() {
+    let f = fixture();
+    let ws = Workspace::open(&f.repo, Config::default(), f.opts.clone()).unwrap();
+    let before = "def mean(values):\n    total = ";
+    let after = "\n    return total / len(values)\n\n\ndef spread(values):\n    return max(values) - min(values)\n";
+    let complete = |typed: &str, after: &str| {
+        let text = format!("{before}{typed}{after}");
+        let mut req = request(&ws, &text, 1, "    total = ".len() + typed.len());
+        // Invoked: typing through the first suggestion would serve it without the model.
+        req.trigger = Trigger::Invoked;
+        ws.complete_with(req, CancellationToken::new(), ContextChoice::Without)
+    };
+    let first = complete("", after).await.unwrap();
+    let cold = first.budget.unwrap().prompt.unwrap();
+    assert_eq!(cold.middle_tokens, 0, "{cold:?}");
+
+    // Typed since: the prompt still splits where the typing started; only the typed
+    // tokens (and the one token healing takes back) are evaluated.
+    let c = complete("sum(val", after).await.unwrap();
+    let p = c.budget.clone().unwrap().prompt.unwrap();
+    let u = c.usage.clone().unwrap();
+    assert!(p.middle_tokens >= 2, "{p:?}");
+    assert!(p.new_tokens <= p.middle_tokens + 1, "{p:?}");
+    assert!(
+        u.reused_prompt_tokens + p.middle_tokens + 1 >= u.prompt_tokens,
+        "{u:?} {p:?}"
+    );
+    assert_eq!(p.suffix_tokens_kept, cold.suffix_tokens_kept, "{p:?}");
+    let rec = &last_input(&ws).extra["budget"]["prompt"];
+    assert_eq!(rec["middleTokens"], p.middle_tokens);
+    if let Some(item) = c.items.first() {
+        assert!(
+            !item.text.starts_with("sum(val"),
+            "the typed text is not repeated: {item:?}"
+        );
+    }
+
+    // An edit after the cursor (an editor closing the bracket) moves the split.
+    let c = complete("sum(val", &format!("){after}")).await.unwrap();
+    let p = c.budget.unwrap().prompt.unwrap();
+    assert_eq!(p.middle_tokens, 0, "{p:?}");
+}

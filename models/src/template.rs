@@ -30,6 +30,8 @@ pub enum PartRole {
     Prefix,
     /// The text after the cursor.
     Suffix,
+    /// Text typed since the prefix ended, as the start of the middle: always kept.
+    Middle,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -219,6 +221,7 @@ pub fn completion_prompt(vocab: &VocabTokens, req: &CompletionRequest) -> Prompt
                     push(PromptPart::Text(req.suffix.clone()), PartRole::Suffix);
                     push(PromptPart::Special(fim.prefix.clone()), PartRole::Fixed);
                     push(PromptPart::Text(req.prefix.clone()), PartRole::Prefix);
+                    push(PromptPart::Text(req.middle.clone()), PartRole::Middle);
                     layout.push("spm");
                 }
                 _ => {
@@ -227,6 +230,7 @@ pub fn completion_prompt(vocab: &VocabTokens, req: &CompletionRequest) -> Prompt
                     push(PromptPart::Special(fim.suffix.clone()), PartRole::Fixed);
                     push(PromptPart::Text(req.suffix.clone()), PartRole::Suffix);
                     push(PromptPart::Special(fim.middle.clone()), PartRole::Fixed);
+                    push(PromptPart::Text(req.middle.clone()), PartRole::Middle);
                     layout.push("psm");
                 }
             }
@@ -234,10 +238,14 @@ pub fn completion_prompt(vocab: &VocabTokens, req: &CompletionRequest) -> Prompt
         }
         _ => {
             push(PromptPart::Text(req.prefix.clone()), PartRole::Prefix);
+            push(PromptPart::Text(req.middle.clone()), PartRole::Middle);
             layout.push("prefix");
             ("prefix", "plain")
         }
     };
+    if !req.middle.is_empty() {
+        layout.push("typed middle");
+    }
     let keep: Vec<bool> = parts
         .iter()
         .map(|p| !matches!(p, PromptPart::Text(t) if t.is_empty()))
@@ -433,6 +441,41 @@ mod tests {
             ]
         );
         assert_eq!(fim_stops(&req), vec!["\n    return total", "\n```"]);
+    }
+
+    #[test]
+    fn typed_text_starts_the_middle_in_every_layout() {
+        let mut req = CompletionRequest::new("def add(a, b):\n    ", "\n\nprint(add(1, 2))\n");
+        req.middle = "return a".into();
+        let p = completion_prompt(&starcoder(), &req);
+        assert_eq!(
+            p.text(),
+            "<fim_prefix>def add(a, b):\n    <fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>return a"
+        );
+        assert_eq!(p.roles.last(), Some(&PartRole::Middle));
+        assert_eq!(p.parts.last(), Some(&PromptPart::Text("return a".into())));
+        // The layout is part of the template's digest: a record tells the two apart.
+        let plain = completion_prompt(&starcoder(), &CompletionRequest::new("a", "b"));
+        assert_ne!(p.info.template_sha256, plain.info.template_sha256);
+        let codestral = VocabTokens {
+            fim: Some(FimTokens {
+                prefix: "[PREFIX]".into(),
+                suffix: "[SUFFIX]".into(),
+                middle: "[MIDDLE]".into(),
+                family: FimFamily::Codestral,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            completion_prompt(&codestral, &req).text(),
+            "[SUFFIX]\n\nprint(add(1, 2))\n[PREFIX]def add(a, b):\n    return a"
+        );
+        // Without FIM (and so through remote `/completions`), it follows the prefix.
+        let p = completion_prompt(&VocabTokens::default(), &req);
+        assert_eq!(
+            (p.info.mode.as_str(), p.text().as_str()),
+            ("prefix", "def add(a, b):\n    return a")
+        );
     }
 
     #[test]

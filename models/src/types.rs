@@ -77,6 +77,13 @@ pub struct CompletionRequest {
     pub prefix: String,
     /// Text after the cursor; empty means plain continuation.
     pub suffix: String,
+    /// Text already typed at the start of the hole: the prompt's prefix ends where the
+    /// person started typing, and what they typed since comes after the FIM middle
+    /// token, as the start of the text being filled in. Consecutive requests while
+    /// typing then share everything up to it (suffix included) in the KV cache, and
+    /// evaluate only the newly typed tokens. Empty for most requests; a model without
+    /// FIM reads it after the prefix.
+    pub middle: String,
     /// Path of the file being edited, relative to the repository root.
     pub path: Option<String>,
     /// Repository name, used by models with repository tokens.
@@ -113,6 +120,7 @@ impl CompletionRequest {
         CompletionRequest {
             prefix: prefix.into(),
             suffix: suffix.into(),
+            middle: String::new(),
             path: None,
             repo_name: None,
             context: Vec::new(),
@@ -303,6 +311,10 @@ pub struct PromptBudget {
     pub prefix_tokens_cut: u32,
     pub suffix_tokens_kept: u32,
     pub suffix_tokens_cut: u32,
+    /// Tokens of text typed since the prompt's prefix ended, after the FIM middle token
+    /// ([`CompletionRequest::middle`]); always kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub middle_tokens: u32,
     /// The budget could not be met even with the least prompt allowed (the prefix keeps
     /// at least its last line or so).
     pub over_budget: bool,
@@ -399,4 +411,8 @@ pub(crate) fn emit(sink: &TokenSink, event: StreamEvent) {
     if let Some(tx) = sink {
         let _ = tx.send(event);
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -5,11 +5,14 @@
 //! model (one item when automatic, up to three when invoked: greedy plus sampled) →
 //! clean-up (`cleanup`) → one `suggested` record per item → the items.
 //! A newer request for the same document cancels the older one; text typed through a
-//! suggestion is served from it (`typing`).
+//! suggestion is served from it (`typing`); while the person types at one place, the
+//! local model's prompt keeps splitting where the typing started (`anchor`), so each
+//! keystroke evaluates only its own tokens.
 //!
 //! Over 600 lines as one room: the pipeline reads top to bottom here; its parts (window,
 //! shape, cleanup, typing) are in their own files.
 
+mod anchor;
 mod cleanup;
 mod prefill;
 mod shape;
@@ -32,6 +35,7 @@ use crate::{redact, CancellationToken, EngineError, ModelError, Position, Range,
 pub use shape::Shape;
 pub use window::{CompletionOptions, Window, DEFAULT_LATENCY_BUDGET_MS};
 
+use anchor::Anchor;
 use typing::Recent;
 
 /// How a completion was asked for.
@@ -84,14 +88,16 @@ pub struct Completion {
     pub multiline: bool,
     pub context: Vec<ContextSource>,
     pub timings: Timings,
-    /// The model's usage for the first item (none when served from an earlier one).
+    /// The model's usage for the first generation, even when clean-up left nothing of it
+    /// (none when served from an earlier suggestion).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    /// How the first item's prompt was built: `fim`, `prefix` (none when served from an
-    /// earlier one or when nothing came back).
+    /// How the first generation's prompt was built: `fim`, `prefix` (none when served
+    /// from an earlier suggestion or when the model was not asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
-    /// The latency budget and what it cut (none when served from an earlier one).
+    /// The latency budget and what it cut for the first generation (none when served from
+    /// an earlier suggestion or when the model was not asked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetFacts>,
 }
@@ -179,14 +185,34 @@ pub(crate) struct CompletionState {
     context: Mutex<HashMap<String, (usize, Vec<Snippet>)>>,
     /// The prefill waiting for its pause or running (one model, one place at a time).
     prefill: Mutex<Option<CancellationToken>>,
+    /// Where the last local prompt split its document (see `anchor`).
+    anchor: Mutex<Option<Anchor>>,
 }
 
 impl CompletionState {
     pub(crate) fn forget_document(&self, key: &str) {
         self.recent.lock().remove(key);
         self.context.lock().remove(key);
+        let mut anchor = self.anchor.lock();
+        if anchor.as_ref().is_some_and(|a| a.key() == key) {
+            *anchor = None;
+        }
+        drop(anchor);
         if let Some((_, t)) = self.inflight.lock().remove(key) {
             t.cancel();
+        }
+    }
+
+    /// Splits a local model's request at the anchor when the person has only typed
+    /// since it was set; otherwise the request's own split becomes the anchor.
+    fn anchor(&self, key: &str, text: &str, window: &Window, req: &mut CompletionRequest) {
+        let mut anchor = self.anchor.lock();
+        match anchor
+            .as_ref()
+            .and_then(|a| Some((a, a.typed(key, text, window.offset)?)))
+        {
+            Some((a, typed)) => a.apply(req, typed),
+            None => *anchor = Some(Anchor::new(key, window)),
         }
     }
 
@@ -226,6 +252,7 @@ impl Prepared {
             s.push('\n');
         }
         s.push_str(&self.request.prefix);
+        s.push_str(&self.request.middle);
         s.push_str("<cursor>");
         s.push_str(&self.request.suffix);
         s
@@ -316,6 +343,9 @@ impl Workspace {
             Trigger::Invoked => req.max_items.clamp(1, 5),
         };
         let mut outputs: Vec<(String, Generation)> = Vec::new();
+        // What the first generation cost and how its prompt was built, kept even when
+        // clean-up leaves nothing of its text.
+        let (mut usage, mut mode, mut budget) = (None, None, None);
         for i in 0..n {
             if cancel.is_cancelled() {
                 break;
@@ -344,6 +374,11 @@ impl Workspace {
                 }
                 Err(e) => return Err(e.into()),
             };
+            if i == 0 {
+                usage = Some(g.usage.clone());
+                mode = Some(g.prompt.mode.clone());
+                budget = Some(prepared.budget_of(&g));
+            }
             let out = cleanup::finish(&g.text, &prepared.window, &prepared.shape);
             if !out.is_empty() && !outputs.iter().any(|(t, _)| *t == out) {
                 outputs.push((out, g));
@@ -352,9 +387,6 @@ impl Workspace {
         if cancel.is_cancelled() {
             return Err(EngineError::Model(ModelError::Cancelled));
         }
-        let usage = outputs.first().map(|(_, g)| g.usage.clone());
-        let mode = outputs.first().map(|(_, g)| g.prompt.mode.clone());
-        let budget = outputs.first().map(|(_, g)| prepared.budget_of(g));
         let model_ms = ms(t_model.elapsed());
         let t_ledger = Instant::now();
         let range = Range::at(cairn_text::position_at(text, offset));
@@ -486,6 +518,10 @@ impl Workspace {
         let window_text = format!("{}{}", window.prefix, window.suffix);
         let shape = shape::shape_at(key, &window_text, window.prefix.len());
         let mut request = window.request(key, &shape, opts);
+        let local = self.models().is_ok_and(|e| !e.completion_goes_remote());
+        if local {
+            self.completions.anchor(key, text, &window, &mut request);
+        }
         let budget = opts
             .latency_budget_ms
             .filter(|&ms| ms > 0)

@@ -70,7 +70,7 @@ impl Worker<'_> {
                     let (toks, complete) = tokenize_bounded(model, t, cap, false);
                     (budget::SegmentKind::Context, toks, complete)
                 }
-                (PromptPart::Text(t), PartRole::Fixed) => (
+                (PromptPart::Text(t), PartRole::Fixed | PartRole::Middle) => (
                     budget::SegmentKind::Fixed,
                     vocab.tokenize(t.as_bytes(), false, false),
                     true,
@@ -210,6 +210,12 @@ impl Worker<'_> {
             parts.push(part);
             roles.push(*role);
         }
+        report.middle_tokens = part_at
+            .iter()
+            .zip(&prompt.roles)
+            .filter(|(_, r)| **r == PartRole::Middle)
+            .map(|((_, r), _)| r.len() as u32)
+            .sum();
         prompt.parts = parts;
         prompt.roles = roles;
         prompt.info.prompt_sha256 = template::sha256_hex(prompt.text().as_bytes());
