@@ -196,19 +196,16 @@ async fn a_resting_cursor_warms_the_model_and_the_budget_then_keeps_the_whole_pr
         ws.cursor_moved(&req.path, Position::new(9_999, 0)).await,
         None
     );
-    // A completion request supersedes a cursor report still waiting for its pause.
-    let early = {
-        let ws = ws.clone();
-        let path = req.path.clone();
-        tokio::spawn(async move { ws.cursor_moved(&path, at).await })
-    };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // A completion request supersedes a cursor report made before it, even when the
+    // report's work has not started yet (a front end spawns it; the request may be
+    // handled first).
+    let early = ws.cursor_moved(&req.path, at);
     let mut other = req.clone();
     other.position = Position::new(0, 0);
     let _ = ws
         .complete_with(other, CancellationToken::new(), ContextChoice::Without)
         .await;
-    assert_eq!(early.await.unwrap(), None, "superseded before its pause");
+    assert_eq!(early.await, None, "superseded before its pause");
 
     let p = ws.cursor_moved(&req.path, at).await.expect("a prefill ran");
     assert!(!p.abandoned, "{p:?}");
@@ -274,6 +271,13 @@ async fn typing_at_one_place_evaluates_only_the_typed_tokens() {
             "the typed text is not repeated: {item:?}"
         );
     }
+
+    // A pause in that typing warms nothing: the cache holds all but the typed tokens.
+    let text = format!("{before}sum(values{after}");
+    let path = request(&ws, &text, 1, 0).path;
+    let at = Position::new(1, ("    total = sum(values").len() as u32);
+    let warmed = ws.prefill_at(&path, at, CancellationToken::new()).await;
+    assert_eq!(warmed.unwrap(), None);
 
     // An edit after the cursor (an editor closing the bracket) moves the split.
     let c = complete("sum(val", &format!("){after}")).await.unwrap();

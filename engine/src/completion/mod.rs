@@ -204,15 +204,22 @@ impl CompletionState {
     }
 
     /// Splits a local model's request at the anchor when the person has only typed
-    /// since it was set; otherwise the request's own split becomes the anchor.
-    fn anchor(&self, key: &str, text: &str, window: &Window, req: &mut CompletionRequest) {
+    /// since it was set (returns true); otherwise the request's own split becomes the
+    /// anchor.
+    fn anchor(&self, key: &str, text: &str, window: &Window, req: &mut CompletionRequest) -> bool {
         let mut anchor = self.anchor.lock();
         match anchor
             .as_ref()
             .and_then(|a| Some((a, a.typed(key, text, window.offset)?)))
         {
-            Some((a, typed)) => a.apply(req, typed),
-            None => *anchor = Some(Anchor::new(key, window)),
+            Some((a, typed)) => {
+                a.apply(req, typed);
+                true
+            }
+            None => {
+                *anchor = Some(Anchor::new(key, window));
+                false
+            }
         }
     }
 
@@ -231,6 +238,8 @@ struct Prepared {
     context_ms: f64,
     redactions: BTreeMap<String, usize>,
     budget: BudgetFacts,
+    /// Split at an earlier request's anchor: typing continues where it started.
+    at_anchor: bool,
 }
 
 impl Prepared {
@@ -519,9 +528,7 @@ impl Workspace {
         let shape = shape::shape_at(key, &window_text, window.prefix.len());
         let mut request = window.request(key, &shape, opts);
         let local = self.models().is_ok_and(|e| !e.completion_goes_remote());
-        if local {
-            self.completions.anchor(key, text, &window, &mut request);
-        }
+        let at_anchor = local && self.completions.anchor(key, text, &window, &mut request);
         let budget = opts
             .latency_budget_ms
             .filter(|&ms| ms > 0)
@@ -581,6 +588,7 @@ impl Workspace {
             context_ms,
             redactions,
             budget: budget_facts,
+            at_anchor,
         }
     }
 

@@ -1,10 +1,12 @@
 //! Warming the model for where the cursor is. When the editor reports that the cursor
-//! came to rest somewhere (a move, or a pause after typing), the prompt a completion
-//! there would send is evaluated into the local model's KV cache in the background, at
+//! came to rest somewhere new (a move, or a pause after typing that left the place the
+//! last prompt split at: see `anchor`), the prompt a completion there would send is evaluated into the local model's KV cache in the background, at
 //! the lowest priority: any real request takes the model between two prompt batches.
 //! The completion that follows then pays for its generation only, and its latency
 //! budget keeps the whole prompt (what the cache holds costs nothing).
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ContextChoice;
@@ -16,33 +18,43 @@ use crate::{CancellationToken, EngineError, Position, Prefilled};
 pub const PREFILL_PAUSE: Duration = Duration::from_millis(200);
 
 impl Workspace {
-    /// The editor says the cursor rests at `position` of `path`. After
-    /// [`PREFILL_PAUSE`] with no newer cursor report and no completion request, the
-    /// model is warmed for a completion there. Returns when that prefill ended, gave way
-    /// or was superseded (`None` when nothing ran: superseded, prefill off, a remote
-    /// model). Front ends spawn it and do not wait.
-    pub async fn cursor_moved(&self, path: &str, position: Position) -> Option<Prefilled> {
+    /// The editor says the cursor rests at `position` of `path`. The report counts from
+    /// this call (a completion request made after it supersedes it, however late the
+    /// returned work first runs); after [`PREFILL_PAUSE`] with no newer cursor report and
+    /// no completion request, the model is warmed for a completion there. The work ends
+    /// when that prefill ended, gave way or was superseded (`None` when nothing ran:
+    /// superseded, prefill off, a remote model, a document the editor has not open).
+    /// Front ends spawn it and do not wait.
+    pub fn cursor_moved(
+        self: &Arc<Self>,
+        path: &str,
+        position: Position,
+    ) -> impl Future<Output = Option<Prefilled>> + Send + 'static {
         // Only for documents the editor has open (and the setting on).
-        if !self.options().completion.prefill || self.doc_text(&self.rel_path(path)).is_none() {
-            return None;
-        }
-        let cancel = self.completions.supersede_prefill();
-        tokio::time::sleep(PREFILL_PAUSE).await;
-        if cancel.is_cancelled() {
-            return None;
-        }
-        match self.prefill_at(path, position, cancel).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!("prefill at {path}:{position:?}: {e}");
-                None
+        let wanted =
+            self.options().completion.prefill && self.doc_text(&self.rel_path(path)).is_some();
+        let cancel = wanted.then(|| self.completions.supersede_prefill());
+        let (ws, path) = (self.clone(), path.to_string());
+        async move {
+            let cancel = cancel?;
+            tokio::time::sleep(PREFILL_PAUSE).await;
+            if cancel.is_cancelled() {
+                return None;
+            }
+            match ws.prefill_at(&path, position, cancel).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::debug!("prefill at {path}:{position:?}: {e}");
+                    None
+                }
             }
         }
     }
 
     /// Evaluates the prompt a completion at `position` of `path` would send into the
     /// local model's KV cache now (no pause). `None` when the completion model is remote
-    /// (it has no cache of ours to warm).
+    /// (it has no cache of ours to warm) or when typing goes on at the place the last
+    /// prompt split (see `anchor`: that prompt is in the cache but for the typed tokens).
     pub async fn prefill_at(
         &self,
         path: &str,
@@ -65,7 +77,10 @@ impl Workspace {
         let prepared = self
             .prepare(&key, &text, offset, ContextChoice::Retrieve)
             .await;
-        if cancel.is_cancelled() {
+        // Typing goes on where it started: the cache holds the prompt up to the typed
+        // text already, and a whole new prompt would throw that away for one that the
+        // next keystroke may interrupt half-built.
+        if cancel.is_cancelled() || prepared.at_anchor {
             return Ok(None);
         }
         let done = engine
