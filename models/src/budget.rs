@@ -12,6 +12,10 @@
 //!    prefix start the cache holds is the cheap one), then the suffix grows back into
 //!    what the prefix left unused. Cuts fall on line boundaries where there are any.
 //!
+//! A keystroke while typing at one place (the prompt ends in the typed text, after the
+//! FIM middle token) spends its typed tokens and at most [`TYPING_GROWTH_TOKENS`] more
+//! ([`plan_typing`]): the budget bounds a cold request, not every keystroke.
+//!
 //! The prefix always keeps at least `min_prefix` tokens and the suffix about `min_suffix`
 //! (the front end asks for the enclosing definition: its signature before the cursor,
 //! its rest after it): a prompt that still does not fit is marked over budget rather
@@ -303,6 +307,50 @@ pub fn plan<T: PartialEq>(segments: &[Segment<T>], cached: &[T], limits: &Limits
     done(keep, !fits(t, c))
 }
 
+/// New prompt tokens a keystroke in a typing run may spend growing the suffix, beyond
+/// its typed text (see [`plan_typing`]).
+pub const TYPING_GROWTH_TOKENS: usize = 32;
+
+/// The plan for a keystroke while the person types at one place: the prompt splits where
+/// the typing started and ends in `typed` tokens after the FIM middle token, and the KV
+/// cache holds the rest from the keystrokes before. [`plan`] would spend the whole
+/// budget's worth of new tokens on every keystroke (growing the suffix the first cold
+/// request cut), so each one would take about the budget. Here a keystroke spends its
+/// typed tokens and at most `growth` more, so the suffix grows back a little per
+/// keystroke; used only when that keeps the prefix and context [`plan`] keeps (the cache
+/// holds them), else [`plan`]'s.
+pub fn plan_typing<T: PartialEq>(
+    segments: &[Segment<T>],
+    cached: &[T],
+    limits: &Limits,
+    typed: usize,
+    growth: usize,
+) -> Plan {
+    let plain = plan(segments, cached, limits);
+    // The middle token and the typed text are evaluated again after a grown suffix.
+    let tight = typed + 1 + growth;
+    if typed == 0 || limits.allowed_new.is_none_or(|a| a <= tight) {
+        return plain;
+    }
+    let typing = plan(
+        segments,
+        cached,
+        &Limits {
+            allowed_new: Some(tight),
+            ..*limits
+        },
+    );
+    let same_head = segments
+        .iter()
+        .zip(typing.keep.iter().zip(&plain.keep))
+        .all(|(s, (a, b))| s.kind == SegmentKind::Suffix || a == b);
+    if same_head && !typing.over_budget {
+        typing
+    } else {
+        plain
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +455,41 @@ mod tests {
             "same cut: the cache is reused"
         );
         assert!(warm.cached >= 6 + cold.keep[4].len() - 1 - 2, "{warm:?}");
+    }
+
+    #[test]
+    fn a_keystroke_at_an_anchor_spends_its_typed_tokens_and_a_little_growth() {
+        let p = prompt();
+        let cold = plan(&p, &[], &limits(1000, Some(50)));
+        let cached = cold.tokens(&p);
+        // Three tokens typed since, after the middle token.
+        let mut typing = p.clone();
+        typing.push(seg(SegmentKind::Fixed, 3000..3003));
+        let all = plan(&typing, &cached, &limits(1000, Some(50)));
+        assert!(
+            all.new_tokens() > 30,
+            "the plain plan grows the suffix: {all:?}"
+        );
+        let warm = plan_typing(&typing, &cached, &limits(1000, Some(50)), 3, 8);
+        assert!(warm.new_tokens() <= 3 + 1 + 8, "{warm:?}");
+        assert_eq!(warm.keep[4], all.keep[4], "the prefix the budget keeps");
+        assert!(warm.keep[6].end >= cold.keep[6].end && warm.keep[6].end < all.keep[6].end);
+        assert!(!warm.over_budget);
+        // Cold (nothing cached), the typing plan would cut the prefix: the plain plan.
+        assert_eq!(
+            plan_typing(&typing, &[], &limits(1000, Some(50)), 3, 8),
+            plan(&typing, &[], &limits(1000, Some(50)))
+        );
+        // Nothing typed, or no budget: the plain plan.
+        assert_eq!(
+            plan_typing(&typing, &cached, &limits(1000, Some(50)), 0, 8),
+            all
+        );
+        let free = limits(1000, None);
+        assert_eq!(
+            plan_typing(&typing, &cached, &free, 3, 8),
+            plan(&typing, &cached, &free)
+        );
     }
 
     #[test]

@@ -138,7 +138,20 @@ impl Worker<'_> {
             min_suffix: suffix_floor.min(cap / 4),
         };
         let cached: &[LlamaToken] = if self.reuse_prefix { &self.cached } else { &[] };
-        let plan = budget::plan(&segments, cached, &limits);
+        // A keystroke while typing at an anchor: its typed tokens and a little growth.
+        let typed: usize = part_at
+            .iter()
+            .zip(&prompt.roles)
+            .filter(|(_, r)| **r == PartRole::Middle)
+            .map(|((_, r), _)| r.len())
+            .sum();
+        let plan = budget::plan_typing(
+            &segments,
+            cached,
+            &limits,
+            typed,
+            budget::TYPING_GROWTH_TOKENS,
+        );
         let tokens = plan.tokens(&segments);
         let max_tokens = match (budget, speed) {
             (Some(b), Some(s)) => {
@@ -210,12 +223,7 @@ impl Worker<'_> {
             parts.push(part);
             roles.push(*role);
         }
-        report.middle_tokens = part_at
-            .iter()
-            .zip(&prompt.roles)
-            .filter(|(_, r)| **r == PartRole::Middle)
-            .map(|((_, r), _)| r.len() as u32)
-            .sum();
+        report.middle_tokens = typed as u32;
         prompt.parts = parts;
         prompt.roles = roles;
         prompt.info.prompt_sha256 = template::sha256_hex(prompt.text().as_bytes());
