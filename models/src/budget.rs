@@ -344,11 +344,32 @@ pub fn plan_typing<T: PartialEq>(
         .iter()
         .zip(typing.keep.iter().zip(&plain.keep))
         .all(|(s, (a, b))| s.kind == SegmentKind::Suffix || a == b);
-    if same_head && !typing.over_budget {
-        typing
-    } else {
-        plain
+    if !same_head || typing.over_budget {
+        return plain;
     }
+    // Growth stops at the first line end that does not fit: a line longer than the growth
+    // would stop the suffix for good. Grow into it by tokens; the next keystroke goes on
+    // from there (what this one adds, the cache holds then).
+    let mut typing = typing;
+    if let Some(si) = segments.iter().position(|s| s.kind == SegmentKind::Suffix) {
+        let mut keep = typing.keep.clone();
+        while keep[si].end < plain.keep[si].end {
+            keep[si].end += 1;
+            let (total, common) = measure(segments, &keep, cached);
+            if total - common > tight || total > limits.cap {
+                keep[si].end -= 1;
+                break;
+            }
+        }
+        let (total, common) = measure(segments, &keep, cached);
+        typing = Plan {
+            keep,
+            total,
+            cached: common,
+            over_budget: false,
+        };
+    }
+    typing
 }
 
 #[cfg(test)]
@@ -475,6 +496,17 @@ mod tests {
         assert_eq!(warm.keep[4], all.keep[4], "the prefix the budget keeps");
         assert!(warm.keep[6].end >= cold.keep[6].end && warm.keep[6].end < all.keep[6].end);
         assert!(!warm.over_budget);
+        // Lines longer than the growth (one line of 40 tokens): it grows into the line.
+        let mut long = typing.clone();
+        long[6].cuts.clear();
+        let cold_long = plan(&long[..8], &[], &limits(1000, Some(50)));
+        let cached_long = cold_long.tokens(&long[..8]);
+        let warm = plan_typing(&long, &cached_long, &limits(1000, Some(50)), 3, 8);
+        assert!(
+            warm.keep[6].end > cold_long.keep[6].end,
+            "{cold_long:?} {warm:?}"
+        );
+        assert!(warm.new_tokens() <= 3 + 1 + 8, "{warm:?}");
         // Cold (nothing cached), the typing plan would cut the prefix: the plain plan.
         assert_eq!(
             plan_typing(&typing, &[], &limits(1000, Some(50)), 3, 8),
