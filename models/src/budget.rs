@@ -317,8 +317,8 @@ pub const TYPING_GROWTH_TOKENS: usize = 32;
 /// budget's worth of new tokens on every keystroke (growing the suffix the first cold
 /// request cut), so each one would take about the budget. Here a keystroke spends its
 /// typed tokens and at most `growth` more, so the suffix grows back a little per
-/// keystroke; used only when that keeps the prefix and context [`plan`] keeps (the cache
-/// holds them), else [`plan`]'s.
+/// keystroke; used only where the cache holds everything before the suffix (the
+/// keystrokes before evaluated it), else [`plan`]'s.
 pub fn plan_typing<T: PartialEq>(
     segments: &[Segment<T>],
     cached: &[T],
@@ -340,11 +340,17 @@ pub fn plan_typing<T: PartialEq>(
             ..*limits
         },
     );
-    let same_head = segments
+    // Only where the cache holds the head (everything before the suffix) of the typing
+    // plan: cold, it would cut the prefix to fit; warm, it keeps the head the cache has
+    // even where the plain plan would evaluate the whole prompt again for a few more
+    // tokens of prefix.
+    let head: usize = segments
         .iter()
-        .zip(typing.keep.iter().zip(&plain.keep))
-        .all(|(s, (a, b))| s.kind == SegmentKind::Suffix || a == b);
-    if !same_head || typing.over_budget {
+        .zip(&typing.keep)
+        .take_while(|(s, _)| s.kind != SegmentKind::Suffix)
+        .map(|(_, k)| k.len())
+        .sum();
+    if typing.cached < head || typing.over_budget {
         return plain;
     }
     // Growth stops at the first line end that does not fit: a line longer than the growth
@@ -493,9 +499,16 @@ mod tests {
         );
         let warm = plan_typing(&typing, &cached, &limits(1000, Some(50)), 3, 8);
         assert!(warm.new_tokens() <= 3 + 1 + 8, "{warm:?}");
-        assert_eq!(warm.keep[4], all.keep[4], "the prefix the budget keeps");
+        assert_eq!(warm.keep[4], cold.keep[4], "the prefix the cache holds");
         assert!(warm.keep[6].end >= cold.keep[6].end && warm.keep[6].end < all.keep[6].end);
         assert!(!warm.over_budget);
+        // A budget that would now take a longer prefix (evaluating the whole prompt again)
+        // keeps the prefix the cache holds.
+        let wide = plan(&typing, &cached, &limits(1000, Some(200)));
+        assert!(wide.keep[4].len() > cold.keep[4].len(), "{wide:?}");
+        let warm = plan_typing(&typing, &cached, &limits(1000, Some(200)), 3, 8);
+        assert_eq!(warm.keep[4], cold.keep[4]);
+        assert!(warm.new_tokens() <= 3 + 1 + 8, "{warm:?}");
         // Lines longer than the growth (one line of 40 tokens): it grows into the line.
         let mut long = typing.clone();
         long[6].cuts.clear();
