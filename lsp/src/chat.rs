@@ -156,6 +156,7 @@ impl CairnServer {
             "sources": a.sources,
             "sourcesError": a.sources_error,
             "model": {"name": a.model.name, "origin": a.model.origin, "modelId": a.model.model_id},
+            "stopReason": a.stop_reason,
             // From the response cache: {fromRecord, at} of the original answer.
             "cached": a.cached,
         })
