@@ -132,9 +132,15 @@ fn a_repeated_question_is_answered_from_the_cache_with_a_note_unless_no_cache() 
     // Printed: the answer, and one line that says where it came from.
     let (out, note) = ask(&[]);
     assert_eq!(out.trim(), first["answer"].as_str().unwrap().trim());
-    let note: Vec<&str> = note.lines().filter(|l| l.contains("from the cache")).collect();
+    let note: Vec<&str> = note
+        .lines()
+        .filter(|l| l.contains("from the cache"))
+        .collect();
     assert_eq!(note.len(), 1, "{note:?}");
-    assert!(note[0].contains(record) && note[0].contains("--no-cache"), "{note:?}");
+    assert!(
+        note[0].contains(record) && note[0].contains("--no-cache"),
+        "{note:?}"
+    );
     let (again, _) = ask(&["--json"]);
     let again: serde_json::Value = serde_json::from_str(&again).unwrap();
     assert_eq!(again["cached"]["fromRecord"], record, "{again}");
