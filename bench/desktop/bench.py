@@ -111,7 +111,9 @@ class Bench:
         for d in ("xdg-data", "keys", "home"):
             (data / d).mkdir(parents=True)
         config = data / "config.toml"
-        config.write_text("")  # the embedded default model, as a new user has it
+        # The embedded default model, as a new user has it; the response cache off, or every
+        # round after the first would time the cache instead of the model.
+        config.write_text("[chat]\ncache = false\n")
         self.env = {
             **os.environ,
             "CAIRN_CONFIG": str(config),

@@ -14,8 +14,9 @@ use anyhow::{Context, Result};
 use std::sync::Arc;
 
 use cairn_engine::{
-    CancellationToken, ChatAnswer, ChatTurn, CompleteRequest, CompletionOptions, Config, Fallback,
-    IndexState, ModelIdentity, Position, StreamEvent, Trigger, Usage, Workspace, WorkspaceOptions,
+    CachedAnswer, CancellationToken, ChatAnswer, ChatTurn, CompleteRequest, CompletionOptions,
+    Config, Fallback, IndexState, ModelIdentity, Position, StreamEvent, Trigger, Usage, Workspace,
+    WorkspaceOptions,
 };
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
@@ -51,6 +52,10 @@ enum Command {
         /// Print the answer and its metadata (model, usage) as JSON.
         #[arg(long)]
         json: bool,
+        /// Ask the model even when the response cache holds an answer to the same
+        /// question over the same sources (`[chat] cache = false` turns the cache off).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Complete the code at a position of a file, as an editor would ask.
     Complete {
@@ -296,10 +301,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             question,
             max_tokens,
             json,
+            no_cache,
         } => {
             let ws = open_workspace(cli.repo)?;
             let rt = runtime()?;
-            rt.block_on(chat(ws, question.join(" "), max_tokens, json))
+            let opts = AskOptions {
+                max_tokens,
+                no_cache,
+            };
+            rt.block_on(chat(ws, question.join(" "), opts, json))
         }
         Command::Complete {
             file,
@@ -412,6 +422,21 @@ fn printer(
     (tx, task)
 }
 
+/// How each question of a `cairn chat` session is asked.
+#[derive(Clone, Copy)]
+struct AskOptions {
+    max_tokens: u32,
+    no_cache: bool,
+}
+
+/// The one-line note of an answer from the response cache.
+fn cached_note(model: &ModelIdentity, c: &CachedAnswer) -> String {
+    format!(
+        "[{} ({:?}) · from the cache: the same question over the same sources was answered at {} (record {}); --no-cache asks the model again]",
+        model.name, model.origin, c.at, c.from_record
+    )
+}
+
 fn report(model: &ModelIdentity, u: &Usage, fallback: Option<&Fallback>) {
     let fallback = fallback
         .map(|f| format!(", fallback from {} ({})", f.from, f.reason))
@@ -432,14 +457,14 @@ fn report(model: &ModelIdentity, u: &Usage, fallback: Option<&Fallback>) {
 async fn chat(
     ws: Arc<Workspace>,
     question: String,
-    max_tokens: u32,
+    opts: AskOptions,
     json: bool,
 ) -> Result<ExitCode> {
     let mut conversation: Option<String> = None;
     if !question.trim().is_empty() {
         // One question: answer it over the whole index.
         wait_for_index(&ws).await;
-        let a = ask(&ws, &mut conversation, &question, max_tokens, !json).await?;
+        let a = ask(&ws, &mut conversation, &question, opts, !json).await?;
         if json {
             println!("{}", serde_json::to_string_pretty(&a)?);
         }
@@ -480,7 +505,7 @@ async fn chat(
         if q == "/exit" || q == "/quit" {
             break;
         }
-        match ask(&ws, &mut conversation, q, max_tokens, true).await {
+        match ask(&ws, &mut conversation, q, opts, true).await {
             Ok(_) => {}
             // A failed turn is reported and the session goes on.
             Err(e) => eprintln!("cairn: {e:#}"),
@@ -493,7 +518,7 @@ async fn ask(
     ws: &Workspace,
     conversation: &mut Option<String>,
     q: &str,
-    max_tokens: u32,
+    opts: AskOptions,
     stream: bool,
 ) -> Result<ChatAnswer> {
     let cancel = CancellationToken::new();
@@ -509,7 +534,8 @@ async fn ask(
     let turn = ChatTurn {
         question: q.to_string(),
         conversation: conversation.clone(),
-        max_tokens: Some(max_tokens),
+        max_tokens: Some(opts.max_tokens),
+        no_cache: opts.no_cache,
         ..Default::default()
     };
     let result = ws.chat(turn, Some(tx), cancel).await;
@@ -531,7 +557,10 @@ async fn ask(
                 e.record_id
             );
         }
-        report(&a.model, &a.usage, a.fallback.as_ref());
+        match &a.cached {
+            Some(c) => eprintln!("{}", cached_note(&a.model, c)),
+            None => report(&a.model, &a.usage, a.fallback.as_ref()),
+        }
     }
     Ok(a)
 }

@@ -102,6 +102,57 @@ fn chat_streams_an_answer_and_keeps_serving_after_a_bad_turn() {
 }
 
 #[test]
+fn a_repeated_question_is_answered_from_the_cache_with_a_note_unless_no_cache() {
+    let r = repo();
+    // `tiny` answers this question whole, fast (an answer cut by the token limit is not
+    // cached).
+    std::fs::write(
+        r.path().join("user-config.toml"),
+        "[routing]\ncomplete = \"tiny\"\nchat = \"tiny\"\n",
+    )
+    .unwrap();
+    let q = "What does fibonacci return? Answer in one short sentence.";
+    let ask = |extra: &[&str]| {
+        let out = cairn(r.path())
+            .args(["chat", "--max-tokens", "128"])
+            .args(extra)
+            .arg(q)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        (String::from_utf8_lossy(&out.stdout).to_string(), stderr)
+    };
+    let (first, _) = ask(&["--json"]);
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["stopReason"]["kind"], "end_of_generation", "{first}");
+    assert!(first["cached"].is_null());
+    let record = first["recordId"].as_str().unwrap();
+
+    // Printed: the answer, and one line that says where it came from.
+    let (out, note) = ask(&[]);
+    assert_eq!(out.trim(), first["answer"].as_str().unwrap().trim());
+    let note: Vec<&str> = note
+        .lines()
+        .filter(|l| l.contains("from the cache"))
+        .collect();
+    assert_eq!(note.len(), 1, "{note:?}");
+    assert!(
+        note[0].contains(record) && note[0].contains("--no-cache"),
+        "{note:?}"
+    );
+    let (again, _) = ask(&["--json"]);
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["cached"]["fromRecord"], record, "{again}");
+    assert_eq!(again["usage"]["generated_tokens"], 0);
+
+    // --no-cache: the model answers again, and says how.
+    let (_, report) = ask(&["--no-cache"]);
+    assert!(!report.contains("from the cache"), "{report}");
+    assert!(report.contains("generated"), "{report}");
+}
+
+#[test]
 fn bad_input_gets_one_line_errors() {
     let r = repo();
     let run = |args: &[&str]| {

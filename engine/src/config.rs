@@ -17,6 +17,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// Completion settings (`[completion]`).
     pub completion: CompletionConfig,
+    /// Chat settings (`[chat]`).
+    pub chat: ChatConfig,
     /// What a suggestion that reproduces third-party code does: `"show"` (default),
     /// `"block"` (withheld; the record says so) or `"off"`.
     pub references: Option<crate::ReferencePolicy>,
@@ -36,6 +38,34 @@ pub struct CompletionConfig {
     /// Warm the local model for the place the cursor rests at, in the background, so the
     /// completion there is fast (default true).
     pub prefill: Option<bool>,
+}
+
+/// `[chat]`: what a user may tune about chat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Answer a question asked again (same sources, conversation, model and settings)
+    /// from the response cache instead of the model (default true). `cairn chat
+    /// --no-cache` asks the model anyway for one question.
+    pub cache: Option<bool>,
+    /// Answers the cache keeps at most (default 512; the oldest go first).
+    pub cache_max_entries: Option<usize>,
+    /// Bytes the cache file may take at most (default 8 MiB; the oldest go first).
+    pub cache_max_bytes: Option<u64>,
+}
+
+impl ChatConfig {
+    pub(crate) fn apply(&self, o: &mut crate::ChatCacheOptions) {
+        if let Some(on) = self.cache {
+            o.enabled = on;
+        }
+        if let Some(n) = self.cache_max_entries {
+            o.max_entries = n;
+        }
+        if let Some(n) = self.cache_max_bytes {
+            o.max_bytes = n;
+        }
+    }
 }
 
 impl Config {

@@ -23,7 +23,10 @@ pub use agent::{
     redact_lines, AgentChange, AgentEdit, BlameLine, FileLines, RecordedAgentEdit, RecordedChange,
     MAX_AGENT_CHANGES, MAX_AGENT_CHANGE_LINES, MAX_AGENT_FILE_BYTES,
 };
-pub use chat::{ChatKind, ChatKindInfo, Citation, CitationMark, EditTarget, Source, CHAT_KINDS};
+pub use chat::{
+    ChatCacheOptions, ChatKind, ChatKindInfo, Citation, CitationMark, EditTarget, Source,
+    CHAT_KINDS,
+};
 pub use completion::{BudgetFacts, CompletionOptions, Window, DEFAULT_LATENCY_BUDGET_MS};
 pub use config::Config;
 pub use index::{IndexWatch, RepoIndex};
@@ -39,9 +42,9 @@ pub use references::{
 };
 pub use types::*;
 pub use workspace::{
-    AcceptedReference, ChatAnswer, ChatTurn, CompleteRequest, Completion, ContextChoice,
-    IndexState, LedgerStatus, ProposedEdit, Status, Suggestion, Timings, Trigger, WithheldEdit,
-    Workspace, WorkspaceOptions,
+    AcceptedReference, CachedAnswer, ChatAnswer, ChatTurn, CompleteRequest, Completion,
+    ContextChoice, IndexState, LedgerStatus, ProposedEdit, Status, Suggestion, Timings, Trigger,
+    WithheldEdit, Workspace, WorkspaceOptions,
 };
 
 /// Every failure an operation reports, with a message a person can act on.

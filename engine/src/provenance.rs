@@ -306,12 +306,18 @@ fn summarise(path: Option<&Path>, recent: usize) -> LedgerSummary {
                 .cloned();
         }
         if let Some((m, _)) = &model {
-            let d = out.by_model.entry(m.clone()).or_default();
-            match kind {
-                EventKind::Suggested => d.suggested += 1,
-                EventKind::Accepted => d.accepted += 1,
-                EventKind::Rejected => d.rejected += 1,
-                _ => {}
+            // Chat answers (`answered`) are not suggestions: they are never decided on.
+            let counted = matches!(
+                kind,
+                EventKind::Suggested | EventKind::Accepted | EventKind::Rejected
+            );
+            if counted {
+                let d = out.by_model.entry(m.clone()).or_default();
+                match kind {
+                    EventKind::Suggested => d.suggested += 1,
+                    EventKind::Accepted => d.accepted += 1,
+                    _ => d.rejected += 1,
+                }
             }
         }
         let lines = r.location.as_ref().and_then(|l| l.ranges.first());

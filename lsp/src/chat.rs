@@ -27,6 +27,9 @@ pub struct ChatParams {
     pub kind: Option<String>,
     #[serde(default)]
     pub max_tokens: Option<u32>,
+    /// Ask the model even when the response cache holds an answer.
+    #[serde(default)]
+    pub no_cache: bool,
     #[serde(default)]
     pub partial_result_token: Option<ProgressToken>,
 }
@@ -70,6 +73,7 @@ impl CairnServer {
             range: params.range.map(text_range),
             kind,
             max_tokens: params.max_tokens,
+            no_cache: params.no_cache,
         };
         let answer = self
             .run_chat(&ws, turn, params.partial_result_token)
@@ -143,6 +147,7 @@ impl CairnServer {
             .collect();
         json!({
             "conversationId": a.conversation_id,
+            "recordId": a.record_id,
             "answer": a.answer,
             "citations": citations,
             "citationMarks": a.citation_marks,
@@ -151,6 +156,9 @@ impl CairnServer {
             "sources": a.sources,
             "sourcesError": a.sources_error,
             "model": {"name": a.model.name, "origin": a.model.origin, "modelId": a.model.model_id},
+            "stopReason": a.stop_reason,
+            // From the response cache: {fromRecord, at} of the original answer.
+            "cached": a.cached,
         })
     }
 
@@ -184,6 +192,7 @@ impl CairnServer {
             range: Some(text_range(a.range)),
             kind,
             max_tokens: None,
+            no_cache: false,
         };
         let answer = self.run_chat(&ws, turn, None).await;
         if let Some(p) = progress {

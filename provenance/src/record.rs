@@ -221,6 +221,18 @@ pub enum Event {
         lines: Vec<LineState>,
         vanished: bool,
     },
+    /// The assistant answered a chat turn with `output` (before the answer returns to
+    /// the person). `edits` are the `suggested` records of the edits the answer proposed;
+    /// `cached_from` is the `answered` record of the earlier answer this one repeats from
+    /// the response cache (no model ran).
+    Answered {
+        generator: Generator,
+        input: InputFacts,
+        output: String,
+        base_commit: Option<String>,
+        edits: Vec<RecordId>,
+        cached_from: Option<RecordId>,
+    },
     /// A commit was attributed (written by `attest`).
     Committed {
         commit: String,
@@ -236,6 +248,7 @@ impl Event {
             Event::Accepted { .. } => "accepted",
             Event::Rejected { .. } => "rejected",
             Event::Edited { .. } => "edited",
+            Event::Answered { .. } => "answered",
             Event::Committed { .. } => "committed",
         }
     }
@@ -284,33 +297,11 @@ pub(crate) fn event_body(
             references,
             withheld,
         } => {
-            let mut commitment = Vec::with_capacity(16 + input.prompt.len());
-            commitment.extend_from_slice(&salt);
-            commitment.extend_from_slice(input.prompt.as_bytes());
-            let mut inp = serde_json::json!({
-                "mode": input.mode,
-                "templateDigest": input.template_digest,
-                "promptCommitment": {
-                    "algorithm": "sha256(salt||prompt)",
-                    "salt": hex::encode(salt),
-                    "digest": sha256_hex(&commitment),
-                },
-                "context": input.context,
-            });
-            if !input.redactions.is_empty() {
-                inp["redactions"] = serde_json::to_value(&input.redactions).unwrap_or_default();
-            }
-            if let Some(b) = &input.budget {
-                inp["budget"] = b.clone();
-            }
-            if input.store_prompt {
-                inp["prompt"] = Value::String(input.prompt.clone());
-            }
             p.insert(
                 "generator".into(),
                 serde_json::to_value(generator).unwrap_or_default(),
             );
-            p.insert("input".into(), inp);
+            p.insert("input".into(), input_json(input, salt));
             let digest = sha256_hex(output.as_bytes());
             let mut out =
                 serde_json::json!({"digest": digest, "lines": split_lines(output).count()});
@@ -367,6 +358,40 @@ pub(crate) fn event_body(
             );
             vec![record_subject(record_id)]
         }
+        Event::Answered {
+            generator,
+            input,
+            output,
+            base_commit,
+            edits,
+            cached_from,
+        } => {
+            p.insert(
+                "generator".into(),
+                serde_json::to_value(generator).unwrap_or_default(),
+            );
+            p.insert("input".into(), input_json(input, salt));
+            let digest = sha256_hex(output.as_bytes());
+            p.insert(
+                "output".into(),
+                serde_json::json!({"digest": digest, "lines": split_lines(output).count()}),
+            );
+            p.insert("repo".into(), repo.into());
+            p.insert("baseCommit".into(), base_commit.clone().into());
+            p.insert(
+                "edits".into(),
+                edits
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+            // Present only on an answer from the cache, so other answers keep one form.
+            if let Some(from) = cached_from {
+                p.insert("cachedFrom".into(), from.to_string().into());
+            }
+            vec![Subject::new("answer", "sha256", digest)]
+        }
         Event::Committed {
             commit,
             note_digest,
@@ -392,6 +417,35 @@ pub(crate) fn event_body(
     (subject, p)
 }
 
+/// The `input` of a record that carries a prompt: its mode, template, the salted
+/// commitment to the prompt (the prompt itself only when the user opted in), context,
+/// redactions and budget.
+fn input_json(input: &InputFacts, salt: [u8; 16]) -> Value {
+    let mut commitment = Vec::with_capacity(16 + input.prompt.len());
+    commitment.extend_from_slice(&salt);
+    commitment.extend_from_slice(input.prompt.as_bytes());
+    let mut inp = serde_json::json!({
+        "mode": input.mode,
+        "templateDigest": input.template_digest,
+        "promptCommitment": {
+            "algorithm": "sha256(salt||prompt)",
+            "salt": hex::encode(salt),
+            "digest": sha256_hex(&commitment),
+        },
+        "context": input.context,
+    });
+    if !input.redactions.is_empty() {
+        inp["redactions"] = serde_json::to_value(&input.redactions).unwrap_or_default();
+    }
+    if let Some(b) = &input.budget {
+        inp["budget"] = b.clone();
+    }
+    if input.store_prompt {
+        inp["prompt"] = Value::String(input.prompt.clone());
+    }
+    inp
+}
+
 fn record_subject(id: &RecordId) -> Subject {
     Subject::new(
         format!("cairn:record/{id}"),
@@ -408,6 +462,7 @@ pub enum EventKind {
     Accepted,
     Rejected,
     Edited,
+    Answered,
     Committed,
     /// A kind this version does not know (a newer writer's).
     #[serde(other)]
@@ -421,6 +476,7 @@ impl EventKind {
             EventKind::Accepted => "accepted",
             EventKind::Rejected => "rejected",
             EventKind::Edited => "edited",
+            EventKind::Answered => "answered",
             EventKind::Committed => "committed",
             EventKind::Unknown => "unknown",
         }
@@ -509,6 +565,11 @@ pub struct Record {
     pub decision: Option<RecordedDecision>,
     pub location: Option<RecordedLocation>,
     pub span: Option<RecordedSpan>,
+    /// `answered`: the commit the repository was at, the `suggested` records of the edits
+    /// the answer proposed, and the earlier answer a cached one repeats.
+    pub base_commit: Option<String>,
+    pub edits: Vec<String>,
+    pub cached_from: Option<String>,
     /// `committed`: the commit, the note's digest and the records it drew on.
     pub commit: Option<String>,
     pub note_digest: Option<String>,

@@ -248,6 +248,34 @@ async def test_chat_streams_deltas_that_add_up_to_the_answer(session, ws):
     assert "".join(session.deltas.get(7, [])) == again["answer"], (session.deltas.get(7), again["answer"])
 
 
+async def test_a_repeated_chat_question_is_answered_from_the_cache_unless_no_cache(session, ws):
+    open_calc(session, ws)
+    # The same sources both times: the index settled before the first question.
+    for _ in range(600):
+        if (await status(session))["index"]["state"] == "ready":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"the index did not get ready: {await status(session)}")
+    params = {"question": "What does the function add in calc.py return? Answer in one short sentence.", "maxTokens": 256}
+    first = await session.request("cairn/chat", {**params, "partialResultToken": "first"}, timeout=180)
+    # Only a whole answer is kept: one the model ended itself.
+    assert first["stopReason"]["kind"] in ("end_of_generation", "stop_string"), first
+    assert first["cached"] is None, first
+    again = await session.request("cairn/chat", {**params, "partialResultToken": "again"}, timeout=60)
+    assert again["cached"] and again["cached"]["fromRecord"] == first["recordId"], (first["sources"], again)
+    assert again["answer"] == first["answer"]
+    # Streaming clients still get the text.
+    assert "".join(session.deltas.get("again", [])).strip() == again["answer"], session.deltas.get("again")
+    fresh = await session.request("cairn/chat", {**params, "noCache": True}, timeout=180)
+    assert fresh["cached"] is None, fresh
+    ledger = (await status(session))["ledger"]["path"]
+    answered = {e["recordId"]: e for e in support.ledger_events(ledger) if e["event"] == "answered"}
+    assert answered[again["recordId"]]["cachedFrom"] == first["recordId"], support.summarise(list(answered.values()))
+    assert answered[again["recordId"]]["input"]["mode"] == "chat"
+    assert "cachedFrom" not in answered[first["recordId"]] and "cachedFrom" not in answered[fresh["recordId"]]
+
+
 async def test_a_cancelled_request_answers_request_cancelled(session, ws):
     open_calc(session, ws)
     msg_id = f"cancel-me-{uuid.uuid4().hex[:8]}"

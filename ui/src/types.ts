@@ -177,6 +177,10 @@ export interface ChatView {
     tokensPerS: number;
   };
   fallbackFrom: string | null;
+  /** The answer's `answered` ledger record. */
+  recordId?: string;
+  /** Set when the answer came from the response cache: the original answer's record and when it was given. */
+  cached?: { fromRecord: string; at: string } | null;
 }
 
 export interface Lines {

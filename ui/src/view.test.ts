@@ -105,4 +105,27 @@ describe("the window's regions", () => {
     renderTranscript(s);
     expect(document.querySelector('.edit[data-record="r3"] .references')).toBeNull();
   });
+
+  it("says when an answer came from the response cache, naming the original answer's record", () => {
+    const answer: ChatView = {
+      requestId: "cache-1", conversationId: "c-1", answer: "It returns a + b.", citations: [], citationMarks: [], sources: [], sourcesError: null,
+      edits: [], withheld: [], model, firstTokenMs: 3, totalMs: 40,
+      usage: { promptTokens: 0, reusedPromptTokens: 0, generatedTokens: 0, modelFirstTokenMs: null, tokensPerS: 0 }, fallbackFrom: null,
+      recordId: "0192a3b4-0000-7000-8000-000000000009",
+      cached: { fromRecord: "0192a3b4-0000-7000-8000-000000000001", at: "2026-12-07T14:00:00Z" },
+    };
+    let s = reduce(initialState, { type: "opened", status: status({ state: "off", socket: "", pid: null, sessions: 0, message: "" }) });
+    s = reduce(s, { type: "ask", requestId: "cache-1", question: "what does add return?", kind: "ask", selection: null });
+    s = reduce(s, { type: "answered", answer });
+    renderTranscript(s);
+    const note = document.querySelector<HTMLElement>(".meta .cached")!;
+    expect(note.textContent).toBe(" · from the cache (the same question over the same sources, answered 2026-12-07T14:00:00Z)");
+    expect(note.title).toContain("0192a3b4-0000-7000-8000-000000000001");
+
+    // A fresh answer has no such note.
+    s = reduce(s, { type: "ask", requestId: "cache-2", question: "again", kind: "ask", selection: null });
+    s = reduce(s, { type: "answered", answer: { ...answer, requestId: "cache-2", cached: null } });
+    renderTranscript(s);
+    expect(document.querySelectorAll(".meta .cached").length).toBe(1);
+  });
 });

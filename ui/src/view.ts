@@ -354,6 +354,13 @@ function renderAssistant(s: State, m: AssistantMessage): HTMLElement {
         { class: "meta" },
         modelBadge(a.model),
         a.fallbackFrom ? ` · answered by the fallback (${a.fallbackFrom} failed)` : "",
+        a.cached
+          ? h(
+              "span",
+              { class: "cached", title: `the original answer's record: ${a.cached.fromRecord}` },
+              ` · from the cache (the same question over the same sources, answered ${a.cached.at})`,
+            )
+          : null,
         ` · first token ${a.firstTokenMs !== null ? Math.round(a.firstTokenMs) + " ms" : "–"} · ${(a.totalMs / 1000).toFixed(1)} s`,
         a.usage.promptTokens === 0
           ? null

@@ -769,6 +769,8 @@ fn chat(rt: &tokio::runtime::Runtime, scratch: &Path, a: ChatArgs) -> Result<()>
                 range: None,
                 kind: Default::default(),
                 max_tokens: Some(a.answer_tokens),
+                // Measured: a repeated item must run the model, not the response cache.
+                no_cache: true,
             };
             match rt.block_on(ws.chat(turn, None, CancellationToken::new())) {
                 Ok(ans) => {

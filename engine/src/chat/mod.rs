@@ -2,28 +2,33 @@
 //! (`kinds`) → retrieval (one hit per file, no source over a quarter of the budget) →
 //! the prompt with numbered sources fenced as untrusted data (`prompt`) → redaction when
 //! the route is remote → the streamed answer → citations and proposed edits (`answer`),
-//! each edit with its own `suggested` record, never for a path outside the repository.
+//! each edit with its own `suggested` record, never for a path outside the repository,
+//! and the answer's own `answered` record. A turn asked before (same question, sources,
+//! conversation, model and settings) is answered from the response cache (`cache`).
 
 mod answer;
+mod cache;
 mod kinds;
 mod prompt;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use cairn_models::{ChatMessage, ChatRequest, Generation, Role};
-use cairn_provenance::{ContextSource, Event, InputFacts, Location, Mode};
+use cairn_models::{ChatMessage, ChatRequest, Generation, Role, StreamEvent};
+use cairn_provenance::{ContextSource, Event, InputFacts, Location, Mode, RecordId};
 use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::records::{context_source, generator_of};
 use crate::workspace::Workspace;
 use crate::{
-    redact, CancellationToken, EngineError, Fallback, ModelIdentity, Range, SearchQuery, TokenSink,
-    Usage,
+    redact, CancellationToken, EngineError, Fallback, ModelIdentity, Range, SearchQuery,
+    StopReason, TokenSink, Usage,
 };
 
 pub use answer::{Citation, CitationMark, Source};
+pub(crate) use cache::ChatCache;
+pub use cache::ChatCacheOptions;
 pub use kinds::{ChatKind, ChatKindInfo, EditTarget, CHAT_KINDS};
 
 #[derive(Debug, Clone, Default)]
@@ -36,6 +41,18 @@ pub struct ChatTurn {
     pub range: Option<Range>,
     pub kind: ChatKind,
     pub max_tokens: Option<u32>,
+    /// Ask the model even when the response cache holds an answer (a fresh answer).
+    pub no_cache: bool,
+}
+
+/// Where an answer from the response cache came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedAnswer {
+    /// The `answered` record of the original answer.
+    pub from_record: String,
+    /// When the original answer was given (RFC 3339, UTC).
+    pub at: String,
 }
 
 /// An edit proposed in a chat answer, with its ledger record.
@@ -67,6 +84,8 @@ pub struct WithheldEdit {
 #[serde(rename_all = "camelCase")]
 pub struct ChatAnswer {
     pub conversation_id: String,
+    /// The answer's `answered` ledger record.
+    pub record_id: String,
     pub answer: String,
     pub citations: Vec<Citation>,
     /// Where the citations stand in `answer` (UTF-16 offsets), for front ends to link.
@@ -79,8 +98,12 @@ pub struct ChatAnswer {
     pub sources_error: Option<String>,
     pub model: ModelIdentity,
     pub usage: Usage,
+    /// Why the answer ended (the model's end, the token limit, the loop guard …).
+    pub stop_reason: StopReason,
     /// Set when the configured model failed and the fallback answered.
     pub fallback: Option<Fallback>,
+    /// Set when the answer came from the response cache (no model ran; `usage` is zero).
+    pub cached: Option<CachedAnswer>,
 }
 
 /// Conversations kept at most; the least recently used go first.
@@ -237,7 +260,38 @@ impl Workspace {
         }
         let mut req = ChatRequest::new(messages);
         req.max_tokens = turn.max_tokens.unwrap_or(512);
-        let g = engine.router().chat.chat(req, sink, cancel).await?;
+        // The cache key is built from the messages as they would be with the question's
+        // whitespace normalised, and before redaction (what the model's input depends on).
+        let key =
+            (self.chat_cache.enabled() && !turn.no_cache && req.sampling.is_greedy()).then(|| {
+                let normalised =
+                    prompt::user_turn(&sources, selection, &cache::normalise_question(&question));
+                let keyed = prompt::messages(&history, normalised);
+                cache::key(info.name, &keyed, &engine.chat_model(), &req)
+            });
+        let hit = match &key {
+            Some(k) => self.cached_answer(k.clone()).await,
+            None => None,
+        };
+        let (g, cached) = match hit {
+            Some(entry) => {
+                // No model runs: the answer streams as one piece.
+                if let Some(tx) = &sink {
+                    let _ = tx.send(StreamEvent::Text(entry.generation.text.clone()));
+                }
+                let mut g = entry.generation;
+                g.usage = Usage::default();
+                let cached = CachedAnswer {
+                    from_record: entry.record_id,
+                    at: entry.at,
+                };
+                (g, Some(cached))
+            }
+            None => {
+                let g = engine.router().chat.chat(req.clone(), sink, cancel).await?;
+                (g, None)
+            }
+        };
         let answer = g.text.trim().to_string();
         let (citations, citation_marks) = answer::citations(&answer, &sources);
         let raw = self.proposed_edits(&answer, turn.kind, focus.as_ref());
@@ -254,11 +308,50 @@ impl Workspace {
                 )
             })
             .collect();
-        let (edits, withheld) = self.record_edits(raw, &g, &user, ctx, redactions).await?;
+        let input = InputFacts {
+            mode: Mode::Chat,
+            template_digest: g.prompt.template_sha256.clone(),
+            prompt: user,
+            store_prompt: false,
+            context: ctx,
+            redactions,
+            budget: None,
+        };
+        let base_commit = self.base_commit().await;
+        let (edits, withheld) = self
+            .record_edits(raw, &g, &input, base_commit.clone())
+            .await?;
+        let edit_ids = edits
+            .iter()
+            .map(|e| e.record_id.as_str())
+            .chain(withheld.iter().map(|w| w.record_id.as_str()))
+            .filter_map(|id| id.parse::<RecordId>().ok())
+            .collect();
+        let cached_from = cached
+            .as_ref()
+            .and_then(|c| c.from_record.parse::<RecordId>().ok());
+        let record_id = self
+            .append(vec![Event::Answered {
+                generator: generator_of(&g),
+                input,
+                output: answer.clone(),
+                base_commit,
+                edits: edit_ids,
+                cached_from,
+            }])
+            .await?
+            .remove(0);
+        if let (Some(k), None) = (key, &cached) {
+            if cache::cacheable(&req, &g) {
+                self.keep_answer(cache::CachedEntry::new(k, record_id.to_string(), g.clone()))
+                    .await;
+            }
+        }
         self.conversations
             .push_turn(&conversation_id, question, answer.clone());
         Ok(ChatAnswer {
             conversation_id,
+            record_id: record_id.to_string(),
             answer,
             citations,
             citation_marks,
@@ -268,8 +361,29 @@ impl Workspace {
             sources_error,
             model: g.model.clone(),
             usage: g.usage.clone(),
+            stop_reason: g.stop_reason.clone(),
             fallback: g.fallback.clone(),
+            cached,
         })
+    }
+
+    /// The cached answer under `key`, read off the async runtime.
+    async fn cached_answer(&self, key: String) -> Option<cache::CachedEntry> {
+        let cache = self.chat_cache.clone();
+        tokio::task::spawn_blocking(move || cache.lookup(&key))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps an answer in the response cache; a failure is a warning (the answer stands).
+    async fn keep_answer(&self, entry: cache::CachedEntry) {
+        let cache = self.chat_cache.clone();
+        match tokio::task::spawn_blocking(move || cache.insert(entry)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("the chat answer was not cached: {e}"),
+            Err(e) => tracing::warn!("the chat answer was not cached: {e}"),
+        }
     }
 
     /// The edits an answer proposes: labelled blocks with a target inside the
@@ -323,11 +437,12 @@ impl Workspace {
         &self,
         raw: Vec<(String, Range, String)>,
         g: &Generation,
-        prompt: &str,
-        context: Vec<ContextSource>,
-        redactions: BTreeMap<String, usize>,
+        input: &InputFacts,
+        base_commit: Option<String>,
     ) -> Result<(Vec<ProposedEdit>, Vec<WithheldEdit>), EngineError> {
-        let base_commit = self.base_commit().await;
+        if raw.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
         let refs = self
             .references
             .check_all(raw.iter().map(|(p, _, t)| (p.clone(), t.clone())).collect())
@@ -338,15 +453,7 @@ impl Workspace {
             .zip(&refs)
             .map(|((path, range, new_text), r)| Event::Suggested {
                 generator: generator_of(g),
-                input: InputFacts {
-                    mode: Mode::Chat,
-                    template_digest: g.prompt.template_sha256.clone(),
-                    prompt: prompt.to_string(),
-                    store_prompt: false,
-                    context: context.clone(),
-                    redactions: redactions.clone(),
-                    budget: None,
-                },
+                input: input.clone(),
                 output: new_text.clone(),
                 location: Location {
                     base_commit: base_commit.clone(),

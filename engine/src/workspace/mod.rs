@@ -20,7 +20,7 @@ use std::sync::Arc;
 use cairn_provenance::{Event, Ledger, RecordId};
 use serde::Serialize;
 
-use crate::chat::Conversations;
+use crate::chat::{ChatCache, ChatCacheOptions, Conversations};
 use crate::completion::{CompletionOptions, CompletionState};
 use crate::references::{ReferenceHandle, ReferenceOptions, ReferenceStatus};
 use crate::{
@@ -28,7 +28,7 @@ use crate::{
     RouteChoice,
 };
 
-pub use crate::chat::{ChatAnswer, ChatTurn, ProposedEdit, WithheldEdit};
+pub use crate::chat::{CachedAnswer, ChatAnswer, ChatTurn, ProposedEdit, WithheldEdit};
 pub use crate::completion::{
     CompleteRequest, Completion, ContextChoice, Suggestion, Timings, Trigger,
 };
@@ -54,6 +54,8 @@ pub struct WorkspaceOptions {
     pub no_index: bool,
     /// The reference tracker (third-party code in suggestions).
     pub references: ReferenceOptions,
+    /// The chat response cache.
+    pub chat_cache: ChatCacheOptions,
 }
 
 impl Default for WorkspaceOptions {
@@ -67,6 +69,7 @@ impl Default for WorkspaceOptions {
             watch: true,
             no_index: false,
             references: ReferenceOptions::default(),
+            chat_cache: ChatCacheOptions::default(),
         }
     }
 }
@@ -104,6 +107,7 @@ pub struct Workspace {
     head: HeadCache,
     pub(crate) completions: CompletionState,
     pub(crate) conversations: Conversations,
+    pub(crate) chat_cache: Arc<ChatCache>,
     pub(crate) references: ReferenceHandle,
 }
 
@@ -123,6 +127,7 @@ impl Workspace {
         if let Some(on) = config.completion.prefill {
             options.completion.prefill = on;
         }
+        config.chat.apply(&mut options.chat_cache);
         let models = Engine::open(&config).map_err(|e| e.to_string());
         options.references.apply_config(&config);
         Self::open_with(root, models, options)
@@ -147,6 +152,13 @@ impl Workspace {
             )));
         }
         let ledger = Ledger::open(&root, options.ledger.clone()).map_err(|e| e.to_string());
+        // The response cache sits beside the ledger its answers' records are in.
+        let cache_dir = options
+            .chat_cache
+            .dir
+            .clone()
+            .or_else(|| cairn_provenance::ledger_dir(&root, &options.ledger).ok());
+        let chat_cache = Arc::new(ChatCache::new(cache_dir, options.chat_cache.clone()));
         let index = IndexHandle::new(options.no_index);
         let references = ReferenceHandle::new(options.references.clone());
         let ws = Arc::new(Workspace {
@@ -160,6 +172,7 @@ impl Workspace {
             head: HeadCache::default(),
             completions: CompletionState::default(),
             conversations: Conversations::default(),
+            chat_cache,
             references,
         });
         ws.references.start(&ws.root);

@@ -118,6 +118,7 @@ impl Desktop {
             range,
             kind,
             max_tokens: req.max_tokens,
+            no_cache: req.no_cache,
         };
         let result = ws.chat(turn, Some(tx), cancel).await;
         self.chats.lock().remove(&req.request_id);
@@ -159,6 +160,7 @@ impl Desktop {
         Ok(ChatView {
             request_id: req.request_id,
             conversation_id: answer.conversation_id,
+            record_id: answer.record_id,
             answer: answer.answer,
             citations: answer.citations,
             citation_marks: answer.citation_marks,
@@ -177,6 +179,7 @@ impl Desktop {
                 tokens_per_s: (answer.usage.generation_tokens_per_s() * 10.0).round() / 10.0,
             },
             fallback_from: answer.fallback.as_ref().map(|f| f.from.clone()),
+            cached: answer.cached,
         })
     }
 

@@ -92,6 +92,8 @@ pub struct ChatRequest {
     pub start_line: Option<u32>,
     pub end_line: Option<u32>,
     pub max_tokens: Option<u32>,
+    /// Ask the model even when the response cache holds an answer.
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +135,8 @@ pub struct WithheldEditView {
 pub struct ChatView {
     pub request_id: String,
     pub conversation_id: String,
+    /// The answer's `answered` ledger record.
+    pub record_id: String,
     pub answer: String,
     pub citations: Vec<cairn_engine::Citation>,
     /// Where each citation stands in `answer` (UTF-16 offsets): the window links these.
@@ -150,6 +154,9 @@ pub struct ChatView {
     pub usage: UsageView,
     /// The model that was asked, when another (the fallback) answered.
     pub fallback_from: Option<String>,
+    /// Set when the answer came from the response cache: the original answer's record and
+    /// when it was given.
+    pub cached: Option<cairn_engine::CachedAnswer>,
 }
 
 /// The model's side of a turn.
