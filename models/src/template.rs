@@ -365,6 +365,18 @@ mod tests {
         .with_repo_tokens(["<repo_name>", "<file_sep>", "<filename>"])
     }
 
+    fn codestral() -> VocabTokens {
+        VocabTokens {
+            fim: Some(FimTokens {
+                prefix: "[PREFIX]".into(),
+                suffix: "[SUFFIX]".into(),
+                middle: "[MIDDLE]".into(),
+                family: FimFamily::Codestral,
+            }),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn family_detection() {
         assert_eq!(FimFamily::detect("<fim_prefix>"), FimFamily::StarCoder);
@@ -457,17 +469,8 @@ mod tests {
         // The layout is part of the template's digest: a record tells the two apart.
         let plain = completion_prompt(&starcoder(), &CompletionRequest::new("a", "b"));
         assert_ne!(p.info.template_sha256, plain.info.template_sha256);
-        let codestral = VocabTokens {
-            fim: Some(FimTokens {
-                prefix: "[PREFIX]".into(),
-                suffix: "[SUFFIX]".into(),
-                middle: "[MIDDLE]".into(),
-                family: FimFamily::Codestral,
-            }),
-            ..Default::default()
-        };
         assert_eq!(
-            completion_prompt(&codestral, &req).text(),
+            completion_prompt(&codestral(), &req).text(),
             "[SUFFIX]\n\nprint(add(1, 2))\n[PREFIX]def add(a, b):\n    return a"
         );
         // Without FIM (and so through remote `/completions`), it follows the prefix.
@@ -480,16 +483,7 @@ mod tests {
 
     #[test]
     fn codestral_is_suffix_first() {
-        let vocab = VocabTokens {
-            fim: Some(FimTokens {
-                prefix: "[PREFIX]".into(),
-                suffix: "[SUFFIX]".into(),
-                middle: "[MIDDLE]".into(),
-                family: FimFamily::Codestral,
-            }),
-            ..Default::default()
-        };
-        let p = completion_prompt(&vocab, &CompletionRequest::new("a = ", "\nb = a"));
+        let p = completion_prompt(&codestral(), &CompletionRequest::new("a = ", "\nb = a"));
         assert_eq!(p.text(), "[SUFFIX]\nb = a[PREFIX]a = ");
     }
 
