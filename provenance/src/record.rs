@@ -297,14 +297,7 @@ pub(crate) fn event_body(
             references,
             withheld,
         } => {
-            p.insert(
-                "generator".into(),
-                serde_json::to_value(generator).unwrap_or_default(),
-            );
-            p.insert("input".into(), input_json(input, salt));
-            let digest = sha256_hex(output.as_bytes());
-            let mut out =
-                serde_json::json!({"digest": digest, "lines": split_lines(output).count()});
+            let (digest, mut out) = put_generation(&mut p, generator, input, output, salt);
             // Present only when there is something to say, so records without matches
             // keep their earlier form.
             if !references.is_empty() {
@@ -366,16 +359,8 @@ pub(crate) fn event_body(
             edits,
             cached_from,
         } => {
-            p.insert(
-                "generator".into(),
-                serde_json::to_value(generator).unwrap_or_default(),
-            );
-            p.insert("input".into(), input_json(input, salt));
-            let digest = sha256_hex(output.as_bytes());
-            p.insert(
-                "output".into(),
-                serde_json::json!({"digest": digest, "lines": split_lines(output).count()}),
-            );
+            let (digest, out) = put_generation(&mut p, generator, input, output, salt);
+            p.insert("output".into(), out);
             p.insert("repo".into(), repo.into());
             p.insert("baseCommit".into(), base_commit.clone().into());
             p.insert(
@@ -415,6 +400,26 @@ pub(crate) fn event_body(
         }
     };
     (subject, p)
+}
+
+/// The parts a `suggested` and an `answered` record share: `generator` and `input` go
+/// into `p`; returns the output's digest and its `output` object (digest, lines), which
+/// the caller completes and inserts.
+fn put_generation(
+    p: &mut serde_json::Map<String, Value>,
+    generator: &Generator,
+    input: &InputFacts,
+    output: &str,
+    salt: [u8; 16],
+) -> (String, Value) {
+    p.insert(
+        "generator".into(),
+        serde_json::to_value(generator).unwrap_or_default(),
+    );
+    p.insert("input".into(), input_json(input, salt));
+    let digest = sha256_hex(output.as_bytes());
+    let out = serde_json::json!({"digest": digest, "lines": split_lines(output).count()});
+    (digest, out)
 }
 
 /// The `input` of a record that carries a prompt: its mode, template, the salted
