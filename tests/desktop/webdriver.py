@@ -19,19 +19,32 @@ class WebDriverError(RuntimeError):
 
 
 class Element:
-    def __init__(self, driver: "Driver", eid: str, selector: str):
+    def __init__(self, driver: "Driver", eid: str, selector: str, unique: bool = False):
         self.driver = driver
         self.id = eid
         self.selector = selector
+        # Found alone by its selector (not one of find_all's): it can be found again.
+        self.unique = unique
 
     def _url(self, tail: str = "") -> str:
         return f"/element/{self.id}{tail}"
 
     def click(self) -> "Element":
+        try:
+            self._click()
+        except WebDriverError as e:
+            # The view re-rendered between finding and clicking (a status update redraws
+            # a panel): the same selector names the element again.
+            if not (self.unique and "stale element" in str(e)):
+                raise
+            self.id = self.driver.find(self.selector).id
+            self._click()
+        return self
+
+    def _click(self) -> None:
         # Inside a scrolled panel the element may sit outside the viewport.
         self.driver.js("arguments[0].scrollIntoView({block: 'center'});", {ELEMENT: self.id})
         self.driver.cmd("POST", self._url("/click"), {})
-        return self
 
     def type(self, text: str) -> "Element":
         self.driver.cmd("POST", self._url("/value"), {"text": text})
@@ -107,7 +120,7 @@ class Driver:
 
     def find(self, css: str) -> Element:
         v = self.cmd("POST", "/element", {"using": "css selector", "value": css})
-        return Element(self, v[ELEMENT], css)
+        return Element(self, v[ELEMENT], css, unique=True)
 
     def find_all(self, css: str) -> list[Element]:
         vs = self.cmd("POST", "/elements", {"using": "css selector", "value": css})
