@@ -7,6 +7,10 @@ export CARGO_TARGET_DIR ?= $(CAIRN_CACHE_DIR)/cargo-target
 # hand keeps its default.
 export CARGO_INCREMENTAL ?= 0
 export CAIRN_TEST_PYTHON ?= $(CAIRN_CACHE_DIR)/py/bin/python
+# llama.cpp built for this machine's CPU (AVX-512 where it has it) and at -O3, except for the
+# desktop bundle, which runs elsewhere (scripts/llama-build-env says why and what it measured).
+export CAIRN_PORTABLE_BUILD ?= $(if $(filter bundle-desktop,$(MAKECMDGOALS)),1,0)
+$(foreach kv,$(shell CAIRN_PORTABLE_BUILD=$(CAIRN_PORTABLE_BUILD) scripts/llama-build-env),$(eval export $(kv)))
 
 .PHONY: setup setup-test run run-chat run-desktop build test test-rust test-lsp test-mcp test-desktop lint bench-mcp bench-models bench-desktop bundle-desktop fmt
 

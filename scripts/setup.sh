@@ -14,6 +14,8 @@ CACHE="${CAIRN_CACHE_DIR:-$HOME/.cache/cairn}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/cargo-target}"
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 here="$(cd "$(dirname "$0")/.." && pwd)"
+# llama.cpp built for this CPU, as the Makefile builds it (scripts/llama-build-env).
+export $("$here/scripts/llama-build-env" --clean-stale)
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
 # 1. Debian packages: the C/C++ toolchain llama.cpp builds with (cmake, clang for
