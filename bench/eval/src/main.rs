@@ -406,8 +406,9 @@ fn wait_indexed(rt: &tokio::runtime::Runtime, ws: &Workspace) -> Result<u64> {
 
 /// One completion through the engine, as an editor's explicit request for one item
 /// (greedy; no typing-through cache).
-/// With `prefill`, the model is warmed at the cursor first (an editor idle there), and
-/// its time is returned beside the request's.
+/// With `prefill`, the model is warmed at the cursor first (an editor idle there) for the
+/// prompt this request makes (its own context condition), and its time is returned beside
+/// the request's.
 fn complete(
     rt: &tokio::runtime::Runtime,
     ws: &Workspace,
@@ -421,7 +422,8 @@ fn complete(
     let position = position_after(prefix);
     let prefill_ms = prefill.then(|| {
         let t = Instant::now();
-        if let Err(e) = rt.block_on(ws.prefill_at(path, position, CancellationToken::new())) {
+        let warm = ws.prefill_with(path, position, context.clone(), CancellationToken::new());
+        if let Err(e) = rt.block_on(warm) {
             eprintln!("prefill {path}: {e}");
         }
         t.elapsed().as_secs_f64() * 1e3

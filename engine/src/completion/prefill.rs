@@ -61,6 +61,20 @@ impl Workspace {
         position: Position,
         cancel: CancellationToken,
     ) -> Result<Option<Prefilled>, EngineError> {
+        self.prefill_with(path, position, ContextChoice::Retrieve, cancel)
+            .await
+    }
+
+    /// [`Self::prefill_at`] for a completion that will be given `context` (an extension
+    /// with its own retrieval, an evaluation's conditions): the prompt warmed is the one
+    /// that completion makes.
+    pub async fn prefill_with(
+        &self,
+        path: &str,
+        position: Position,
+        context: ContextChoice,
+        cancel: CancellationToken,
+    ) -> Result<Option<Prefilled>, EngineError> {
         let engine = self.models()?;
         if engine.completion_goes_remote() {
             return Ok(None);
@@ -74,9 +88,7 @@ impl Workspace {
                 position.character + 1
             ))
         })?;
-        let prepared = self
-            .prepare(&key, &text, offset, ContextChoice::Retrieve)
-            .await;
+        let prepared = self.prepare(&key, &text, offset, context).await;
         // Typing goes on where it started: the cache holds the prompt up to the typed
         // text already, and a whole new prompt would throw that away for one that the
         // next keystroke may interrupt half-built.
