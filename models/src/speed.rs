@@ -24,6 +24,9 @@ pub struct SpeedKey {
     pub gpu_layers: u32,
     pub threads: i32,
     pub threads_batch: i32,
+    /// The llama.cpp build (see [`llama_build`]): a rebuild with other CPU kernels or
+    /// optimisation runs at another speed.
+    pub build: String,
 }
 
 impl SpeedKey {
@@ -45,21 +48,45 @@ impl SpeedKey {
             },
             threads,
             threads_batch,
+            build: llama_build().to_string(),
         }
     }
 
     fn as_string(&self) -> String {
         format!(
-            "{}|{}|{} cores|gpu {}|ngl {}|threads {}/{}",
+            "{}|{}|{} cores|gpu {}|ngl {}|threads {}/{}|build {}",
             self.sha256,
             self.cpu,
             self.cores,
             self.gpu.unwrap_or("none"),
             self.gpu_layers,
             self.threads,
-            self.threads_batch
+            self.threads_batch,
+            self.build
         )
     }
+}
+
+/// A short digest of the llama.cpp build this binary links: the CPU features and backends
+/// it was compiled with (llama.cpp's system info) and its CMake build type
+/// (`LLAMA_LIB_PROFILE`, see `scripts/llama-build-env`).
+pub fn llama_build() -> &'static str {
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        use sha2::Digest;
+        // SAFETY: llama.cpp returns a pointer to a NUL-terminated string it keeps in a
+        // static buffer; it is read here, once, before anything else could rewrite it.
+        #[allow(unsafe_code)]
+        let info = unsafe { std::ffi::CStr::from_ptr(llama_cpp_sys_2::llama_print_system_info()) };
+        let mut h = sha2::Sha256::new();
+        h.update(info.to_bytes());
+        h.update(
+            option_env!("LLAMA_LIB_PROFILE")
+                .unwrap_or("default")
+                .as_bytes(),
+        );
+        hex::encode(&h.finalize()[..6])
+    })
 }
 
 /// Logical cores available to this process.
@@ -185,7 +212,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn speeds_are_cached_per_model_and_threads() {
+    fn speeds_are_cached_per_model_threads_and_build() {
         let dir = tempfile::tempdir().unwrap();
         let cache = SpeedCache::at(&dir.path().join("speed.json"));
         let k1 = SpeedKey::for_this_machine("aa", 0, 1, 2);
@@ -198,6 +225,16 @@ mod tests {
         cache.put(&k1, s);
         assert_eq!(cache.get(&k1).unwrap().speed, s);
         assert!(cache.get(&k2).is_none(), "other threads, other speed");
+        // The same model and threads under another llama.cpp build (other CPU kernels,
+        // another optimisation level) is measured again.
+        let rebuilt = SpeedKey {
+            build: "0123456789ab".into(),
+            ..k1.clone()
+        };
+        assert_ne!(k1.build, rebuilt.build);
+        assert!(cache.get(&rebuilt).is_none(), "another build, other speed");
+        assert_eq!(llama_build().len(), 12);
+        assert_eq!(llama_build(), k1.build);
         assert!(!cpu_model().is_empty());
         assert!(cores() >= 1);
     }
