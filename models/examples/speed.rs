@@ -2,7 +2,10 @@
 //! at the given thread counts, measured by the same probe the latency budget uses (the
 //! cached value is ignored), repeated and reported as the median.
 //!
-//! cargo run --release -p cairn-models --example speed -- GGUF [--threads N] [--threads-batch N] [--runs N]
+//! With `--fim FILE`, it then times real FIM completions cut from FILE (cold: a fresh
+//! prompt each, 16 tokens) and prints their prompt and decode rates beside the probe's.
+//!
+//! cargo run --release -p cairn-models --example speed -- GGUF [--threads N] [--threads-batch N] [--runs N] [--fim FILE]
 
 use std::path::PathBuf;
 
@@ -16,6 +19,7 @@ fn main() {
     );
     let mut options = LocalOptions::default();
     let mut runs = 3usize;
+    let mut fim: Option<PathBuf> = None;
     while let Some(k) = args.next() {
         let v = args.next().unwrap_or_else(|| panic!("{k} needs a value"));
         match k.as_str() {
@@ -24,17 +28,27 @@ fn main() {
                 options.n_threads_batch = Some(v.parse().expect("--threads-batch N"))
             }
             "--runs" => runs = v.parse().expect("--runs N"),
+            "--fim" => fim = Some(PathBuf::from(v)),
             other => panic!("unknown argument {other}"),
         }
     }
     // The probe runs at every load, not only the first on this machine.
     std::env::set_var("CAIRN_SPEED_PROBE", "again");
     let (mut prompt, mut decode) = (Vec::new(), Vec::new());
+    let mut model = None;
     for _ in 0..runs {
-        let model = LocalModel::load("speed", &path, None, options.clone()).expect("load");
-        let s = model.speed().expect("the probe measured nothing");
+        let m = LocalModel::load("speed", &path, None, options.clone()).expect("load");
+        let s = m.speed().expect("the probe measured nothing");
         prompt.push(s.prompt_tokens_per_s);
         decode.push(s.decode_tokens_per_s);
+        model = Some(m);
+    }
+    if let (Some(file), Some(model)) = (fim, model) {
+        real_completions(
+            &model,
+            &std::fs::read_to_string(file).expect("--fim FILE"),
+            runs,
+        );
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -47,4 +61,49 @@ fn main() {
         median(&mut prompt),
         median(&mut decode)
     );
+}
+
+/// Cold FIM completions at `n` places of `text` (400, 1,200 or 6,000 bytes before, 400 after): what
+/// a request really costs, against the probe's estimate.
+fn real_completions(model: &LocalModel, text: &str, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for i in 0..n {
+        let mut at = text.len() * (i + 1) / (n + 1);
+        while !text.is_char_boundary(at) {
+            at += 1;
+        }
+        // Short, medium and chat-sized prompts (~100, ~300, ~1,500 tokens).
+        let before = [400, 1_200, 6_000][i % 3];
+        let mut from = at.saturating_sub(before);
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        let mut to = (at + 400).min(text.len());
+        while !text.is_char_boundary(to) {
+            to -= 1;
+        }
+        let mut req = cairn_models::CompletionRequest::new(
+            text[from..at].to_string(),
+            text[at..to].to_string(),
+        );
+        req.max_tokens = 16;
+        req.stop = Vec::new();
+        let g = rt
+            .block_on(model.complete(req, None, cairn_models::CancellationToken::new()))
+            .expect("completion");
+        let u = &g.usage;
+        let new = u.prompt_tokens - u.reused_prompt_tokens;
+        let decode_s = (u.total_time - u.prompt_time).as_secs_f64();
+        println!(
+            "{{\"fim\":{i},\"prompt_tokens\":{new},\"prompt_ms\":{:.0},\"prompt_tokens_per_s\":{:.1},\"generated\":{},\"decode_tokens_per_s\":{:.1},\"total_ms\":{:.0}}}",
+            u.prompt_time.as_secs_f64() * 1e3,
+            new as f64 / u.prompt_time.as_secs_f64().max(1e-6),
+            u.generated_tokens,
+            u.generated_tokens as f64 / decode_s.max(1e-6),
+            u.total_time.as_secs_f64() * 1e3,
+        );
+    }
 }
