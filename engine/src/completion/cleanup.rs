@@ -7,8 +7,16 @@ use super::shape::{indent_of, Shape};
 use super::window::Window;
 
 /// The text to show for the model's raw output at `window` (empty: show nothing).
-pub fn finish(raw: &str, window: &Window, shape: &Shape) -> String {
+/// `cut`: the generation stopped before the model ended it (the token limit, the
+/// deadline, a full context), so its last line may be unfinished: a block drops that
+/// line (a half-written line is broken code), a line is shown as far as it got.
+pub fn finish(raw: &str, window: &Window, shape: &Shape, cut: bool) -> String {
     let mut out = raw.to_string();
+    if cut && shape.multiline {
+        if let Some(end) = out.rfind('\n') {
+            out.truncate(end + 1);
+        }
+    }
     let (before, after) = window.cursor_line();
     if before.trim().is_empty() && shape.multiline {
         // On a blank line the block starts here, not after blank lines.
@@ -165,6 +173,36 @@ mod tests {
         let c = "\n    let x = 1;\n}\nfn other() {}";
         assert_eq!(cut_to_scope(c, &shape, ""), "\n    let x = 1;\n}");
         assert_eq!(cut_to_scope(c, &shape, "\n}\n"), "\n    let x = 1;");
+    }
+
+    #[test]
+    fn a_block_cut_by_the_token_limit_drops_its_unfinished_line() {
+        let shape = Shape {
+            multiline: true,
+            min_indent: 8,
+            in_comment_or_string: false,
+            scope_start: None,
+            scope_end: None,
+        };
+        let t = "def f(xs):\n    for x in xs:\n        \n    return xs\n";
+        let off = t.find("        \n").unwrap() + 8;
+        let w = Window::cut(t, off, &super::super::window::CompletionOptions::default());
+        let raw = "if x > 0:\n            print(x\n";
+        let unfinished = "if x > 0:\n            print(x";
+        assert_eq!(
+            finish(raw, &w, &shape, false),
+            "if x > 0:\n            print(x"
+        );
+        assert_eq!(finish(unfinished, &w, &shape, true), "if x > 0:");
+        // The model ended it: every line is finished.
+        assert_eq!(finish(unfinished, &w, &shape, false), unfinished);
+        // One unfinished line is all there is: shown as far as it got.
+        assert_eq!(finish("if x >", &w, &shape, true), "if x >");
+        let line = Shape {
+            multiline: false,
+            ..shape
+        };
+        assert_eq!(finish("if x >", &w, &line, true), "if x >");
     }
 
     #[test]

@@ -23,7 +23,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_models::{CompletionRequest, ContextFile, Generation, PromptBudget, Sampling, Speed};
+use cairn_models::{
+    CompletionRequest, ContextFile, Generation, PromptBudget, Sampling, Speed, StopReason,
+};
 use cairn_provenance::{ContextSource, Event, InputFacts, Location, Mode};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -388,7 +390,11 @@ impl Workspace {
                 mode = Some(g.prompt.mode.clone());
                 budget = Some(prepared.budget_of(&g));
             }
-            let out = cleanup::finish(&g.text, &prepared.window, &prepared.shape);
+            let cut = matches!(
+                g.stop_reason,
+                StopReason::MaxTokens | StopReason::Deadline | StopReason::ContextFull
+            );
+            let out = cleanup::finish(&g.text, &prepared.window, &prepared.shape, cut);
             if !out.is_empty() && !outputs.iter().any(|(t, _)| *t == out) {
                 outputs.push((out, g));
             }
