@@ -13,10 +13,10 @@ pub(crate) struct CursorMovedParams {
     position: Position,
 }
 
-/// Warms the model for a completion at `at` in the background (the engine waits for the
-/// cursor to rest first and gives the model up to any real request).
-/// Reports the cursor to the engine now (so that a completion request handled after
-/// this supersedes the report) and runs the prefill it starts in the background.
+/// Reports the cursor to the engine now (so that a completion request handled after this
+/// supersedes the report) and warms the model for a completion at `at` in the background
+/// (the engine waits for the cursor to rest first and gives the model up to any real
+/// request).
 pub(crate) fn warm_for_cursor(ws: &Arc<Workspace>, path: String, at: cairn_text::Position) {
     tokio::spawn(ws.cursor_moved(&path, at));
 }

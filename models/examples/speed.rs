@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 
 use cairn_models::{Backend, LocalModel, LocalOptions};
+use cairn_text::floor_char_boundary;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -71,20 +72,11 @@ fn real_completions(model: &LocalModel, text: &str, n: usize) {
         .build()
         .expect("runtime");
     for i in 0..n {
-        let mut at = text.len() * (i + 1) / (n + 1);
-        while !text.is_char_boundary(at) {
-            at += 1;
-        }
+        let at = floor_char_boundary(text, text.len() * (i + 1) / (n + 1));
         // Short, medium and chat-sized prompts (~100, ~300, ~1,500 tokens).
         let before = [400, 1_200, 6_000][i % 3];
-        let mut from = at.saturating_sub(before);
-        while !text.is_char_boundary(from) {
-            from += 1;
-        }
-        let mut to = (at + 400).min(text.len());
-        while !text.is_char_boundary(to) {
-            to -= 1;
-        }
+        let from = floor_char_boundary(text, at.saturating_sub(before));
+        let to = floor_char_boundary(text, at + 400);
         let mut req = cairn_models::CompletionRequest::new(
             text[from..at].to_string(),
             text[at..to].to_string(),

@@ -316,16 +316,13 @@ pub(crate) fn event_body(
             final_text,
             location,
         } => {
-            let digest = sha256_hex(final_text.as_bytes());
+            let (digest, out) = output_json(final_text);
             p.insert("refersTo".into(), record_id.to_string().into());
             p.insert(
                 "decision".into(),
                 serde_json::json!({"decision": if *partial {"partial"} else {"accept"}}),
             );
-            p.insert(
-                "output".into(),
-                serde_json::json!({"digest": digest, "lines": split_lines(final_text).count()}),
-            );
+            p.insert("output".into(), out);
             p.insert("location".into(), location_json(repo, location, final_text));
             vec![Subject::new(location.path.clone(), "sha256", digest)]
         }
@@ -417,8 +414,13 @@ fn put_generation(
         serde_json::to_value(generator).unwrap_or_default(),
     );
     p.insert("input".into(), input_json(input, salt));
-    let digest = sha256_hex(output.as_bytes());
-    let out = serde_json::json!({"digest": digest, "lines": split_lines(output).count()});
+    output_json(output)
+}
+
+/// The digest of a record's output text and its `output` object (digest, lines).
+fn output_json(text: &str) -> (String, Value) {
+    let digest = sha256_hex(text.as_bytes());
+    let out = serde_json::json!({"digest": digest, "lines": split_lines(text).count()});
     (digest, out)
 }
 

@@ -1,7 +1,8 @@
 //! Warming the model for where the cursor is. When the editor reports that the cursor
 //! came to rest somewhere new (a move, or a pause after typing that left the place the
-//! last prompt split at: see `anchor`), the prompt a completion there would send is evaluated into the local model's KV cache in the background, at
-//! the lowest priority: any real request takes the model between two prompt batches.
+//! last prompt split at: see `anchor`), the prompt a completion there would send is
+//! evaluated into the local model's KV cache in the background, at the lowest priority:
+//! any real request takes the model between two prompt batches.
 //! The completion that follows then pays for its generation only, and its latency
 //! budget keeps the whole prompt (what the cache holds costs nothing).
 
