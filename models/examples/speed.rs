@@ -35,13 +35,15 @@ fn main() {
     }
     // The probe runs at every load, not only the first on this machine.
     std::env::set_var("CAIRN_SPEED_PROBE", "again");
-    let (mut prompt, mut decode) = (Vec::new(), Vec::new());
+    let (mut prompt, mut decode, mut wide) = (Vec::new(), Vec::new(), Vec::new());
     let mut model = None;
     for _ in 0..runs {
         let m = LocalModel::load("speed", &path, None, options.clone()).expect("load");
         let s = m.speed().expect("the probe measured nothing");
         prompt.push(s.prompt_tokens_per_s);
         decode.push(s.decode_tokens_per_s);
+        wide.extend(s.wide_decode_tokens_per_s);
+        eprintln!("probe: {s:?}");
         model = Some(m);
     }
     if let (Some(file), Some(model)) = (fim, model) {
@@ -53,19 +55,23 @@ fn main() {
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2)
+            .map_or("null".to_string(), |m| format!("{m:.1}"))
     };
     println!(
-        "{{\"threads\":{},\"threads_batch\":{},\"runs\":{runs},\"prompt_tokens_per_s\":{:.1},\"decode_tokens_per_s\":{:.1}}}",
+        "{{\"threads\":{},\"wide_threads\":{},\"threads_batch\":{},\"runs\":{runs},\"prompt_tokens_per_s\":{},\"decode_tokens_per_s\":{},\"wide_decode_tokens_per_s\":{}}}",
         options.threads(),
+        options.wide_threads(),
         options.threads_batch(),
         median(&mut prompt),
-        median(&mut decode)
+        median(&mut decode),
+        median(&mut wide)
     );
 }
 
 /// Cold FIM completions at `n` places of `text` (400, 1,200 or 6,000 bytes before, 400 after): what
-/// a request really costs, against the probe's estimate.
+/// a request really costs, against the probe's estimate. Each follows a second's pause, as
+/// an editor's first completion somewhere does (the decode threads follow the load then).
 fn real_completions(model: &LocalModel, text: &str, n: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -83,6 +89,7 @@ fn real_completions(model: &LocalModel, text: &str, n: usize) {
         );
         req.max_tokens = 16;
         req.stop = Vec::new();
+        std::thread::sleep(std::time::Duration::from_secs(1));
         let g = rt
             .block_on(model.complete(req, None, cairn_models::CancellationToken::new()))
             .expect("completion");
@@ -90,11 +97,12 @@ fn real_completions(model: &LocalModel, text: &str, n: usize) {
         let new = u.prompt_tokens - u.reused_prompt_tokens;
         let decode_s = (u.total_time - u.prompt_time).as_secs_f64();
         println!(
-            "{{\"fim\":{i},\"prompt_tokens\":{new},\"prompt_ms\":{:.0},\"prompt_tokens_per_s\":{:.1},\"generated\":{},\"decode_tokens_per_s\":{:.1},\"total_ms\":{:.0}}}",
+            "{{\"fim\":{i},\"prompt_tokens\":{new},\"prompt_ms\":{:.0},\"prompt_tokens_per_s\":{:.1},\"generated\":{},\"decode_tokens_per_s\":{:.1},\"decode_threads\":{},\"total_ms\":{:.0}}}",
             u.prompt_time.as_secs_f64() * 1e3,
             new as f64 / u.prompt_time.as_secs_f64().max(1e-6),
             u.generated_tokens,
             u.generated_tokens as f64 / decode_s.max(1e-6),
+            u.decode_threads,
             u.total_time.as_secs_f64() * 1e3,
         );
     }

@@ -221,6 +221,7 @@ mod tests {
         let s = Speed {
             prompt_tokens_per_s: 100.0,
             decode_tokens_per_s: 20.0,
+            wide_decode_tokens_per_s: None,
         };
         cache.put(&k1, s);
         assert_eq!(cache.get(&k1).unwrap().speed, s);

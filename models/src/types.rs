@@ -240,6 +240,9 @@ pub struct Usage {
     pub time_to_first_token: Option<Duration>,
     #[serde(with = "duration_ms")]
     pub total_time: Duration,
+    /// Threads the local backend's last token was decoded with (0: not known, remote).
+    #[serde(default)]
+    pub decode_threads: u32,
 }
 
 impl Usage {
@@ -332,11 +335,28 @@ pub struct PromptBudget {
 pub struct Speed {
     /// Prompt tokens evaluated per second (batched).
     pub prompt_tokens_per_s: f64,
-    /// Tokens generated per second (one at a time).
+    /// Tokens generated per second (one at a time), with the configured decode threads
+    /// (one fewer than the cores by default).
     pub decode_tokens_per_s: f64,
+    /// Tokens generated per second with every core decoding, where the local backend can
+    /// switch to that while the other cores are idle (see `LocalOptions::n_threads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wide_decode_tokens_per_s: Option<f64>,
 }
 
 impl Speed {
+    /// This speed as a request decoding with every core (`wide`) or the configured
+    /// threads will see it.
+    pub fn decoding(&self, wide: bool) -> Speed {
+        match (wide, self.wide_decode_tokens_per_s) {
+            (true, Some(w)) => Speed {
+                decode_tokens_per_s: w,
+                ..*self
+            },
+            _ => *self,
+        }
+    }
+
     /// Expected time to evaluate `new_prompt_tokens` and generate `tokens`.
     pub fn estimate(&self, new_prompt_tokens: u32, tokens: u32) -> Duration {
         let p = new_prompt_tokens as f64 / self.prompt_tokens_per_s.max(1e-3);

@@ -66,6 +66,13 @@ impl Worker<'_> {
             self.cached.extend_from_slice(chunk);
         }
         usage.prompt_time = started.elapsed();
+        self.decode.apply();
+        // A wide decode slower than a narrow one would be falls back (the load came
+        // back during the request).
+        let narrow_token = self
+            .narrow_token_secs()
+            .filter(|_| self.decode.is_wide())
+            .map(Duration::from_secs_f64);
 
         let mut sampler = build_sampler(limits.sampling);
         let mut matcher = StopMatcher::new(&limits.stop);
@@ -176,12 +183,18 @@ impl Worker<'_> {
                     .add(t, (p0 + i) as i32, &[0], true)
                     .map_err(|e| ModelError::Runtime(format!("batch: {e}")))?;
             }
+            let decoding = Instant::now();
             if let Err(e) = self.ctx.decode(&mut batch) {
                 self.reset();
                 return Err(ModelError::Runtime(format!("decode failed: {e}")));
             }
             self.cached.push(token);
             if draft.is_empty() {
+                if let Some(narrow) = narrow_token {
+                    if self.decode.is_wide() && decoding.elapsed() > narrow.mul_f64(1.2) {
+                        self.decode.fall_back();
+                    }
+                }
                 continue;
             }
             // Keep the draft as far as it is what greedy decoding picks; the first
@@ -217,6 +230,7 @@ impl Worker<'_> {
                 (accepted + 1).clamp(1, max_draft.max(1))
             };
         };
+        usage.decode_threads = self.decode.current() as u32;
         let tail = matcher.finish();
         if !tail.is_empty() {
             emit(sink, StreamEvent::Text(tail));

@@ -35,6 +35,7 @@ use crate::{Backend, ModelError};
 mod fit;
 mod generate;
 mod thread;
+mod threads;
 mod vocab;
 mod worker;
 
@@ -53,7 +54,8 @@ pub struct LocalOptions {
     pub n_batch: u32,
     /// Threads for generation (one token at a time). Default: one fewer than the cores
     /// (at least 1), because llama.cpp's workers spin and collapse when they compete
-    /// with a build for cores.
+    /// with a build for cores; a request decodes with every core while the other cores
+    /// were idle just before it (see `local/threads.rs`). Set, it is used always.
     pub n_threads: Option<i32>,
     /// Threads for prompt batches. Default: all cores (a prompt batch is the part of a
     /// cold completion that takes longest, and it is short).
@@ -118,6 +120,17 @@ impl LocalOptions {
             let cores = crate::speed::cores() as i32;
             (cores - 1).clamp(1, 8)
         })
+    }
+
+    /// Decode threads while the machine is otherwise idle: every core (at most 8),
+    /// unless `n_threads` is set.
+    pub fn wide_threads(&self) -> i32 {
+        match self.n_threads {
+            Some(n) => n,
+            None => (crate::speed::cores() as i32)
+                .clamp(1, 8)
+                .max(self.threads()),
+        }
     }
 
     pub fn threads_batch(&self) -> i32 {

@@ -150,9 +150,11 @@ pub(super) fn worker(
         measured_speed: None,
         draft: draft.is_some(),
     };
+    let decode = threads::DecodeThreads::new(&ctx, threads, options.wide_threads(), threads_batch);
     let mut state = Worker {
         model: &model,
         ctx,
+        decode,
         cached: Vec::new(),
         info: info.clone(),
         identity: identity.clone(),
@@ -179,7 +181,11 @@ pub(super) fn worker(
         let cache = crate::speed::SpeedCache::open_default();
         let measured = match policy {
             crate::speed::ProbePolicy::Off => None,
-            crate::speed::ProbePolicy::Cached => cache.get(&key).map(|m| m.speed),
+            // A speed cached before wide decoding was measured is measured again.
+            crate::speed::ProbePolicy::Cached => cache
+                .get(&key)
+                .map(|m| m.speed)
+                .filter(|s| s.wide_decode_tokens_per_s.is_some() || !state.decode.can_widen()),
             crate::speed::ProbePolicy::Again => None,
         }
         .or_else(|| {
@@ -190,6 +196,8 @@ pub(super) fn worker(
             cache.put(&key, s);
             Some(s)
         });
+        // The probe kept every core busy: the load window starts after it.
+        state.decode.job_done();
         info.measured_speed = measured;
         state.info.measured_speed = measured;
         state.speed_store = measured.map(|s| (cache, key, s));
@@ -205,9 +213,13 @@ pub(super) fn worker(
     loop {
         let msg = match pending.pop_front() {
             Some(m) => m,
-            None => match jobs.recv() {
+            None => match jobs.recv_timeout(threads::IDLE_TICK) {
                 Ok(m) => m,
-                Err(_) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    state.decode.idle_tick();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             },
         };
         match msg {
@@ -228,6 +240,7 @@ pub(super) fn worker(
                         "llama.cpp worker panicked; the KV cache was reset".into(),
                     ))
                 });
+                state.decode.job_done();
                 let _ = job.reply.send(result);
             }
             Msg::Prefill(job) => {
@@ -254,6 +267,7 @@ pub(super) fn worker(
                         "llama.cpp worker panicked; the KV cache was reset".into(),
                     ))
                 });
+                state.decode.job_done();
                 let _ = job.reply.send(result);
             }
         }

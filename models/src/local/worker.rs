@@ -6,6 +6,8 @@ use super::*;
 pub(super) struct Worker<'m> {
     pub(super) model: &'m LlamaModel,
     pub(super) ctx: LlamaContext<'m>,
+    /// The context's decode thread count, chosen per request from the machine's load.
+    pub(super) decode: super::threads::DecodeThreads,
     /// Tokens whose keys and values are in sequence 0 of the KV cache, in order.
     pub(super) cached: Vec<LlamaToken>,
     pub(super) info: LocalModelInfo,
@@ -137,6 +139,9 @@ pub(super) struct Fitted {
     pub(super) max_tokens: u32,
 }
 
+/// Wide decode steps the speed probe takes before it times them.
+const WIDE_WARM: usize = 4;
+
 /// The fixed text the speed probe evaluates (any code does: only its length matters).
 pub(super) const PROBE_TEXT: &str = "fn verify(ledger: &Ledger, key: &PublicKey) -> Result<usize, Error> {\n    let mut previous = None;\n    for (seq, line) in ledger.lines().enumerate() {\n        let record = Record::parse(line)?;\n        if record.seq != seq as u64 {\n            return Err(Error::Gap { expected: seq, found: record.seq });\n        }\n        key.verify(&record.payload, &record.signature)?;\n        previous = Some(record.digest());\n    }\n    Ok(previous.map_or(0, |_| ledger.len()))\n}\n";
 
@@ -150,11 +155,20 @@ impl Worker<'_> {
         self.cached.clear();
     }
 
+    /// The followed speed as the request in flight decodes (wide or narrow).
     pub(super) fn current_speed(&self) -> Option<Speed> {
-        *self
-            .speed
+        self.speed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|s| s.decoding(self.decode.is_wide()))
+    }
+
+    /// Seconds a narrow decode takes per token, as followed.
+    pub(super) fn narrow_token_secs(&self) -> Option<f64> {
+        self.speed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|s| 1.0 / s.decode_tokens_per_s.max(1e-3))
     }
 
     /// Follows real requests: the budget uses what the machine does now (a build
@@ -175,12 +189,17 @@ impl Worker<'_> {
             let tps = evaluated as f64 / usage.prompt_time.as_secs_f64();
             s.prompt_tokens_per_s += ALPHA * (tps - s.prompt_tokens_per_s);
         }
-        if usage.generated_tokens >= 8 && usage.drafted_tokens == 0 {
+        // Decoding is followed at the thread count it ran with; a request that fell
+        // back from wide to narrow ran at neither.
+        if usage.generated_tokens >= 8 && usage.drafted_tokens == 0 && !self.decode.fell_back() {
             if let Some(first) = usage.time_to_first_token {
                 let t = usage.total_time.saturating_sub(first).as_secs_f64();
                 if t > 0.0 {
                     let tps = (usage.generated_tokens - 1) as f64 / t;
-                    s.decode_tokens_per_s += ALPHA * (tps - s.decode_tokens_per_s);
+                    match (self.decode.is_wide(), s.wide_decode_tokens_per_s.as_mut()) {
+                        (true, Some(w)) => *w += ALPHA * (tps - *w),
+                        _ => s.decode_tokens_per_s += ALPHA * (tps - s.decode_tokens_per_s),
+                    }
                 }
             }
         }
@@ -198,6 +217,10 @@ impl Worker<'_> {
         let moved = |a: f64, b: f64| (a - b).abs() > 0.2 * b.max(1e-3);
         if moved(now.prompt_tokens_per_s, stored.prompt_tokens_per_s)
             || moved(now.decode_tokens_per_s, stored.decode_tokens_per_s)
+            || moved(
+                now.wide_decode_tokens_per_s.unwrap_or(0.0),
+                stored.wide_decode_tokens_per_s.unwrap_or(0.0),
+            )
         {
             cache.put(key, now);
             *stored = now;
@@ -205,12 +228,13 @@ impl Worker<'_> {
     }
 
     /// Evaluates a fixed prompt (128 tokens in one batch) and decodes 16 tokens one at a
-    /// time, after a short warm-up that pages the weights in. Leaves the cache empty.
+    /// time, after a short warm-up that pages the weights in; then 16 more with every core
+    /// where the context can decode wide. Leaves the cache empty.
     pub(super) fn probe_speed(&mut self) -> Result<Speed, ModelError> {
         let vocab = self.model.vocab();
         let mut text = String::new();
         let mut tokens = Vec::new();
-        while tokens.len() < 160 {
+        while tokens.len() < 176 {
             text.push_str(PROBE_TEXT);
             tokens = vocab.tokenize(text.as_bytes(), false, false);
         }
@@ -246,15 +270,36 @@ impl Worker<'_> {
             )?;
         }
         let decode_time = t1.elapsed();
+        let wide_time = if self.decode.can_widen() {
+            // A few untimed tokens first: the first ones after the switch run slow.
+            self.decode.force(true);
+            let at = prompt + decode;
+            let mut t2 = Instant::now();
+            let run = (0..WIDE_WARM + decode).try_for_each(|i| {
+                if i == WIDE_WARM {
+                    t2 = Instant::now();
+                }
+                eval(&mut self.ctx, &tokens[at + i..at + i + 1], at + i)
+            });
+            let wide_time = t2.elapsed();
+            self.decode.force(false);
+            run?;
+            Some(wide_time)
+        } else {
+            None
+        };
         self.reset();
+        let per_s = |n: usize, t: Duration| n as f64 / t.as_secs_f64().max(1e-6);
         let speed = Speed {
-            prompt_tokens_per_s: prompt as f64 / prompt_time.as_secs_f64().max(1e-6),
-            decode_tokens_per_s: decode as f64 / decode_time.as_secs_f64().max(1e-6),
+            prompt_tokens_per_s: per_s(prompt, prompt_time),
+            decode_tokens_per_s: per_s(decode, decode_time),
+            wide_decode_tokens_per_s: wide_time.map(|t| per_s(decode, t)),
         };
         tracing::info!(
             model = %self.identity.name,
             prompt_tps = speed.prompt_tokens_per_s,
             decode_tps = speed.decode_tokens_per_s,
+            wide_decode_tps = speed.wide_decode_tokens_per_s,
             "measured the model's speed"
         );
         Ok(speed)
@@ -267,6 +312,8 @@ impl Worker<'_> {
         cancel: &CancellationToken,
     ) -> Result<Generation, ModelError> {
         let started = Instant::now();
+        // Chat and completion alike decode wide while the other cores were idle.
+        self.decode.choose();
         let (prompt, tokens, limits) = match &kind {
             JobKind::Complete(req) => {
                 let Fitted {

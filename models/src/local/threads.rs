@@ -1,0 +1,302 @@
+//! Decode threads that follow the machine's load.
+//!
+//! Generating one token at a time, llama.cpp's threads spin between the layers' small
+//! matrix products: with every core decoding, the 0.5B model on this 2-core VM generates
+//! 24–28 tokens/s while the machine is otherwise idle, but 1.9 with a build beside it
+//! (one thread fewer: 13–15 idle, 8.8 beside the build). So a request decodes with every
+//! core ("wide") only when the other cores were idle just before it, and with one fewer
+//! ("narrow", the configured default) otherwise. A wide decode whose tokens come slower
+//! than narrow ones do falls back to narrow for the rest of the request and for
+//! [`WIDE_PAUSE`] after it.
+//!
+//! How busy the machine was is read from `/proc/stat` (Linux; elsewhere decoding stays
+//! narrow): the cores busy while this model thread was idle, over the last second or so
+//! before the request. That counts other processes and this process's other threads (an
+//! index build) alike: both take the core a wide decode would spin on.
+//!
+//! llama-cpp-2 (pinned at 0.1.160) does not wrap `llama_set_n_threads` and keeps the
+//! context pointer private; its `Debug` output prints the pointer, which is taken from
+//! there and checked against what the safe wrapper reports before it is used
+//! ([`raw_context`]). Where that fails, decoding stays narrow.
+
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_sys_2::llama_context;
+
+/// A wide decode is chosen while fewer cores than this were busy before the request.
+pub(super) const WIDE_BELOW_BUSY_CORES: f64 = 0.5;
+/// How long decoding stays narrow after a wide decode came out slower than narrow.
+pub(super) const WIDE_PAUSE: Duration = Duration::from_secs(30);
+/// The shortest window worth measuring the machine's load over (`/proc/stat` counts in
+/// hundredths of a second); a shorter one keeps the last measurement.
+const MIN_WINDOW: Duration = Duration::from_millis(150);
+/// While the model is idle, the measurement window restarts this often, so a request
+/// sees the last second or two, not the minutes since the previous one.
+pub(super) const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// The decode thread count of one model's context, and what chooses it.
+pub(super) struct DecodeThreads {
+    raw: Option<NonNull<llama_context>>,
+    narrow: i32,
+    wide: i32,
+    batch: i32,
+    /// What the context decodes with now.
+    current: i32,
+    /// Chosen for the request in flight (before [`DecodeThreads::apply`]).
+    chosen: i32,
+    /// The request in flight went from wide to narrow.
+    fell_back: bool,
+    wide_paused_until: Option<Instant>,
+    load: BusyCores,
+}
+
+impl DecodeThreads {
+    /// `narrow` is what the context was made with; `wide` is used where the load allows
+    /// it and it is more (it is never more than the cores).
+    pub(super) fn new(ctx: &LlamaContext<'_>, narrow: i32, wide: i32, batch: i32) -> Self {
+        let raw = if wide > narrow {
+            let raw = raw_context(ctx, narrow, batch);
+            if raw.is_none() {
+                tracing::warn!("cannot reach llama.cpp's context to change its decode threads: decoding stays at {narrow}");
+            }
+            raw
+        } else {
+            None
+        };
+        DecodeThreads {
+            raw,
+            narrow,
+            wide: if raw.is_some() { wide } else { narrow },
+            batch,
+            current: narrow,
+            chosen: narrow,
+            fell_back: false,
+            wide_paused_until: None,
+            load: BusyCores::new(),
+        }
+    }
+
+    /// Whether this context can decode wide at all.
+    pub(super) fn can_widen(&self) -> bool {
+        self.wide > self.narrow
+    }
+
+    /// Chooses the thread count for the next request from the load just before it.
+    /// Returns whether it is wide.
+    pub(super) fn choose(&mut self) -> bool {
+        self.fell_back = false;
+        let paused = self
+            .wide_paused_until
+            .is_some_and(|until| Instant::now() < until);
+        let busy = self.load.measure();
+        let wide = self.can_widen() && !paused && busy.is_some_and(|b| b < WIDE_BELOW_BUSY_CORES);
+        self.chosen = if wide { self.wide } else { self.narrow };
+        wide
+    }
+
+    /// Whether the request in flight was chosen wide (and has not fallen back).
+    pub(super) fn is_wide(&self) -> bool {
+        self.chosen > self.narrow
+    }
+
+    /// Makes the context decode with the chosen count.
+    pub(super) fn apply(&mut self) {
+        self.set(self.chosen);
+    }
+
+    /// Decodes narrow for the rest of the request and for [`WIDE_PAUSE`] after it: the
+    /// wide tokens came slower than narrow ones would.
+    pub(super) fn fall_back(&mut self) {
+        self.chosen = self.narrow;
+        self.fell_back = true;
+        self.wide_paused_until = Some(Instant::now() + WIDE_PAUSE);
+        self.set(self.narrow);
+        tracing::debug!(
+            threads = self.narrow,
+            "wide decoding came out slower than narrow: narrow for a while"
+        );
+    }
+
+    /// The request in flight switched thread counts (its decode speed is a mixture).
+    pub(super) fn fell_back(&self) -> bool {
+        self.fell_back
+    }
+
+    /// The thread count decoding uses now.
+    pub(super) fn current(&self) -> i32 {
+        self.current
+    }
+
+    /// The model thread finished a job: the next load window starts now.
+    pub(super) fn job_done(&mut self) {
+        self.load.restart();
+    }
+
+    /// The model thread has been idle for [`IDLE_TICK`]: keep the window recent.
+    pub(super) fn idle_tick(&mut self) {
+        if self.load.window_age() >= IDLE_TICK {
+            self.load.measure();
+            self.load.restart();
+        }
+    }
+
+    /// Sets the count for one measurement (the speed probe), whatever the load.
+    pub(super) fn force(&mut self, wide: bool) {
+        self.chosen = if wide { self.wide } else { self.narrow };
+        self.set(self.chosen);
+    }
+
+    fn set(&mut self, threads: i32) {
+        if threads == self.current {
+            return;
+        }
+        if let Some(raw) = self.raw {
+            // SAFETY: `raw` is the live context of the `LlamaContext` this worker owns
+            // (checked in `raw_context`), used from the model thread between decodes;
+            // the call only stores the two counts in the context's parameters.
+            #[allow(unsafe_code)]
+            unsafe {
+                llama_cpp_sys_2::llama_set_n_threads(raw.as_ptr(), threads, self.batch)
+            };
+            self.current = threads;
+        }
+    }
+}
+
+/// The context pointer behind `ctx`, from its `Debug` output (`LlamaContext { context:
+/// 0x… }`), kept only where llama.cpp read through it reports the context size, batch
+/// sizes and thread counts the safe wrapper and the parameters say.
+pub(super) fn raw_context(
+    ctx: &LlamaContext<'_>,
+    threads: i32,
+    threads_batch: i32,
+) -> Option<NonNull<llama_context>> {
+    let shown = format!("{ctx:?}");
+    let hex = shown.split_once("context: 0x")?.1;
+    let digits: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+    let addr = usize::from_str_radix(&digits, 16).ok()?;
+    let raw = NonNull::new(std::ptr::with_exposed_provenance_mut::<llama_context>(addr))?;
+    // SAFETY: the address is the one llama-cpp-2 holds for this live context (its Debug
+    // prints the `NonNull` it wraps); these calls only read the context's parameters.
+    #[allow(unsafe_code)]
+    let same = unsafe {
+        llama_cpp_sys_2::llama_n_ctx(raw.as_ptr()) == ctx.n_ctx()
+            && llama_cpp_sys_2::llama_n_batch(raw.as_ptr()) == ctx.n_batch()
+            && llama_cpp_sys_2::llama_n_ubatch(raw.as_ptr()) == ctx.n_ubatch()
+            && llama_cpp_sys_2::llama_n_threads(raw.as_ptr()) == threads
+            && llama_cpp_sys_2::llama_n_threads_batch(raw.as_ptr()) == threads_batch
+    };
+    same.then_some(raw)
+}
+
+/// CPU time counters of the whole machine, in `/proc/stat`'s ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CpuTimes {
+    /// All time, every core.
+    pub(super) total: u64,
+    /// Idle and waiting for I/O.
+    pub(super) idle: u64,
+}
+
+impl CpuTimes {
+    /// The machine's counters, where the OS has `/proc/stat`.
+    pub(super) fn now() -> Option<CpuTimes> {
+        CpuTimes::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// From `/proc/stat`'s first line: `cpu user nice system idle iowait irq softirq
+    /// steal …` (guest time is already counted in user time).
+    pub(super) fn parse(stat: &str) -> Option<CpuTimes> {
+        let line = stat.lines().next()?;
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "cpu" {
+            return None;
+        }
+        let n: Vec<u64> = fields
+            .take(8)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        if n.len() < 5 {
+            return None;
+        }
+        Some(CpuTimes {
+            total: n.iter().sum(),
+            idle: n[3] + n[4],
+        })
+    }
+
+    /// Cores busy on average from `earlier` to `self`, out of `cores`.
+    pub(super) fn busy_cores_since(&self, earlier: &CpuTimes, cores: usize) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total)?;
+        let idle = self.idle.checked_sub(earlier.idle)?;
+        if total == 0 {
+            return None;
+        }
+        Some(total.saturating_sub(idle) as f64 / total as f64 * cores as f64)
+    }
+}
+
+/// The machine's busy cores over a window that starts when the model thread goes idle.
+struct BusyCores {
+    start: Option<(Instant, CpuTimes)>,
+    last: Option<f64>,
+}
+
+impl BusyCores {
+    fn new() -> Self {
+        BusyCores {
+            start: CpuTimes::now().map(|t| (Instant::now(), t)),
+            last: None,
+        }
+    }
+
+    fn restart(&mut self) {
+        self.start = CpuTimes::now().map(|t| (Instant::now(), t));
+    }
+
+    fn window_age(&self) -> Duration {
+        self.start.map_or(Duration::ZERO, |(at, _)| at.elapsed())
+    }
+
+    /// Busy cores since the window started (the last measurement when the window is
+    /// too short to tell).
+    fn measure(&mut self) -> Option<f64> {
+        if let Some((at, start)) = self.start {
+            if at.elapsed() >= MIN_WINDOW {
+                if let Some(busy) = CpuTimes::now()
+                    .and_then(|now| now.busy_cores_since(&start, crate::speed::cores()))
+                {
+                    self.last = Some(busy);
+                }
+            }
+        }
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuTimes;
+
+    #[test]
+    fn busy_cores_come_from_two_readings_of_proc_stat() {
+        let a = CpuTimes::parse("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5\n").unwrap();
+        assert_eq!(
+            a,
+            CpuTimes {
+                total: 1000,
+                idle: 850
+            }
+        );
+        // 200 ticks over 2 cores, half of them busy: one core.
+        let b = CpuTimes::parse("cpu  180 0 70 890 60 0 0 0 0 0\n").unwrap();
+        assert_eq!(b.busy_cores_since(&a, 2), Some(1.0));
+        // Nothing passed, or counters that went backwards: no reading.
+        assert_eq!(a.busy_cores_since(&a, 2), None);
+        assert_eq!(a.busy_cores_since(&b, 2), None);
+        assert_eq!(CpuTimes::parse("intr 1 2 3\n"), None);
+        assert_eq!(CpuTimes::parse("cpu  1 2\n"), None);
+    }
+}
