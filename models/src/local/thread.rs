@@ -196,8 +196,6 @@ pub(super) fn worker(
             cache.put(&key, s);
             Some(s)
         });
-        // The probe kept every core busy: the load window starts after it.
-        state.decode.job_done();
         info.measured_speed = measured;
         state.info.measured_speed = measured;
         state.speed_store = measured.map(|s| (cache, key, s));
@@ -240,7 +238,6 @@ pub(super) fn worker(
                         "llama.cpp worker panicked; the KV cache was reset".into(),
                     ))
                 });
-                state.decode.job_done();
                 let _ = job.reply.send(result);
             }
             Msg::Prefill(job) => {
@@ -267,7 +264,6 @@ pub(super) fn worker(
                         "llama.cpp worker panicked; the KV cache was reset".into(),
                     ))
                 });
-                state.decode.job_done();
                 let _ = job.reply.send(result);
             }
         }

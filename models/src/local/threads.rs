@@ -9,10 +9,11 @@
 //! than narrow ones do falls back to narrow for the rest of the request and for
 //! [`WIDE_PAUSE`] after it.
 //!
-//! How busy the machine was is read from `/proc/stat` (Linux; elsewhere decoding stays
-//! narrow): the cores busy while this model thread was idle, over the last second or so
-//! before the request. That counts other processes and this process's other threads (an
-//! index build) alike: both take the core a wide decode would spin on.
+//! How busy the other cores were is read from `/proc/stat` and `/proc/self/stat` (Linux;
+//! elsewhere decoding stays narrow): the cores other processes kept busy since the request
+//! before (at most the last second or so while the model is idle). This process's own
+//! threads are left out (the model's, and those that prepared the request); see
+//! [`CpuTimes::others_busy_since`].
 //!
 //! llama-cpp-2 (pinned at 0.1.160) does not wrap `llama_set_n_threads` and keeps the
 //! context pointer private; its `Debug` output prints the pointer, which is taken from
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_sys_2::llama_context;
 
-/// A wide decode is chosen while fewer cores than this were busy before the request.
+/// A wide decode is chosen while other processes kept fewer cores than this busy before
+/// the request.
 pub(super) const WIDE_BELOW_BUSY_CORES: f64 = 0.5;
 /// How long decoding stays narrow after a wide decode came out slower than narrow.
 pub(super) const WIDE_PAUSE: Duration = Duration::from_secs(30);
@@ -90,8 +92,7 @@ impl DecodeThreads {
         let paused = self
             .wide_paused_until
             .is_some_and(|until| Instant::now() < until);
-        let busy = self.load.measure();
-        let wide = self.can_widen() && !paused && busy.is_some_and(|b| b < WIDE_BELOW_BUSY_CORES);
+        let wide = self.can_widen() && wide_allowed(self.load.measure(), paused);
         self.chosen = if wide { self.wide } else { self.narrow };
         wide
     }
@@ -129,16 +130,10 @@ impl DecodeThreads {
         self.current
     }
 
-    /// The model thread finished a job: the next load window starts now.
-    pub(super) fn job_done(&mut self) {
-        self.load.restart();
-    }
-
     /// The model thread has been idle for [`IDLE_TICK`]: keep the window recent.
     pub(super) fn idle_tick(&mut self) {
         if self.load.window_age() >= IDLE_TICK {
             self.load.measure();
-            self.load.restart();
         }
     }
 
@@ -163,6 +158,12 @@ impl DecodeThreads {
             self.current = threads;
         }
     }
+}
+
+/// Whether a request may decode with every core: the machine's busy cores were measured
+/// and below [`WIDE_BELOW_BUSY_CORES`], and no wide decode fell back lately.
+pub(super) fn wide_allowed(busy_cores: Option<f64>, paused: bool) -> bool {
+    !paused && busy_cores.is_some_and(|b| b < WIDE_BELOW_BUSY_CORES)
 }
 
 /// The context pointer behind `ctx`, from its `Debug` output (`LlamaContext { context:
@@ -191,24 +192,31 @@ pub(super) fn raw_context(
     same.then_some(raw)
 }
 
-/// CPU time counters of the whole machine, in `/proc/stat`'s ticks.
+/// CPU time counters, in clock ticks (`/proc/stat` and `/proc/self/stat` count in the
+/// same unit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct CpuTimes {
     /// All time, every core.
     pub(super) total: u64,
     /// Idle and waiting for I/O.
     pub(super) idle: u64,
+    /// This process's user and system time (every thread).
+    pub(super) own: u64,
 }
 
 impl CpuTimes {
-    /// The machine's counters, where the OS has `/proc/stat`.
+    /// The counters now, where the OS has `/proc`.
     pub(super) fn now() -> Option<CpuTimes> {
-        CpuTimes::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+        CpuTimes::parse(
+            &std::fs::read_to_string("/proc/stat").ok()?,
+            &std::fs::read_to_string("/proc/self/stat").ok()?,
+        )
     }
 
-    /// From `/proc/stat`'s first line: `cpu user nice system idle iowait irq softirq
-    /// steal …` (guest time is already counted in user time).
-    pub(super) fn parse(stat: &str) -> Option<CpuTimes> {
+    /// From `/proc/stat`'s first line (`cpu user nice system idle iowait irq softirq
+    /// steal …`; guest time is already counted in user time) and `/proc/self/stat`
+    /// (`pid (comm) state …`, user and system time the 14th and 15th fields).
+    pub(super) fn parse(stat: &str, own_stat: &str) -> Option<CpuTimes> {
         let line = stat.lines().next()?;
         let mut fields = line.split_whitespace();
         if fields.next()? != "cpu" {
@@ -221,24 +229,39 @@ impl CpuTimes {
         if n.len() < 5 {
             return None;
         }
+        // The command name may hold spaces and parentheses: fields restart after the
+        // last ')', at the 3rd.
+        let after = own_stat.rsplit_once(')')?.1;
+        let mut own = after.split_whitespace().skip(14 - 3);
+        let utime: u64 = own.next()?.parse().ok()?;
+        let stime: u64 = own.next()?.parse().ok()?;
         Some(CpuTimes {
             total: n.iter().sum(),
             idle: n[3] + n[4],
+            own: utime + stime,
         })
     }
 
-    /// Cores busy on average from `earlier` to `self`, out of `cores`.
-    pub(super) fn busy_cores_since(&self, earlier: &CpuTimes, cores: usize) -> Option<f64> {
+    /// Cores that processes other than this one kept busy on average from `earlier` to
+    /// `self`, out of `cores`. This process's own threads are left out: right before a
+    /// request they mostly prepared it (retrieval, tokenizing) and are done by the time
+    /// it decodes; one that keeps working beside a wide decode slows it, and the decode
+    /// falls back.
+    pub(super) fn others_busy_since(&self, earlier: &CpuTimes, cores: usize) -> Option<f64> {
         let total = self.total.checked_sub(earlier.total)?;
         let idle = self.idle.checked_sub(earlier.idle)?;
+        let own = self.own.checked_sub(earlier.own)?;
         if total == 0 {
             return None;
         }
-        Some(total.saturating_sub(idle) as f64 / total as f64 * cores as f64)
+        let others = total.saturating_sub(idle).saturating_sub(own);
+        Some(others as f64 / total as f64 * cores as f64)
     }
 }
 
-/// The machine's busy cores over a window that starts when the model thread goes idle.
+/// Cores other processes kept busy, over the window since the last measurement (the
+/// request before, or the last idle tick). This process's own work, the model's
+/// included, is left out, so a window may span jobs.
 struct BusyCores {
     start: Option<(Instant, CpuTimes)>,
     last: Option<f64>,
@@ -252,51 +275,74 @@ impl BusyCores {
         }
     }
 
-    fn restart(&mut self) {
-        self.start = CpuTimes::now().map(|t| (Instant::now(), t));
-    }
-
     fn window_age(&self) -> Duration {
         self.start.map_or(Duration::ZERO, |(at, _)| at.elapsed())
     }
 
-    /// Busy cores since the window started (the last measurement when the window is
-    /// too short to tell).
+    /// Busy cores since the window started, and a new window from now; the last
+    /// measurement when the window is too short to tell.
     fn measure(&mut self) -> Option<f64> {
-        if let Some((at, start)) = self.start {
-            if at.elapsed() >= MIN_WINDOW {
-                if let Some(busy) = CpuTimes::now()
-                    .and_then(|now| now.busy_cores_since(&start, crate::speed::cores()))
-                {
+        let Some(now) = CpuTimes::now() else {
+            return self.last;
+        };
+        match self.start {
+            Some((at, _)) if at.elapsed() < MIN_WINDOW => return self.last,
+            Some((_, start)) => {
+                if let Some(busy) = now.others_busy_since(&start, crate::speed::cores()) {
                     self.last = Some(busy);
                 }
             }
+            None => {}
         }
+        self.start = Some((Instant::now(), now));
         self.last
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::CpuTimes;
+    use super::{wide_allowed, CpuTimes};
 
     #[test]
-    fn busy_cores_come_from_two_readings_of_proc_stat() {
-        let a = CpuTimes::parse("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5\n").unwrap();
+    fn every_core_decodes_only_when_the_others_were_measured_idle() {
+        assert!(wide_allowed(Some(0.1), false));
+        // Another process (or this one's indexer) on a core, no reading (not Linux), or
+        // a wide decode that came out slower a moment ago: one core fewer.
+        assert!(!wide_allowed(Some(0.9), false));
+        assert!(!wide_allowed(None, false));
+        assert!(!wide_allowed(Some(0.1), true));
+    }
+
+    #[test]
+    fn busy_cores_of_other_processes_come_from_two_readings_of_proc() {
+        let own = |ticks: u64| {
+            format!(
+                "4242 (cairn (lsp) x) S 1 4242 4242 0 -1 4194304 10 0 0 0 {} 5 0 0 20 0 9 0",
+                ticks - 5
+            )
+        };
+        let a =
+            CpuTimes::parse("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4 5\n", &own(30)).unwrap();
         assert_eq!(
             a,
             CpuTimes {
                 total: 1000,
-                idle: 850
+                idle: 850,
+                own: 30
             }
         );
-        // 200 ticks over 2 cores, half of them busy: one core.
-        let b = CpuTimes::parse("cpu  180 0 70 890 60 0 0 0 0 0\n").unwrap();
-        assert_eq!(b.busy_cores_since(&a, 2), Some(1.0));
+        // 200 ticks over 2 cores, 100 of them busy, 20 of those this process's: 0.8 of
+        // a core for the others.
+        let b = CpuTimes::parse("cpu  180 0 70 890 60 0 0 0 0 0\n", &own(50)).unwrap();
+        assert_eq!(b.others_busy_since(&a, 2), Some(0.8));
         // Nothing passed, or counters that went backwards: no reading.
-        assert_eq!(a.busy_cores_since(&a, 2), None);
-        assert_eq!(a.busy_cores_since(&b, 2), None);
-        assert_eq!(CpuTimes::parse("intr 1 2 3\n"), None);
-        assert_eq!(CpuTimes::parse("cpu  1 2\n"), None);
+        assert_eq!(a.others_busy_since(&a, 2), None);
+        assert_eq!(a.others_busy_since(&b, 2), None);
+        assert_eq!(CpuTimes::parse("intr 1 2 3\n", &own(30)), None);
+        assert_eq!(CpuTimes::parse("cpu  1 2\n", &own(30)), None);
+        assert_eq!(
+            CpuTimes::parse("cpu  1 2 3 4 5\n", "4242 (cairn) S 1"),
+            None
+        );
     }
 }
