@@ -6,8 +6,7 @@
 //! the tokens *not already in the KV cache* — those are what cost time. To fit:
 //!
 //! 1. context files are dropped, last first, except that a file the KV cache already
-//!    holds is kept (it costs nothing) unless the hard cap needs the room; where a
-//!    budget left none, the first file's first lines come back (`Limits::context_head`);
+//!    holds is kept (it costs nothing) unless the hard cap needs the room;
 //! 2. the suffix is cut from its end to about a quarter of the room left, then the
 //!    prefix from its start to what still fits (the longest prefix that fits wins, and a
 //!    prefix start the cache holds is the cheap one), then the suffix grows back into
@@ -85,12 +84,6 @@ pub struct Limits {
     pub min_prefix: usize,
     /// The suffix keeps about this many tokens (to a line end) before the prefix is cut.
     pub min_suffix: usize,
-    /// Under a latency budget that left room for no whole context file, the first one
-    /// (the best ranked) keeps its first lines, up to this many tokens and at most half
-    /// of what prefix and suffix have beyond their floors: a definition's signature and
-    /// docstring say more about a call than the prefix's most distant lines. 0: context
-    /// files are kept whole or dropped.
-    pub context_head: usize,
 }
 
 /// What is kept of each segment (a token range; empty when dropped).
@@ -189,46 +182,10 @@ pub fn plan<T: PartialEq>(segments: &[Segment<T>], cached: &[T], limits: &Limits
     if fits(total, common) {
         return done(keep, false);
     }
-    let prefix = segments.iter().position(|s| s.kind == SegmentKind::Prefix);
-    let suffix = segments.iter().position(|s| s.kind == SegmentKind::Suffix);
-    // The room for prefix and suffix together, with `keep`'s other segments.
-    let room_beside = |keep: &[Range<usize>]| {
-        let mut k = keep.to_vec();
-        for i in [prefix, suffix].into_iter().flatten() {
-            k[i] = 0..0;
-        }
-        let (t, c) = measure(segments, &k, cached);
-        let by_cap = limits.cap.saturating_sub(t);
-        match limits.allowed_new {
-            Some(a) => by_cap.min(a.saturating_sub(t - c)),
-            None => by_cap,
-        }
-    };
-
-    // 1b. The best context file's head, where the budget left no whole file.
-    if let (Some(&first), true) = (contexts.first(), limits.allowed_new.is_some()) {
-        if limits.context_head > 0 && contexts.iter().all(|&i| keep[i].is_empty()) {
-            let spare = room_beside(&keep).saturating_sub(limits.min_prefix + limits.min_suffix);
-            let most = limits.context_head.min(spare / 2);
-            // Line ends within reach; the first one ends the file's header line, so a
-            // head holds at least one line after it.
-            let len = segments[first].tokens.len();
-            let mut ends: Vec<usize> = segments[first]
-                .cuts
-                .iter()
-                .copied()
-                .filter(|&c| c > 0 && c < len)
-                .chain([len])
-                .collect();
-            ends.sort_unstable();
-            ends.dedup();
-            if let Some(&end) = ends.iter().skip(1).filter(|&&e| e <= most).max() {
-                keep[first] = 0..end;
-            }
-        }
-    }
 
     // 2. Suffix then prefix.
+    let prefix = segments.iter().position(|s| s.kind == SegmentKind::Prefix);
+    let suffix = segments.iter().position(|s| s.kind == SegmentKind::Suffix);
     let prefix_cuts = |i: usize| -> Vec<usize> {
         let s = &segments[i];
         let mut c: Vec<usize> = std::iter::once(0)
@@ -249,7 +206,19 @@ pub fn plan<T: PartialEq>(segments: &[Segment<T>], cached: &[T], limits: &Limits
         c.dedup();
         c
     };
-    let room = room_beside(&keep);
+    // The room for prefix and suffix together.
+    let room = {
+        let mut k = keep.clone();
+        for i in [prefix, suffix].into_iter().flatten() {
+            k[i] = 0..0;
+        }
+        let (t, c) = measure(segments, &k, cached);
+        let by_cap = limits.cap.saturating_sub(t);
+        match limits.allowed_new {
+            Some(a) => by_cap.min(a.saturating_sub(t - c)),
+            None => by_cap,
+        }
+    };
     // Largest suffix end not over `n` tokens: a line end if one fits, else exactly `n`.
     let suffix_to = |i: usize, n: usize| -> usize {
         let len = segments[i].tokens.len();
@@ -441,7 +410,6 @@ mod tests {
             allowed_new: allowed,
             min_prefix: 16,
             min_suffix: 0,
-            context_head: 0,
         }
     }
 
@@ -477,42 +445,6 @@ mod tests {
         assert!(pre.len() > suf.len());
         assert!(plan2.total <= 66 && !plan2.over_budget, "{plan2:?}");
         assert_eq!(pre.len() + suf.len(), 60);
-    }
-
-    #[test]
-    fn where_no_whole_context_file_fits_the_best_ones_first_lines_do() {
-        let mut p = prompt();
-        p[1] = lines(seg(SegmentKind::Context, 100..140), 8);
-        p[2] = lines(seg(SegmentKind::Context, 200..240), 8);
-        let heads = Limits {
-            context_head: 24,
-            ..limits(1000, Some(66))
-        };
-        // 60 tokens for prefix and suffix without context; 44 beyond the prefix's floor,
-        // half of it at most for the head: 22, so the line end at 16 (the first one, at
-        // 8, ends the file's header line).
-        let plan1 = plan(&p, &[], &heads);
-        assert_eq!(plan1.keep[1], 0..16, "{plan1:?}");
-        assert!(plan1.keep[2].is_empty());
-        assert!(plan1.keep[4].len() >= 16 && plan1.keep[4].end == 100);
-        assert!(plan1.total <= 66 && !plan1.over_budget, "{plan1:?}");
-        // No budget (only the cap), or no room beyond the floors: no head.
-        let plan2 = plan(
-            &p,
-            &[],
-            &Limits {
-                allowed_new: None,
-                ..limits(66, None)
-            },
-        );
-        assert!(plan2.keep[1].is_empty());
-        let tight = Limits {
-            context_head: 24,
-            ..limits(1000, Some(30))
-        };
-        assert!(plan(&p, &[], &tight).keep[1].is_empty());
-        // Off: whole files or nothing.
-        assert!(plan(&p, &[], &limits(1000, Some(66))).keep[1].is_empty());
     }
 
     #[test]

@@ -308,10 +308,6 @@ pub struct PromptBudget {
     pub context_files_dropped: u32,
     pub context_tokens_kept: u32,
     pub context_tokens_dropped: u32,
-    /// Of the kept files, those kept as their first lines only (the budget had no room
-    /// for a whole one); their other tokens count as dropped.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub context_heads: u32,
     pub prefix_tokens_kept: u32,
     /// Tokens of the prefix cut from its start. A huge prefix is tokenized only as far
     /// back as the cap can reach, so this counts the cut part of that window.

@@ -175,14 +175,7 @@ fn a_latency_budget_cuts_a_cold_prompt_in_tokens_and_typing_reuses_the_cut() {
     assert!((60..=100).contains(&allowed), "{b:?}");
     assert!(!b.over_budget, "{b:?}");
     assert!(b.new_tokens <= allowed, "{b:?}");
-    // Context goes first; the best file comes back as its first lines (its header and
-    // signature), the other stays out.
-    assert_eq!(b.context_files_dropped, 1, "{b:?}");
-    assert_eq!(b.context_heads, 1, "{b:?}");
-    assert!(
-        b.context_tokens_kept > 0 && b.context_tokens_kept < 24,
-        "{b:?}"
-    );
+    assert_eq!(b.context_files_dropped, 2, "context goes first: {b:?}");
     assert!(
         b.prefix_tokens_cut > 1000 && b.prefix_tokens_kept >= 32,
         "{b:?}"

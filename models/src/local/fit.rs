@@ -95,9 +95,7 @@ impl Worker<'_> {
         for seg in &mut segments {
             let toks = &seg.tokens;
             match seg.kind {
-                budget::SegmentKind::Prefix
-                | budget::SegmentKind::Suffix
-                | budget::SegmentKind::Context => {
+                budget::SegmentKind::Prefix | budget::SegmentKind::Suffix => {
                     seg.cuts = (1..toks.len()).filter(|&i| newline_cut(toks, i)).collect();
                 }
                 _ => {}
@@ -138,7 +136,6 @@ impl Worker<'_> {
             allowed_new,
             min_prefix: floor_tokens.max(MIN_PREFIX_TOKENS).min(cap / 2),
             min_suffix: suffix_floor.min(cap / 4),
-            context_head: CONTEXT_HEAD_TOKENS,
         };
         let cached: &[LlamaToken] = if self.reuse_prefix { &self.cached } else { &[] };
         // A keystroke while typing at an anchor: its typed tokens and a little growth.
@@ -190,10 +187,6 @@ impl Worker<'_> {
                     } else {
                         report.context_files_kept += 1;
                         report.context_tokens_kept += kept;
-                        report.context_tokens_dropped += cut;
-                        if cut > 0 {
-                            report.context_heads += 1;
-                        }
                     }
                 }
                 budget::SegmentKind::Prefix => {

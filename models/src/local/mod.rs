@@ -93,9 +93,6 @@ pub struct LocalOptions {
 
 /// Tokens the prefix keeps whatever the budget (the cursor's line or so).
 const MIN_PREFIX_TOKENS: usize = 32;
-/// The most a cold prompt gives the best context file's first lines where no whole file
-/// fits the budget (see [`budget::Limits::context_head`]): a signature and a docstring.
-const CONTEXT_HEAD_TOKENS: usize = 48;
 /// Prompt batch while prefilling: small, so that a real request waits at most one.
 const PREFILL_BATCH: usize = 64;
 
