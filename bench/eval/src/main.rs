@@ -261,6 +261,8 @@ struct LatencyArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // `CAIRN_LOG` (e.g. `cairn_models=debug`) as in every Cairn process.
+    cairn_engine::init_logging();
     // A private ledger and key for the run (every completion writes a signed record);
     // the caller's environment wins if it sets them.
     let scratch = tempfile::Builder::new().prefix("cairn-eval-").tempdir()?;

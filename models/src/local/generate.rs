@@ -69,6 +69,7 @@ impl Worker<'_> {
         self.decode.apply();
         // A wide decode slower than a narrow one would be falls back (the load came
         // back during the request).
+        let mut slow_in_a_row = 0;
         let narrow_token = self
             .narrow_token_secs()
             .filter(|_| self.decode.is_wide())
@@ -190,9 +191,14 @@ impl Worker<'_> {
             }
             self.cached.push(token);
             if draft.is_empty() {
-                if let Some(narrow) = narrow_token {
-                    if self.decode.is_wide() && decoding.elapsed() > narrow.mul_f64(1.2) {
-                        self.decode.fall_back();
+                if let Some(narrow) = narrow_token.filter(|_| self.decode.is_wide()) {
+                    if decoding.elapsed() > narrow.mul_f64(1.2) {
+                        slow_in_a_row += 1;
+                        if slow_in_a_row >= threads::SLOW_IN_A_ROW {
+                            self.decode.fall_back();
+                        }
+                    } else {
+                        slow_in_a_row = 0;
                     }
                 }
                 continue;

@@ -6,8 +6,8 @@
 //! (one thread fewer: 13–15 idle, 8.8 beside the build). So a request decodes with every
 //! core ("wide") only when the other cores were idle just before it, and with one fewer
 //! ("narrow", the configured default) otherwise. A wide decode whose tokens come slower
-//! than narrow ones do falls back to narrow for the rest of the request and for
-//! [`WIDE_PAUSE`] after it.
+//! than narrow ones do ([`SLOW_IN_A_ROW`] of them: one alone is a hiccup) falls back to
+//! narrow for the rest of the request and for [`WIDE_PAUSE`] after it.
 //!
 //! How busy the other cores were is read from `/proc/stat` and `/proc/self/stat` (Linux;
 //! elsewhere decoding stays narrow): the cores other processes kept busy since the request
@@ -30,7 +30,9 @@ use llama_cpp_sys_2::llama_context;
 /// the request.
 pub(super) const WIDE_BELOW_BUSY_CORES: f64 = 0.5;
 /// How long decoding stays narrow after a wide decode came out slower than narrow.
-pub(super) const WIDE_PAUSE: Duration = Duration::from_secs(30);
+pub(super) const WIDE_PAUSE: Duration = Duration::from_secs(10);
+/// Wide tokens in a row slower than 1.2× a narrow one that make a decode fall back.
+pub(super) const SLOW_IN_A_ROW: u32 = 2;
 /// The shortest window worth measuring the machine's load over (`/proc/stat` counts in
 /// hundredths of a second); a shorter one keeps the last measurement.
 const MIN_WINDOW: Duration = Duration::from_millis(150);
@@ -92,8 +94,15 @@ impl DecodeThreads {
         let paused = self
             .wide_paused_until
             .is_some_and(|until| Instant::now() < until);
-        let wide = self.can_widen() && wide_allowed(self.load.measure(), paused);
+        let busy = self.load.measure();
+        let wide = self.can_widen() && wide_allowed(busy, paused);
         self.chosen = if wide { self.wide } else { self.narrow };
+        tracing::debug!(
+            threads = self.chosen,
+            others_busy_cores = busy,
+            paused,
+            "decode threads for the request"
+        );
         wide
     }
 
