@@ -52,6 +52,7 @@ pub(super) struct DecodeThreads {
     chosen: i32,
     /// The request in flight went from wide to narrow.
     fell_back: bool,
+    /// No wide decode before this (a wide decode fell back).
     wide_paused_until: Option<Instant>,
     load: BusyCores,
 }
@@ -169,8 +170,8 @@ impl DecodeThreads {
     }
 }
 
-/// Whether a request may decode with every core: the machine's busy cores were measured
-/// and below [`WIDE_BELOW_BUSY_CORES`], and no wide decode fell back lately.
+/// Whether a request may decode with every core: the cores other processes kept busy were
+/// measured and below [`WIDE_BELOW_BUSY_CORES`], and no wide decode fell back lately.
 pub(super) fn wide_allowed(busy_cores: Option<f64>, paused: bool) -> bool {
     !paused && busy_cores.is_some_and(|b| b < WIDE_BELOW_BUSY_CORES)
 }
