@@ -66,14 +66,8 @@ impl Worker<'_> {
             self.cached.extend_from_slice(chunk);
         }
         usage.prompt_time = started.elapsed();
-        self.decode.apply();
-        // A wide decode slower than a narrow one would be falls back (the load came
-        // back during the request).
-        let mut slow_in_a_row = 0;
-        let narrow_token = self
-            .narrow_token_secs()
-            .filter(|_| self.decode.is_wide())
-            .map(Duration::from_secs_f64);
+        let narrow_token = self.narrow_token_time();
+        self.decode.apply(narrow_token);
 
         let mut sampler = build_sampler(limits.sampling);
         let mut matcher = StopMatcher::new(&limits.stop);
@@ -191,16 +185,7 @@ impl Worker<'_> {
             }
             self.cached.push(token);
             if draft.is_empty() {
-                if let Some(narrow) = narrow_token.filter(|_| self.decode.is_wide()) {
-                    if decoding.elapsed() > narrow.mul_f64(1.2) {
-                        slow_in_a_row += 1;
-                        if slow_in_a_row >= threads::SLOW_IN_A_ROW {
-                            self.decode.fall_back();
-                        }
-                    } else {
-                        slow_in_a_row = 0;
-                    }
-                }
+                self.decode.token_took(decoding.elapsed());
                 continue;
             }
             // Keep the draft as far as it is what greedy decoding picks; the first

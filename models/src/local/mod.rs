@@ -127,9 +127,7 @@ impl LocalOptions {
     pub fn wide_threads(&self) -> i32 {
         match self.n_threads {
             Some(n) => n,
-            None => (crate::speed::cores() as i32)
-                .clamp(1, 8)
-                .max(self.threads()),
+            None => (crate::speed::cores() as i32).clamp(1, 8),
         }
     }
 

@@ -28,11 +28,11 @@ use llama_cpp_sys_2::llama_context;
 
 /// A wide decode is chosen while other processes kept fewer cores than this busy before
 /// the request.
-pub(super) const WIDE_BELOW_BUSY_CORES: f64 = 0.5;
+const WIDE_BELOW_BUSY_CORES: f64 = 0.5;
 /// How long decoding stays narrow after a wide decode came out slower than narrow.
-pub(super) const WIDE_PAUSE: Duration = Duration::from_secs(10);
+const WIDE_PAUSE: Duration = Duration::from_secs(10);
 /// Wide tokens in a row slower than 1.2× a narrow one that make a decode fall back.
-pub(super) const SLOW_IN_A_ROW: u32 = 2;
+const SLOW_IN_A_ROW: u32 = 2;
 /// The shortest window worth measuring the machine's load over (`/proc/stat` counts in
 /// hundredths of a second); a shorter one keeps the last measurement.
 const MIN_WINDOW: Duration = Duration::from_millis(150);
@@ -52,6 +52,10 @@ pub(super) struct DecodeThreads {
     chosen: i32,
     /// The request in flight went from wide to narrow.
     fell_back: bool,
+    /// What a narrow token takes, while the request in flight decodes wide.
+    narrow_token: Option<Duration>,
+    /// Wide tokens in a row slower than 1.2× `narrow_token`.
+    slow_in_a_row: u32,
     /// No wide decode before this (a wide decode fell back).
     wide_paused_until: Option<Instant>,
     load: BusyCores,
@@ -78,6 +82,8 @@ impl DecodeThreads {
             current: narrow,
             chosen: narrow,
             fell_back: false,
+            narrow_token: None,
+            slow_in_a_row: 0,
             wide_paused_until: None,
             load: BusyCores::new(),
         }
@@ -89,8 +95,7 @@ impl DecodeThreads {
     }
 
     /// Chooses the thread count for the next request from the load just before it.
-    /// Returns whether it is wide.
-    pub(super) fn choose(&mut self) -> bool {
+    pub(super) fn choose(&mut self) {
         self.fell_back = false;
         let paused = self
             .wide_paused_until
@@ -104,7 +109,6 @@ impl DecodeThreads {
             paused,
             "decode threads for the request"
         );
-        wide
     }
 
     /// Whether the request in flight was chosen wide (and has not fallen back).
@@ -112,14 +116,35 @@ impl DecodeThreads {
         self.chosen > self.narrow
     }
 
-    /// Makes the context decode with the chosen count.
-    pub(super) fn apply(&mut self) {
+    /// Makes the context decode with the chosen count; a wide decode is then checked
+    /// against `narrow_token`, what a narrow token takes (see [`Self::token_took`]).
+    pub(super) fn apply(&mut self, narrow_token: Option<Duration>) {
         self.set(self.chosen);
+        self.narrow_token = narrow_token.filter(|_| self.is_wide());
+        self.slow_in_a_row = 0;
+    }
+
+    /// One token of the request in flight took `took`: [`SLOW_IN_A_ROW`] wide tokens in
+    /// a row slower than 1.2× a narrow one make it fall back (the load came back during
+    /// the request).
+    pub(super) fn token_took(&mut self, took: Duration) {
+        let Some(narrow) = self.narrow_token else {
+            return;
+        };
+        if took <= narrow.mul_f64(1.2) {
+            self.slow_in_a_row = 0;
+            return;
+        }
+        self.slow_in_a_row += 1;
+        if self.slow_in_a_row >= SLOW_IN_A_ROW {
+            self.fall_back();
+        }
     }
 
     /// Decodes narrow for the rest of the request and for [`WIDE_PAUSE`] after it: the
     /// wide tokens came slower than narrow ones would.
-    pub(super) fn fall_back(&mut self) {
+    fn fall_back(&mut self) {
+        self.narrow_token = None;
         self.chosen = self.narrow;
         self.fell_back = true;
         self.wide_paused_until = Some(Instant::now() + WIDE_PAUSE);
@@ -172,14 +197,14 @@ impl DecodeThreads {
 
 /// Whether a request may decode with every core: the cores other processes kept busy were
 /// measured and below [`WIDE_BELOW_BUSY_CORES`], and no wide decode fell back lately.
-pub(super) fn wide_allowed(busy_cores: Option<f64>, paused: bool) -> bool {
+fn wide_allowed(busy_cores: Option<f64>, paused: bool) -> bool {
     !paused && busy_cores.is_some_and(|b| b < WIDE_BELOW_BUSY_CORES)
 }
 
 /// The context pointer behind `ctx`, from its `Debug` output (`LlamaContext { context:
 /// 0x… }`), kept only where llama.cpp read through it reports the context size, batch
 /// sizes and thread counts the safe wrapper and the parameters say.
-pub(super) fn raw_context(
+fn raw_context(
     ctx: &LlamaContext<'_>,
     threads: i32,
     threads_batch: i32,
@@ -205,18 +230,18 @@ pub(super) fn raw_context(
 /// CPU time counters, in clock ticks (`/proc/stat` and `/proc/self/stat` count in the
 /// same unit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct CpuTimes {
+struct CpuTimes {
     /// All time, every core.
-    pub(super) total: u64,
+    total: u64,
     /// Idle and waiting for I/O.
-    pub(super) idle: u64,
+    idle: u64,
     /// This process's user and system time (every thread).
-    pub(super) own: u64,
+    own: u64,
 }
 
 impl CpuTimes {
     /// The counters now, where the OS has `/proc`.
-    pub(super) fn now() -> Option<CpuTimes> {
+    fn now() -> Option<CpuTimes> {
         CpuTimes::parse(
             &std::fs::read_to_string("/proc/stat").ok()?,
             &std::fs::read_to_string("/proc/self/stat").ok()?,
@@ -226,7 +251,7 @@ impl CpuTimes {
     /// From `/proc/stat`'s first line (`cpu user nice system idle iowait irq softirq
     /// steal …`; guest time is already counted in user time) and `/proc/self/stat`
     /// (`pid (comm) state …`, user and system time the 14th and 15th fields).
-    pub(super) fn parse(stat: &str, own_stat: &str) -> Option<CpuTimes> {
+    fn parse(stat: &str, own_stat: &str) -> Option<CpuTimes> {
         let line = stat.lines().next()?;
         let mut fields = line.split_whitespace();
         if fields.next()? != "cpu" {
@@ -257,7 +282,7 @@ impl CpuTimes {
     /// request they mostly prepared it (retrieval, tokenizing) and are done by the time
     /// it decodes; one that keeps working beside a wide decode slows it, and the decode
     /// falls back.
-    pub(super) fn others_busy_since(&self, earlier: &CpuTimes, cores: usize) -> Option<f64> {
+    fn others_busy_since(&self, earlier: &CpuTimes, cores: usize) -> Option<f64> {
         let total = self.total.checked_sub(earlier.total)?;
         let idle = self.idle.checked_sub(earlier.idle)?;
         let own = self.own.checked_sub(earlier.own)?;

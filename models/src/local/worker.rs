@@ -163,12 +163,12 @@ impl Worker<'_> {
             .map(|s| s.decoding(self.decode.is_wide()))
     }
 
-    /// Seconds a narrow decode takes per token, as followed.
-    pub(super) fn narrow_token_secs(&self) -> Option<f64> {
+    /// How long a narrow decode takes per token, as followed.
+    pub(super) fn narrow_token_time(&self) -> Option<Duration> {
         self.speed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .map(|s| 1.0 / s.decode_tokens_per_s.max(1e-3))
+            .map(|s| Duration::from_secs_f64(1.0 / s.decode_tokens_per_s.max(1e-3)))
     }
 
     /// Follows real requests: the budget uses what the machine does now (a build
