@@ -1,8 +1,10 @@
 //! The clean-up of what the model returned, before anyone sees it: a line completion
 //! ends at its line and never closes a bracket the text after the cursor closes; a block
-//! ends where its scope ends; neither repeats the text that follows the cursor; nothing
-//! that is only white space is shown.
+//! ends where its scope ends and keeps the lines that leave the code around it parsing
+//! (`fit`); neither repeats the text that follows the cursor; nothing that is only white
+//! space is shown.
 
+use super::fit::fit_to_syntax;
 use super::shape::{indent_of, Shape};
 use super::window::Window;
 
@@ -33,7 +35,8 @@ pub fn finish(raw: &str, window: &Window, shape: &Shape, cut: bool) -> String {
         out = out.split('\n').next().unwrap_or("").to_string();
         out = balance_line(&out, after);
     }
-    drop_repeated_suffix(&out, window, shape.multiline)
+    let out = drop_repeated_suffix(&out, window, shape.multiline);
+    fit_to_syntax(&out, window, shape)
 }
 
 /// Trims trailing white space and never returns the text that already follows the
@@ -153,6 +156,7 @@ mod tests {
             in_comment_or_string: false,
             scope_start: None,
             scope_end: None,
+            lang: None,
         };
         let c = "total = 0\n    for x in xs:\n        total += x\n    return total\n\ndef g():\n    pass";
         assert_eq!(
@@ -169,6 +173,7 @@ mod tests {
             in_comment_or_string: false,
             scope_start: None,
             scope_end: None,
+            lang: None,
         };
         let c = "\n    let x = 1;\n}\nfn other() {}";
         assert_eq!(cut_to_scope(c, &shape, ""), "\n    let x = 1;\n}");
@@ -183,6 +188,7 @@ mod tests {
             in_comment_or_string: false,
             scope_start: None,
             scope_end: None,
+            lang: None,
         };
         let t = "def f(xs):\n    for x in xs:\n        \n    return xs\n";
         let off = t.find("        \n").unwrap() + 8;

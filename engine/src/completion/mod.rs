@@ -14,6 +14,7 @@
 
 mod anchor;
 mod cleanup;
+mod fit;
 mod prefill;
 mod shape;
 mod typing;

@@ -22,6 +22,8 @@ pub struct Shape {
     pub scope_start: Option<usize>,
     /// Where that definition ends (byte offset in the text read).
     pub scope_end: Option<usize>,
+    /// The language the path names, when the index knows it.
+    pub lang: Option<Lang>,
 }
 
 /// Indentation width of a line (tab = 4 columns).
@@ -91,6 +93,7 @@ pub fn shape_at(path: &str, text: &str, offset: usize) -> Shape {
         in_comment_or_string,
         scope_start,
         scope_end,
+        lang,
     }
 }
 

@@ -153,6 +153,7 @@ mod tests {
             in_comment_or_string: false,
             scope_start: None,
             scope_end: None,
+            lang: None,
         }
     }
 
