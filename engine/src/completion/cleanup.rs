@@ -9,19 +9,11 @@ use super::shape::{indent_of, Shape};
 use super::window::Window;
 
 /// The text to show for the model's raw output at `window` (empty: show nothing).
-/// `lead`: indentation the prompt ended on after the FIM middle token (`shape::lead_at`),
-/// which the output continues. `cut`: the generation stopped before the model ended it
-/// (the token limit, the deadline, a full context), so its last line may be unfinished: a
-/// block drops that line (a half-written line is broken code), a line is shown as far as
-/// it got.
-pub fn finish(raw: &str, lead: &str, window: &Window, shape: &Shape, cut: bool) -> String {
-    // A model that ends the line at once wrote no code after the lead.
-    let led = !lead.is_empty() && !raw.is_empty() && !raw.starts_with(['\n', '\r']);
-    let mut out = if led {
-        format!("{lead}{raw}")
-    } else {
-        raw.to_string()
-    };
+/// `cut`: the generation stopped before the model ended it (the token limit, the
+/// deadline, a full context), so its last line may be unfinished: a block drops that
+/// line (a half-written line is broken code), a line is shown as far as it got.
+pub fn finish(raw: &str, window: &Window, shape: &Shape, cut: bool) -> String {
+    let mut out = raw.to_string();
     if cut && shape.multiline {
         if let Some(end) = out.rfind('\n') {
             out.truncate(end + 1);
@@ -32,7 +24,7 @@ pub fn finish(raw: &str, lead: &str, window: &Window, shape: &Shape, cut: bool) 
         // On a blank line the block starts here, not after blank lines.
         out = out.trim_start_matches(['\n', '\r']).to_string();
     }
-    if !led && !before.is_empty() && before.trim().is_empty() {
+    if !before.is_empty() && before.trim().is_empty() {
         // The cursor already sits at the line's indentation: a model that indents
         // again would shift the line.
         out = out.trim_start_matches([' ', '\t']).to_string();
@@ -204,38 +196,19 @@ mod tests {
         let raw = "if x > 0:\n            print(x\n";
         let unfinished = "if x > 0:\n            print(x";
         assert_eq!(
-            finish(raw, "", &w, &shape, false),
+            finish(raw, &w, &shape, false),
             "if x > 0:\n            print(x"
         );
-        assert_eq!(finish(unfinished, "", &w, &shape, true), "if x > 0:");
+        assert_eq!(finish(unfinished, &w, &shape, true), "if x > 0:");
         // The model ended it: every line is finished.
-        assert_eq!(finish(unfinished, "", &w, &shape, false), unfinished);
+        assert_eq!(finish(unfinished, &w, &shape, false), unfinished);
         // One unfinished line is all there is: shown as far as it got.
-        assert_eq!(finish("if x >", "", &w, &shape, true), "if x >");
+        assert_eq!(finish("if x >", &w, &shape, true), "if x >");
         let line = Shape {
             multiline: false,
             ..shape
         };
-        assert_eq!(finish("if x >", "", &w, &line, true), "if x >");
-    }
-
-    #[test]
-    fn the_lead_goes_in_front_and_keeps_its_indentation() {
-        let shape = Shape {
-            multiline: true,
-            min_indent: 2,
-            in_comment_or_string: false,
-            scope_start: None,
-            scope_end: None,
-            lang: None,
-        };
-        // The cursor line has 2 of the body's 4 columns; the prompt ended on 1 more.
-        let t = "def f(x):\n    y = x\n  \n    return y\n";
-        let off = t.find("  \n    return").unwrap() + 2;
-        let w = Window::cut(t, off, &super::super::window::CompletionOptions::default());
-        assert_eq!(finish(" y += 1", " ", &w, &shape, false), "  y += 1");
-        // A model that ends the line at once wrote nothing after it.
-        assert_eq!(finish("\n", " ", &w, &shape, false), "");
+        assert_eq!(finish("if x >", &w, &line, true), "if x >");
     }
 
     #[test]

@@ -243,9 +243,6 @@ struct Prepared {
     budget: BudgetFacts,
     /// Split at an earlier request's anchor: typing continues where it started.
     at_anchor: bool,
-    /// Indentation put after the FIM middle token for the model to continue (see
-    /// `shape::lead_at`); every output starts with it.
-    lead: String,
 }
 
 impl Prepared {
@@ -398,13 +395,7 @@ impl Workspace {
                 g.stop_reason,
                 StopReason::MaxTokens | StopReason::Deadline | StopReason::ContextFull
             );
-            let out = cleanup::finish(
-                &g.text,
-                &prepared.lead,
-                &prepared.window,
-                &prepared.shape,
-                cut,
-            );
+            let out = cleanup::finish(&g.text, &prepared.window, &prepared.shape, cut);
             if !out.is_empty() && !outputs.iter().any(|(t, _)| *t == out) {
                 outputs.push((out, g));
             }
@@ -545,12 +536,6 @@ impl Workspace {
         let mut request = window.request(key, &shape, opts);
         let local = self.models().is_ok_and(|e| !e.completion_goes_remote());
         let at_anchor = local && self.completions.anchor(key, text, &window, &mut request);
-        let lead = if local {
-            healed(shape::lead_at(&window_text, window.prefix.len(), &shape))
-        } else {
-            String::new()
-        };
-        request.middle.push_str(&lead);
         let budget = opts
             .latency_budget_ms
             .filter(|&ms| ms > 0)
@@ -611,7 +596,6 @@ impl Workspace {
             redactions,
             budget: budget_facts,
             at_anchor,
-            lead,
         }
     }
 
@@ -657,14 +641,6 @@ impl Workspace {
             .insert(key.to_string(), (region, snippets.clone()));
         snippets
     }
-}
-
-/// The lead without its last character, which the model writes: BPE tokenizers join a
-/// line's last space of indentation to the word after it (` return`), so a prompt that
-/// ends on the whole indentation asks for a token split the model has rarely seen.
-fn healed(mut lead: String) -> String {
-    lead.pop();
-    lead
 }
 
 /// Caller-given snippets in their order, as many as fit in `budget` characters (the

@@ -97,52 +97,6 @@ pub fn shape_at(path: &str, text: &str, offset: usize) -> Shape {
     }
 }
 
-/// The indentation the lines around a blank cursor line fix for the code that goes
-/// there, beyond what the line already has: the indentation of the block below when the
-/// line above opens it, or the one both neighbours share. Read, never guessed: where the
-/// neighbours disagree otherwise (a block may end here, or begin), nothing. Editors
-/// indent a new line themselves; a cursor at column 0 of an indented body (a pasted gap,
-/// a line just emptied) would otherwise leave the model to guess, and a small model's
-/// guess is often a block's width off.
-pub fn lead_at(text: &str, offset: usize, shape: &Shape) -> String {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
-    let (before, after) = (&text[line_start..offset], &text[offset..line_end]);
-    if shape.lang.is_none() || shape.in_comment_or_string {
-        return String::new();
-    }
-    if !before.trim().is_empty() || !after.trim().is_empty() {
-        return String::new();
-    }
-    let above = text[..line_start]
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty());
-    let below = text[line_end..].lines().find(|l| !l.trim().is_empty());
-    let (Some(above), Some(below)) = (above, below) else {
-        return String::new();
-    };
-    let whitespace = |l: &str| l[..l.len() - l.trim_start().len()].to_string();
-    let (up, down) = (whitespace(above), whitespace(below));
-    let wanted = if opens_block(shape.lang, above) {
-        // The block's first line below says how deep the block is.
-        if indent_of(&down) > indent_of(&up) {
-            down
-        } else {
-            return String::new();
-        }
-    } else if up == down {
-        up
-    } else {
-        return String::new();
-    };
-    wanted
-        .strip_prefix(before)
-        .map(str::to_string)
-        .unwrap_or_default()
-}
-
 /// What one parse of the text says about the cursor.
 #[derive(Debug, Default)]
 struct Syntax {
@@ -301,40 +255,6 @@ mod tests {
         assert_eq!(&text[s.scope_end.unwrap()..], "\n\ndef g():\n    pass\n");
         // Top-level code has none.
         assert_eq!(at("a.py", "x = 1\ny = |\n").scope_start, None);
-    }
-
-    fn lead(path: &str, text_with_cursor: &str) -> String {
-        let offset = text_with_cursor.find('|').unwrap();
-        let text = text_with_cursor.replacen('|', "", 1);
-        lead_at(&text, offset, &shape_at(path, &text, offset))
-    }
-
-    #[test]
-    fn the_lead_is_the_indentation_the_neighbours_fix() {
-        // The line above opens the block the line below is in.
-        assert_eq!(
-            lead("a.py", "def f(x):\n    if x:\n|\n        x += 1\n"),
-            "        "
-        );
-        // Both neighbours in one block; the line already has part of it.
-        assert_eq!(
-            lead("a.py", "def f(x):\n    y = x\n  |\n    return y\n"),
-            "  "
-        );
-        assert_eq!(lead("a.go", "func f() {\n\tx := 1\n|\n\treturn\n}\n"), "\t");
-        // Nothing to read: an empty block, a block that may end here, text after the
-        // cursor, a file without a grammar, the end of the file.
-        assert_eq!(lead("a.py", "def f(x):\n    if x:\n|\n    return x\n"), "");
-        assert_eq!(
-            lead(
-                "a.py",
-                "def f(x):\n    if x:\n        y = 1\n|\n    return y\n"
-            ),
-            ""
-        );
-        assert_eq!(lead("a.py", "def f(x):\n    y = x\n|y\n    return y\n"), "");
-        assert_eq!(lead("a.txt", "a:\n    b\n|\n    c\n"), "");
-        assert_eq!(lead("a.py", "def f(x):\n    y = x\n|"), "");
     }
 
     #[test]
