@@ -36,7 +36,7 @@ pub fn finish(raw: &str, window: &Window, shape: &Shape, cut: bool) -> String {
         out = balance_line(&out, after);
     }
     let out = drop_repeated_suffix(&out, window, shape.multiline);
-    fit_to_syntax(&out, window, shape)
+    fit_to_syntax(&out, window, shape, cut)
 }
 
 /// Trims trailing white space and never returns the text that already follows the
@@ -45,10 +45,16 @@ fn drop_repeated_suffix(text: &str, window: &Window, multiline: bool) -> String 
     let mut out = text.trim_end().to_string();
     if multiline {
         // Stop before the first line that repeats the next non-empty line of the suffix.
-        if let Some(next) = window.suffix.lines().map(str::trim).find(|l| !l.is_empty()) {
+        // A line of closing brackets repeats it only at its column: the `}` of an inner
+        // block is not the `}` below that closes the function.
+        let next = (window.suffix.lines().enumerate()).find(|(_, l)| !l.trim().is_empty());
+        if let Some((at, next)) = next {
+            let closers_only = next.trim().chars().all(|c| CLOSING_LINE.contains(&c));
+            let column = (closers_only && at > 0).then(|| indent_of(next));
             let mut kept = Vec::new();
-            for l in out.lines() {
-                if l.trim() == next {
+            for (i, l) in out.lines().enumerate() {
+                let same_column = i == 0 || column.is_none_or(|c| indent_of(l) == c);
+                if l.trim() == next.trim() && same_column {
                     break;
                 }
                 kept.push(l);
@@ -69,6 +75,9 @@ fn drop_repeated_suffix(text: &str, window: &Window, multiline: bool) -> String 
         out
     }
 }
+
+/// What a line of only closing brackets is made of.
+const CLOSING_LINE: [char; 5] = [')', ']', '}', ';', ','];
 
 /// Net bracket depth change of `s`, ignoring brackets inside simple quoted strings.
 fn bracket_depths(s: &str) -> impl Iterator<Item = (usize, i32)> + '_ {
@@ -114,7 +123,7 @@ pub fn cut_to_scope(completion: &str, shape: &Shape, suffix: &str) -> String {
     for line in lines {
         if !line.trim().is_empty() && indent_of(line) < shape.min_indent {
             let t = line.trim();
-            let is_closer = t.chars().all(|c| matches!(c, ')' | ']' | '}' | ';' | ','));
+            let is_closer = t.chars().all(|c| CLOSING_LINE.contains(&c));
             if is_closer && next_suffix_line != Some(t) {
                 out.push(line);
             }
@@ -237,5 +246,17 @@ mod tests {
             "    return 1"
         );
         assert_eq!(drop_repeated_suffix("  \n ", &w, true), "");
+        // The `}` of an inner block is not the function's `}` below the cursor.
+        let w = Window {
+            prefix: "function f(xs) {\n  ".into(),
+            suffix: "\n}\n".into(),
+            offset: 19,
+        };
+        let body = "for (const x of xs) {\n    g(x);\n  }\n  return xs;";
+        assert_eq!(drop_repeated_suffix(body, &w, true), body);
+        assert_eq!(
+            drop_repeated_suffix("return xs;\n}\nmodule.exports = f;", &w, true),
+            "return xs;"
+        );
     }
 }

@@ -9,7 +9,9 @@
 //! whole lines (longest first); in Python, where indentation is syntax, then the same
 //! moved as a whole to the indentation the lines around the cursor ask for. The first
 //! candidate with no syntax error near the cursor wins; when none is clean, the one with
-//! the fewest errors, and the completion as it is keeps a tie.
+//! the fewest errors, and the completion as it is keeps a tie. A block the generation
+//! stopped short of its end (the token limit, the deadline) is judged with the brackets it
+//! left open closed: it is unfinished, not broken.
 
 use cairn_indexer::Lang;
 
@@ -25,14 +27,15 @@ const NEAR_LINES: usize = 20;
 
 /// The completion, or the candidate that parses best where it lands (see the module
 /// doc). `out` is what the clean-up kept so far; a line completion is returned as is.
-pub fn fit_to_syntax(out: &str, window: &Window, shape: &Shape) -> String {
+/// `cut`: the generation stopped before the model ended it.
+pub fn fit_to_syntax(out: &str, window: &Window, shape: &Shape, cut: bool) -> String {
     let Some(lang) = shape.lang else {
         return out.to_string();
     };
     if !shape.multiline || out.trim().is_empty() {
         return out.to_string();
     }
-    let Some(mut landing) = Landing::parse(window, shape, lang, out) else {
+    let Some(mut landing) = Landing::parse(window, shape, lang, out, cut) else {
         return out.to_string();
     };
     let as_is = landing.errors_as_is();
@@ -152,25 +155,51 @@ struct Landing<'a> {
     window: &'a Window,
     shape: &'a Shape,
     as_is: &'a str,
+    cut: bool,
     tree: tree_sitter::Tree,
 }
 
 impl<'a> Landing<'a> {
-    fn parse(window: &'a Window, shape: &'a Shape, lang: Lang, as_is: &'a str) -> Option<Self> {
+    fn parse(
+        window: &'a Window,
+        shape: &'a Shape,
+        lang: Lang,
+        as_is: &'a str,
+        cut: bool,
+    ) -> Option<Self> {
         let mut parser = tree_sitter::Parser::new();
         parser.set_language(&lang.grammar()).ok()?;
-        let tree = parser.parse(Self::text(window, as_is), None)?;
-        Some(Landing {
+        let mut landing = Landing {
+            tree: parser.parse("", None)?,
             parser,
             window,
             shape,
             as_is,
-            tree,
-        })
+            cut,
+        };
+        let text = landing.text(as_is);
+        landing.tree = landing.parser.parse(text, None)?;
+        Some(landing)
     }
 
-    fn text(window: &Window, completion: &str) -> String {
-        format!("{}{}{}", window.prefix, completion, window.suffix)
+    /// What goes between prefix and suffix for `completion`: itself, and when the
+    /// generation was cut, a line closing the brackets it left open.
+    fn inserted(&self, completion: &str) -> String {
+        let close = if self.cut {
+            closers(completion)
+        } else {
+            String::new()
+        };
+        if close.is_empty() {
+            completion.to_string()
+        } else {
+            format!("{completion}\n{close}")
+        }
+    }
+
+    fn text(&self, completion: &str) -> String {
+        let w = self.window;
+        format!("{}{}{}", w.prefix, self.inserted(completion), w.suffix)
     }
 
     fn errors_as_is(&self) -> usize {
@@ -179,16 +208,17 @@ impl<'a> Landing<'a> {
 
     fn errors(&mut self, candidate: &str) -> usize {
         let start = self.window.prefix.len();
-        let old = Self::text(self.window, self.as_is);
-        let new = Self::text(self.window, candidate);
+        let (old, new) = (self.text(self.as_is), self.text(candidate));
+        let old_end = start + self.inserted(self.as_is).len();
+        let new_end = start + self.inserted(candidate).len();
         let mut tree = self.tree.clone();
         tree.edit(&tree_sitter::InputEdit {
             start_byte: start,
-            old_end_byte: start + self.as_is.len(),
-            new_end_byte: start + candidate.len(),
+            old_end_byte: old_end,
+            new_end_byte: new_end,
             start_position: point_at(&old, start),
-            old_end_position: point_at(&old, start + self.as_is.len()),
-            new_end_position: point_at(&new, start + candidate.len()),
+            old_end_position: point_at(&old, old_end),
+            new_end_position: point_at(&new, new_end),
         });
         match self.parser.parse(&new, Some(&tree)) {
             Some(tree) => self.errors_in(&tree, candidate),
@@ -203,16 +233,48 @@ impl<'a> Landing<'a> {
     /// count.
     fn errors_in(&self, tree: &tree_sitter::Tree, completion: &str) -> usize {
         let (window, shape) = (self.window, self.shape);
-        let end = window.prefix.len() + completion.len();
+        let inserted = self.inserted(completion).len();
+        let end = window.prefix.len() + inserted;
         let lo = shape
             .scope_start
             .unwrap_or_else(|| nth_line_start_back(&window.prefix, NEAR_LINES));
         let hi = shape.scope_end.map_or_else(
             || end + nth_line_end(&window.suffix, NEAR_LINES),
-            |e| e + completion.len(),
+            |e| e + inserted,
         );
         count_errors(tree.root_node(), lo, hi, shape.lang == Some(Lang::Python))
     }
+}
+
+/// The closing brackets for the ones `text` leaves open, innermost first (brackets in
+/// simple quoted strings do not count).
+fn closers(text: &str) -> String {
+    let mut open = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q || c == '\n' {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' => open.push(')'),
+            '[' => open.push(']'),
+            '{' => open.push('}'),
+            ')' | ']' | '}' if open.last() == Some(&c) => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open.iter().rev().collect()
 }
 
 /// Row and byte column of `byte` in `text`.
@@ -296,7 +358,7 @@ mod tests {
             offset,
         };
         let shape = shape_at(path, &text, offset);
-        fit_to_syntax(raw, &window, &shape)
+        fit_to_syntax(raw, &window, &shape, false)
     }
 
     #[test]
@@ -335,6 +397,25 @@ mod tests {
         // Unknown languages and line completions are never touched.
         assert_eq!(fit("a.txt", doc, raw), raw);
         assert_eq!(fit("a.py", "x = f(|)\n", "1, 2))"), "1, 2))");
+    }
+
+    #[test]
+    fn a_block_cut_short_is_unfinished_not_broken() {
+        let doc = "function trim(text) {\n  |\n}\n";
+        let raw =
+            "var out = [];\n  for (var j = 0; j < text.length; j++) {\n    out.push(text[j]);";
+        let offset = doc.find('|').unwrap();
+        let text = doc.replacen('|', "", 1);
+        let window = Window {
+            prefix: text[..offset].to_string(),
+            suffix: text[offset..].to_string(),
+            offset,
+        };
+        let shape = shape_at("a.js", &text, offset);
+        assert_eq!(fit_to_syntax(raw, &window, &shape, true), raw);
+        // Ended by the model, the same lines leave the function unclosed.
+        assert_eq!(fit_to_syntax(raw, &window, &shape, false), "var out = [];");
+        assert_eq!(closers("f(a, [1, \"(\"], {"), "})");
     }
 
     #[test]
