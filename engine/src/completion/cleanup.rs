@@ -79,28 +79,35 @@ fn drop_repeated_suffix(text: &str, window: &Window, multiline: bool) -> String 
 /// What a line of only closing brackets is made of.
 const CLOSING_LINE: [char; 5] = [')', ']', '}', ';', ','];
 
-/// Net bracket depth change of `s`, ignoring brackets inside simple quoted strings.
-fn bracket_depths(s: &str) -> impl Iterator<Item = (usize, i32)> + '_ {
-    let mut depth = 0i32;
+/// The brackets of `s` outside simple quoted strings, with their byte offsets. A `'` or
+/// `"` string ends at its line's end (an apostrophe in a comment opens none for long).
+pub(super) fn code_brackets(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    s.char_indices().map(move |(i, c)| {
+    s.char_indices().filter(move |&(_, c)| {
         if let Some(q) = quote {
             if escaped {
                 escaped = false;
             } else if c == '\\' {
                 escaped = true;
-            } else if c == q {
+            } else if c == q || (c == '\n' && q != '`') {
                 quote = None;
             }
-        } else {
-            match c {
-                '"' | '\'' | '`' => quote = Some(c),
-                '(' | '[' | '{' => depth += 1,
-                ')' | ']' | '}' => depth -= 1,
-                _ => {}
-            }
+            return false;
         }
+        if matches!(c, '"' | '\'' | '`') {
+            quote = Some(c);
+            return false;
+        }
+        matches!(c, '(' | '[' | '{' | ')' | ']' | '}')
+    })
+}
+
+/// Net bracket depth after each bracket of `s` (see [`code_brackets`]).
+fn bracket_depths(s: &str) -> impl Iterator<Item = (usize, i32)> + '_ {
+    let mut depth = 0i32;
+    code_brackets(s).map(move |(i, c)| {
+        depth += if matches!(c, '(' | '[' | '{') { 1 } else { -1 };
         (i, depth)
     })
 }

@@ -15,6 +15,7 @@
 
 use cairn_indexer::Lang;
 
+use super::cleanup::code_brackets;
 use super::shape::{indent_of, Shape};
 use super::window::Window;
 
@@ -250,25 +251,12 @@ impl<'a> Landing<'a> {
 /// simple quoted strings do not count).
 fn closers(text: &str) -> String {
     let mut open = Vec::new();
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q || c == '\n' {
-                quote = None;
-            }
-            continue;
-        }
+    for (_, c) in code_brackets(text) {
         match c {
-            '"' | '\'' | '`' => quote = Some(c),
             '(' => open.push(')'),
             '[' => open.push(']'),
             '{' => open.push('}'),
-            ')' | ']' | '}' if open.last() == Some(&c) => {
+            _ if open.last() == Some(&c) => {
                 open.pop();
             }
             _ => {}
