@@ -336,8 +336,12 @@ mod tests {
     use super::super::shape::shape_at;
     use super::*;
 
-    /// The fitted completion for `raw` at `|` in `doc`.
+    /// The fitted completion for `raw` at `|` in `doc`, the generation ended by the model.
     fn fit(path: &str, doc: &str, raw: &str) -> String {
+        fit_cut(path, doc, raw, false)
+    }
+
+    fn fit_cut(path: &str, doc: &str, raw: &str, cut: bool) -> String {
         let offset = doc.find('|').unwrap();
         let text = doc.replacen('|', "", 1);
         let window = Window {
@@ -346,7 +350,7 @@ mod tests {
             offset,
         };
         let shape = shape_at(path, &text, offset);
-        fit_to_syntax(raw, &window, &shape, false)
+        fit_to_syntax(raw, &window, &shape, cut)
     }
 
     #[test]
@@ -392,17 +396,9 @@ mod tests {
         let doc = "function trim(text) {\n  |\n}\n";
         let raw =
             "var out = [];\n  for (var j = 0; j < text.length; j++) {\n    out.push(text[j]);";
-        let offset = doc.find('|').unwrap();
-        let text = doc.replacen('|', "", 1);
-        let window = Window {
-            prefix: text[..offset].to_string(),
-            suffix: text[offset..].to_string(),
-            offset,
-        };
-        let shape = shape_at("a.js", &text, offset);
-        assert_eq!(fit_to_syntax(raw, &window, &shape, true), raw);
+        assert_eq!(fit_cut("a.js", doc, raw, true), raw);
         // Ended by the model, the same lines leave the function unclosed.
-        assert_eq!(fit_to_syntax(raw, &window, &shape, false), "var out = [];");
+        assert_eq!(fit("a.js", doc, raw), "var out = [];");
         assert_eq!(closers("f(a, [1, \"(\"], {"), "})");
     }
 
