@@ -30,6 +30,14 @@ use crate::types::Speed;
 /// showing).
 pub const MIN_GENERATION_TOKENS: u32 = 16;
 
+/// The share of the followed prompt speed a plan counts on. One request's prompt
+/// evaluation runs up to ~20 % either side of the followed speed on a 2-core machine
+/// (HumanEval cold: 118–188 tokens/s), and a cold prompt is most of a cold request's time:
+/// planned at the followed speed itself, the first completion in a file landed 13 % over
+/// its plan in one editor session of five, and over 2 s in two. A warm request (a few new
+/// tokens) loses a token or so of generation to it.
+pub const PROMPT_SPEED_SHARE: f64 = 0.85;
+
 /// The tokens a budget keeps for generation before the prompt is fitted: half of it at
 /// the measured decode speed, at least [`MIN_GENERATION_TOKENS`], at most `asked`.
 pub fn generation_reserve(budget: Duration, speed: Speed, asked: u32) -> u32 {
