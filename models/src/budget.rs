@@ -38,6 +38,11 @@ pub const MIN_GENERATION_TOKENS: u32 = 16;
 /// tokens) loses a token or so of generation to it.
 pub const PROMPT_SPEED_SHARE: f64 = 0.85;
 
+/// The prompt speed a plan counts on: [`PROMPT_SPEED_SHARE`] of the followed one.
+pub fn planned_prompt_speed(speed: &Speed) -> f64 {
+    (speed.prompt_tokens_per_s * PROMPT_SPEED_SHARE).max(1e-3)
+}
+
 /// The tokens a budget keeps for generation before the prompt is fitted: half of it at
 /// the measured decode speed, at least [`MIN_GENERATION_TOKENS`], at most `asked`.
 pub fn generation_reserve(budget: Duration, speed: Speed, asked: u32) -> u32 {

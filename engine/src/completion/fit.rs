@@ -16,7 +16,7 @@
 use cairn_indexer::Lang;
 
 use super::cleanup::code_brackets;
-use super::shape::{indent_of, Shape};
+use super::shape::{indent_of, opens_block, Shape};
 use super::window::Window;
 
 /// The most lines of a completion tried one by one (a longer block is only tried whole).
@@ -108,8 +108,7 @@ fn wanted_indents(window: &Window) -> Vec<usize> {
     let below = window.suffix.lines().skip(1).find(|l| !l.trim().is_empty());
     let mut want = Vec::new();
     if let Some(above) = above {
-        let t = above.trim_end();
-        let opens = t.ends_with(':') && !t.trim_start().starts_with('#');
+        let opens = opens_block(Some(Lang::Python), above) && !above.trim_start().starts_with('#');
         let deeper = below
             .map(indent_of)
             .filter(|&b| b > indent_of(above))
@@ -155,9 +154,12 @@ struct Landing<'a> {
     parser: tree_sitter::Parser,
     window: &'a Window,
     shape: &'a Shape,
-    as_is: &'a str,
     cut: bool,
+    /// The window with the completion as it is, its parse, and where the completion
+    /// (with its closers) ends in it.
+    text: String,
     tree: tree_sitter::Tree,
+    end: usize,
 }
 
 impl<'a> Landing<'a> {
@@ -165,85 +167,80 @@ impl<'a> Landing<'a> {
         window: &'a Window,
         shape: &'a Shape,
         lang: Lang,
-        as_is: &'a str,
+        as_is: &str,
         cut: bool,
     ) -> Option<Self> {
         let mut parser = tree_sitter::Parser::new();
         parser.set_language(&lang.grammar()).ok()?;
-        let mut landing = Landing {
-            tree: parser.parse("", None)?,
+        let inserted = inserted(as_is, cut);
+        let text = format!("{}{inserted}{}", window.prefix, window.suffix);
+        let tree = parser.parse(&text, None)?;
+        Some(Landing {
             parser,
             window,
             shape,
-            as_is,
             cut,
-        };
-        let text = landing.text(as_is);
-        landing.tree = landing.parser.parse(text, None)?;
-        Some(landing)
-    }
-
-    /// What goes between prefix and suffix for `completion`: itself, and when the
-    /// generation was cut, a line closing the brackets it left open.
-    fn inserted(&self, completion: &str) -> String {
-        let close = if self.cut {
-            closers(completion)
-        } else {
-            String::new()
-        };
-        if close.is_empty() {
-            completion.to_string()
-        } else {
-            format!("{completion}\n{close}")
-        }
-    }
-
-    fn text(&self, completion: &str) -> String {
-        let w = self.window;
-        format!("{}{}{}", w.prefix, self.inserted(completion), w.suffix)
+            end: window.prefix.len() + inserted.len(),
+            text,
+            tree,
+        })
     }
 
     fn errors_as_is(&self) -> usize {
-        self.errors_in(&self.tree, self.as_is)
+        self.errors_in(&self.tree, self.end)
     }
 
     fn errors(&mut self, candidate: &str) -> usize {
         let start = self.window.prefix.len();
-        let (old, new) = (self.text(self.as_is), self.text(candidate));
-        let old_end = start + self.inserted(self.as_is).len();
-        let new_end = start + self.inserted(candidate).len();
+        let inserted = inserted(candidate, self.cut);
+        let new = format!("{}{inserted}{}", self.window.prefix, self.window.suffix);
+        let new_end = start + inserted.len();
         let mut tree = self.tree.clone();
         tree.edit(&tree_sitter::InputEdit {
             start_byte: start,
-            old_end_byte: old_end,
+            old_end_byte: self.end,
             new_end_byte: new_end,
-            start_position: point_at(&old, start),
-            old_end_position: point_at(&old, old_end),
+            start_position: point_at(&self.text, start),
+            old_end_position: point_at(&self.text, self.end),
             new_end_position: point_at(&new, new_end),
         });
         match self.parser.parse(&new, Some(&tree)) {
-            Some(tree) => self.errors_in(&tree, candidate),
+            Some(tree) => self.errors_in(&tree, new_end),
             None => usize::MAX,
         }
     }
 
     /// Syntax errors (error and missing nodes, and in Python what indentation breaks)
-    /// that touch the text near the completion: the definition around the cursor when
-    /// there is one, else `NEAR_LINES` lines either side. Errors elsewhere in the window
-    /// (where it cuts a construct in two) are the same for every candidate and do not
-    /// count.
-    fn errors_in(&self, tree: &tree_sitter::Tree, completion: &str) -> usize {
+    /// that touch the text near the completion, which ends at `end`: the definition
+    /// around the cursor when there is one, else `NEAR_LINES` lines either side. Errors
+    /// elsewhere in the window (where it cuts a construct in two) are the same for every
+    /// candidate and do not count.
+    fn errors_in(&self, tree: &tree_sitter::Tree, end: usize) -> usize {
         let (window, shape) = (self.window, self.shape);
-        let inserted = self.inserted(completion).len();
-        let end = window.prefix.len() + inserted;
+        let shift = end - window.prefix.len();
         let lo = shape
             .scope_start
             .unwrap_or_else(|| nth_line_start_back(&window.prefix, NEAR_LINES));
         let hi = shape.scope_end.map_or_else(
             || end + nth_line_end(&window.suffix, NEAR_LINES),
-            |e| e + inserted,
+            |e| e + shift,
         );
         count_errors(tree.root_node(), lo, hi, shape.lang == Some(Lang::Python))
+    }
+}
+
+/// What goes between prefix and suffix for `completion`: itself, and when the
+/// generation was `cut`, a line closing the brackets it left open.
+fn inserted(completion: &str, cut: bool) -> String {
+    let close = if cut {
+        closers(completion)
+    } else {
+        String::new()
+    };
+    if close.is_empty() {
+        completion.to_string()
+    } else {
+        format!("{completion}\n{close}")
     }
 }
 

@@ -36,7 +36,9 @@ pub fn indent_of(line: &str) -> usize {
 
 const CLOSERS: &[char] = &[')', ']', '}', '"', '\'', '`', ';', ',', ':'];
 
-fn opens_block(lang: Option<Lang>, line: &str) -> bool {
+/// Whether `line` opens a block: ends in an opening bracket or `=>`, or (Python) is a
+/// header ending in `:`.
+pub(super) fn opens_block(lang: Option<Lang>, line: &str) -> bool {
     let t = line.trim_end();
     if t.ends_with('{') || t.ends_with('(') || t.ends_with('[') || t.ends_with("=>") {
         return true;

@@ -113,7 +113,7 @@ impl Worker<'_> {
             (Some(b), Some(s)) => {
                 let decode = reserve as f64 / s.decode_tokens_per_s.max(1e-3);
                 let left = (b.as_secs_f64() - decode).max(0.0);
-                Some((left * s.prompt_tokens_per_s * budget::PROMPT_SPEED_SHARE) as usize)
+                Some((left * budget::planned_prompt_speed(&s)) as usize)
             }
             _ => None,
         };
@@ -155,8 +155,7 @@ impl Worker<'_> {
         let tokens = plan.tokens(&segments);
         let max_tokens = match (budget, speed) {
             (Some(b), Some(s)) => {
-                let speed = s.prompt_tokens_per_s * budget::PROMPT_SPEED_SHARE;
-                let prompt_s = plan.new_tokens() as f64 / speed.max(1e-3);
+                let prompt_s = plan.new_tokens() as f64 / budget::planned_prompt_speed(&s);
                 let left = (b.as_secs_f64() - prompt_s).max(0.0);
                 let affordable = (left * s.decode_tokens_per_s) as u32;
                 affordable.clamp(reserve, req.max_tokens.max(reserve))
