@@ -620,6 +620,55 @@ fn context_for_a_completion() {
 }
 
 #[test]
+fn context_at_a_member_access_leads_with_what_the_receiver_is() {
+    let f = sample();
+    let index = f.open();
+    update(&index);
+    let first = |path: &str, text: &str| -> String {
+        let snippets = index
+            .context_for(&f.path(path), text, text.len(), 2000)
+            .unwrap();
+        let s = &snippets[0];
+        format!(
+            "{:?} {}:{}-{} {}\n{}",
+            s.kind, s.path, s.start_line, s.end_line, s.reason, s.text
+        )
+    };
+    // An instance: the class with its method bodies left out.
+    let upload = "from client import net\n\n\ndef upload(blob):\n    c = net.HttpClient(\"example.org\")\n    c.";
+    expect![[r#"
+        Definition client/net.py:4-14 members of `HttpClient` (class), what `c` is
+        class HttpClient:
+            """Sends requests over a socket with retries."""
+            def __init__(self, host, port=80): ...
+                self.host = host
+                self.port = port
+            def send_request(self, method, path): ..."#]]
+    .assert_eq(&first("client/upload.py", upload));
+    // A module: its definitions, without its imports.
+    let module = "from client import net\n\n\ndef upload(blob):\n    return net.";
+    expect![[r#"
+        Definition client/net.py:1-21 outline of module `client/net`, what `net` is
+        class HttpClient:
+            """Sends requests over a socket with retries."""
+            def __init__(self, host, port=80): ...
+                self.host = host
+                self.port = port
+            def send_request(self, method, path): ...
+        def compute_checksum(data): ..."#]]
+    .assert_eq(&first("client/upload.py", module));
+    // Rust: a struct from the literal that made it.
+    let rs = "fn main() {\n    let c = Config { name: String::new(), retries: 1 };\n    c.ret";
+    expect![[r#"
+        Definition src/config.rs:4-7 members of `Config` (struct), what `c` is
+        pub struct Config {
+            pub name: String,
+            pub retries: u32,
+        }"#]]
+    .assert_eq(&first("src/main.rs", rs));
+}
+
+#[test]
 fn symbol_kinds_round_trip() {
     let f = sample();
     let index = f.open();

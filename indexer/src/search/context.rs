@@ -209,9 +209,18 @@ impl Index {
                 .iter()
                 .any(|(tp, ts, te)| tp == p && s <= *te && e >= *ts)
         };
-        // Definitions take at most a share of the budget; the rest goes to similar code,
+        // At a member access, what the receiver is comes first: the model has to name one
+        // of its members.
+        let outline_room = (budget_chars as f64 * CONTEXT_OUTLINE_SHARE) as usize;
+        for sn in self.receiver_outlines(&rel, text, cursor, outline_room, &excluded) {
+            used += sn.text.len() + sn.path.len() + SNIPPET_OVERHEAD;
+            taken.push((sn.path.clone(), sn.start_line, sn.end_line));
+            out.push(sn);
+        }
+        // Definitions take at most a share of the rest; the rest goes to similar code,
         // which the model copies from more often than it calls what it was shown.
-        let def_budget = (budget_chars as f64 * CONTEXT_DEF_SHARE) as usize;
+        let def_budget =
+            used + (budget_chars.saturating_sub(used) as f64 * CONTEXT_DEF_SHARE) as usize;
         for (score, s, ci) in defs.into_iter().take(CONTEXT_MAX_DEFS) {
             if overlaps(&taken, &s.path, s.start_line, s.end_line) {
                 continue;
@@ -298,7 +307,7 @@ impl Index {
                 &c.path,
                 c.start_line,
                 c.text,
-                budget_chars - used,
+                budget_chars.saturating_sub(used),
                 score,
                 SnippetKind::Similar,
                 reason,
@@ -325,6 +334,8 @@ pub(super) const CONTEXT_MAX_DEFS: usize = 12;
 /// left no room for similar code: CrossCodeEval edit similarity 0.339 against 0.421 at
 /// one half (0.412 at a quarter, 0.414 at none; bench/README.md, Evaluations).
 pub(super) const CONTEXT_DEF_SHARE: f64 = 0.5;
+/// Share of `context_for`'s budget the outlines of a member access's receiver may use.
+pub(super) const CONTEXT_OUTLINE_SHARE: f64 = 0.6;
 /// Chunks defining identifiers near the cursor that are looked at.
 pub(super) const CONTEXT_DEF_CHUNKS: usize = 64;
 /// Largest share of the index's documents a term may occur in and still be used to find

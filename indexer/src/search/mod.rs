@@ -16,6 +16,7 @@ use crate::tokenize::{for_each_word, is_keyword, query_terms, split_identifier, 
 use crate::{Error, Result};
 
 mod context;
+mod outline;
 
 /// Reciprocal rank fusion constant (Cormack et al. use 60).
 const RRF_K: f32 = 60.0;
