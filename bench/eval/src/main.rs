@@ -209,6 +209,10 @@ struct CcevalArgs {
     /// The editor was idle at the cursor before each request (see `humaneval --prefill`).
     #[arg(long)]
     prefill: bool,
+    /// Characters of cross-file context a prompt may hold, for the benchmark's chunks and
+    /// Cairn's retrieval alike (default: the product's).
+    #[arg(long)]
+    context_chars: Option<usize>,
     #[command(flatten)]
     select: Selection,
     #[command(flatten)]
@@ -353,8 +357,10 @@ impl Output {
     }
 }
 
-fn options(index_dir: Option<PathBuf>) -> WorkspaceOptions {
+fn options(index_dir: Option<PathBuf>, context_chars: Option<usize>) -> WorkspaceOptions {
+    let product = WorkspaceOptions::default();
     WorkspaceOptions {
+        context_chars: context_chars.unwrap_or(product.context_chars),
         watch: false,
         no_index: index_dir.is_none(),
         index: IndexOptions {
@@ -366,7 +372,7 @@ fn options(index_dir: Option<PathBuf>) -> WorkspaceOptions {
             policy: cairn_engine::ReferencePolicy::Off,
             ..Default::default()
         },
-        ..Default::default()
+        ..product
     }
 }
 
@@ -375,8 +381,9 @@ fn open_workspace(
     root: &Path,
     model: &ModelArgs,
     index_dir: Option<PathBuf>,
+    context_chars: Option<usize>,
 ) -> Result<Arc<Workspace>> {
-    let ws = Workspace::open(root, model.config()?, options(index_dir))?;
+    let ws = Workspace::open(root, model.config()?, options(index_dir, context_chars))?;
     ws.models()
         .map_err(|e| anyhow!("model {}: {e}", model.label()))?;
     Ok(ws)
@@ -482,7 +489,7 @@ fn humaneval(rt: &tokio::runtime::Runtime, scratch: &Path, a: HumanevalArgs) -> 
     let items = a.select.pick(items, |i| i.task_id.clone())?;
     let root = scratch.join("humaneval");
     std::fs::create_dir_all(&root)?;
-    let ws = open_workspace(&root, &a.model, None)?;
+    let ws = open_workspace(&root, &a.model, None, None)?;
     let mut out = Output::create(&a.out)?;
     let label = a.model.label();
     let total = items.len();
@@ -570,7 +577,7 @@ fn cceval(rt: &tokio::runtime::Runtime, scratch: &Path, a: CcevalArgs) -> Result
     if conditions.iter().any(|c| *c == "none" || *c == "benchmark") {
         let root = scratch.join("cceval");
         std::fs::create_dir_all(&root)?;
-        let ws = open_workspace(&root, &a.model, None)?;
+        let ws = open_workspace(&root, &a.model, None, a.context_chars)?;
         for (n, it) in items.iter().enumerate() {
             for cond in conditions.iter().filter(|c| **c != "cairn") {
                 let context = if *cond == "none" {
@@ -658,6 +665,7 @@ fn cceval(rt: &tokio::runtime::Runtime, scratch: &Path, a: CcevalArgs) -> Result
             &root,
             &a.model,
             Some(scratch.join("cceval-index").join(repo)),
+            a.context_chars,
         )?;
         let files = wait_indexed(rt, &ws)?;
         for it in its {
@@ -750,6 +758,7 @@ fn chat(rt: &tokio::runtime::Runtime, scratch: &Path, a: ChatArgs) -> Result<()>
             &root,
             &a.model,
             Some(scratch.join("chat-index").join(&it.instance_id)),
+            None,
         )?;
         let t = Instant::now();
         wait_indexed(rt, &ws)?;
@@ -822,7 +831,7 @@ fn latency(rt: &tokio::runtime::Runtime, a: LatencyArgs) -> Result<()> {
     }
     // The exact requests the engine sends for these holes.
     let dir = tempfile::tempdir()?;
-    let ws = Workspace::open(dir.path(), Config::default(), options(None))?;
+    let ws = Workspace::open(dir.path(), Config::default(), options(None, None))?;
     let mut requests = Vec::new();
     for it in &picked {
         let path = format!("{}.py", it.task_id.replace('/', "_"));
