@@ -279,11 +279,7 @@ impl Index {
         let source = self.current_source(&def.path, def)?;
         let lines: Vec<&str> = source.lines().collect();
         let symbols = self.file_symbols(&self.inner.root.join(&def.path)).ok()?;
-        let functions: Vec<(usize, usize)> = symbols
-            .iter()
-            .filter(|s| matches!(s.kind, SymbolKind::Function | SymbolKind::Method))
-            .map(|s| (s.start_line, s.end_line))
-            .collect();
+        let functions = function_lines(&symbols);
         let inside = |l: usize| def.start_line <= l && l <= def.end_line;
         let mut body = elided(&lines, def.start_line, def.end_line, &functions, true);
         for m in symbols.iter().filter(|s| {
@@ -345,11 +341,7 @@ impl Index {
         let source = std::fs::read_to_string(self.inner.root.join(&path)).ok()?;
         let lines: Vec<&str> = source.lines().collect();
         let symbols = self.file_symbols(&self.inner.root.join(&path)).ok()?;
-        let functions: Vec<(usize, usize)> = symbols
-            .iter()
-            .filter(|s| matches!(s.kind, SymbolKind::Function | SymbolKind::Method))
-            .map(|s| (s.start_line, s.end_line))
-            .collect();
+        let functions = function_lines(&symbols);
         Some(Outline {
             body: elided(&lines, 1, lines.len(), &functions, false),
             path,
@@ -379,6 +371,15 @@ struct Outline {
 
 /// Outlines one completion's context holds at most.
 pub(super) const OUTLINE_MAX: usize = 2;
+
+/// The line ranges of the functions and methods among a file's `symbols`.
+fn function_lines(symbols: &[crate::analyze::Symbol]) -> Vec<(usize, usize)> {
+    symbols
+        .iter()
+        .filter(|s| matches!(s.kind, SymbolKind::Function | SymbolKind::Method))
+        .map(|s| (s.start_line, s.end_line))
+        .collect()
+}
 
 fn is_type(kind: SymbolKind) -> bool {
     matches!(
