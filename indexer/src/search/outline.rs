@@ -417,9 +417,9 @@ pub(super) fn is_module_file(path: &str, import: &str) -> bool {
 /// `lines` (a file's, 0-based) from `first` to `last` (1-based, inclusive), with the
 /// bodies of the functions among `functions` (1-based line ranges) left out: each keeps
 /// its signature, closed as a stub, and any line in its body that assigns to a member
-/// (`self.x =`, `this.x =`), which is how Python and JavaScript classes declare fields.
-/// Blank lines are dropped, and with `imports` false the lines that import. At most
-/// [`OUTLINE_MAX_LINES`] lines.
+/// (`self.x =`, `self.a, self.b =`, `this.x =`), which is how Python and JavaScript
+/// classes declare fields. Blank lines are dropped, and with `imports` false the lines
+/// that import. At most [`OUTLINE_MAX_LINES`] lines.
 pub(super) fn elided(
     lines: &[&str],
     first: usize,
@@ -429,7 +429,11 @@ pub(super) fn elided(
 ) -> String {
     static MEMBER: OnceLock<Regex> = OnceLock::new();
     let member = MEMBER.get_or_init(|| {
-        Regex::new(r"^[ \t]*(?:self|this)\.\w+[ \t]*(?::[^=\n]*)?=[^=]").expect("valid regex")
+        // `self.x = …`, `self.x: int = …`, and a tuple of them: `self.a, self.b = …`.
+        Regex::new(
+            r"^[ \t]*(?:self|this)\.\w+(?:[ \t]*,[ \t]*(?:self|this)\.\w+)*[ \t]*(?::[^=\n]*)?=[^=]",
+        )
+        .expect("valid regex")
     });
     let mut out: Vec<String> = Vec::new();
     let mut n = first;
@@ -637,15 +641,16 @@ mod tests {
 
     #[test]
     fn an_outline_keeps_signatures_and_member_assignments() {
-        let src = "class Gen:\n    \"\"\"Makes text.\"\"\"\n\n    def __init__(self, model,\n                 cache):\n        self.model = model\n        if cache:\n            self.cache = cache\n\n    def begin(self, ids):\n        return ids\n";
+        let src = "class Gen:\n    \"\"\"Makes text.\"\"\"\n\n    def __init__(self, model,\n                 cache):\n        self.model = model\n        self.code, self.out = run()\n        if cache:\n            self.cache = cache\n\n    def begin(self, ids):\n        return ids\n";
         let lines: Vec<&str> = src.lines().collect();
-        let out = elided(&lines, 1, lines.len(), &[(4, 8), (10, 11)], true);
+        let out = elided(&lines, 1, lines.len(), &[(4, 9), (11, 12)], true);
         expect_test::expect![[r#"
             class Gen:
                 """Makes text."""
                 def __init__(self, model,
                              cache): ...
                     self.model = model
+                    self.code, self.out = run()
                         self.cache = cache
                 def begin(self, ids): ..."#]]
         .assert_eq(&out);
