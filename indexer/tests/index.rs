@@ -640,10 +640,15 @@ fn context_at_a_member_access_leads_with_what_the_receiver_is() {
         Definition client/net.py:4-14 members of `HttpClient` (class), what `c` is
         class HttpClient:
             """Sends requests over a socket with retries."""
-            def __init__(self, host, port=80): ...
+
+            def __init__(self, host, port=80):
                 self.host = host
                 self.port = port
-            def send_request(self, method, path): ..."#]]
+
+            def send_request(self, method, path):
+                conn = socket.create_connection((self.host, self.port))
+                conn.sendall(f"{method} {path} HTTP/1.1\r\n".encode())
+                return conn.recv(4096)"#]]
     .assert_eq(&first("client/upload.py", upload));
     // A module: its definitions, without its imports.
     let module = "from client import net\n\n\ndef upload(blob):\n    return net.";

@@ -222,7 +222,7 @@ impl Index {
                 break;
             }
             let found = match &kind {
-                Receiver::Type(name) => self.type_outline(rel, name, excluded),
+                Receiver::Type(name) => self.type_outline(rel, name, left, excluded),
                 Receiver::Module(import) => self.module_outline(rel, import),
             };
             let Some(Outline {
@@ -260,12 +260,14 @@ impl Index {
         out
     }
 
-    /// The definition of the type `name` with its function bodies left out, and its
-    /// members defined outside it in the same file (Rust `impl` blocks) as stubs.
+    /// The definition of the type `name` — whole where it fits in `room`, else with its
+    /// function bodies left out — and its members defined outside it in the same file
+    /// (Rust `impl` blocks) as stubs.
     fn type_outline(
         &self,
         rel: &str,
         name: &str,
+        room: usize,
         excluded: &dyn Fn(&str, usize, usize) -> bool,
     ) -> Option<Outline> {
         let defs = self.symbols(name).ok()?;
@@ -281,7 +283,16 @@ impl Index {
         let symbols = self.file_symbols(&self.inner.root.join(&def.path)).ok()?;
         let functions = function_lines(&symbols);
         let inside = |l: usize| def.start_line <= l && l <= def.end_line;
-        let mut body = elided(&lines, def.start_line, def.end_line, &functions, true);
+        // A definition that fits is shown whole: its bodies show how its members are used.
+        let whole = lines
+            .get(def.start_line.saturating_sub(1)..def.end_line.min(lines.len()))
+            .unwrap_or_default()
+            .join("\n");
+        let mut body = if whole.len() + def.path.len() + SNIPPET_OVERHEAD <= room {
+            whole
+        } else {
+            elided(&lines, def.start_line, def.end_line, &functions, true)
+        };
         for m in symbols.iter().filter(|s| {
             !inside(s.start_line)
                 && s.scope
